@@ -1,0 +1,91 @@
+"""The dial seam: one TCP connect to one chosen address, classified like Go's dialer.
+
+Rule: this is the only module that opens validation sockets. It connects to the
+address the policy chose (never resolving anything), bounded only by the dial
+timeout, and turns every connect failure into a :class:`DialFailure` whose
+reason is one of the dial reasons of :func:`exporter.policy.may_fall_back`.
+
+A lab can reroute ``(address, port)`` to a loopback endpoint (:class:`Routes`),
+so that documentation-prefix addresses behave like distinct hosts without any
+privileges, and the lab ports stand in for 80 and 443.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from exporter.records import Reason
+
+__all__ = ["DialFailure", "Dialer", "Routes"]
+
+
+class DialFailure(Exception):
+    """A TCP connect that did not complete (Go: a ``*net.OpError`` with ``Op == "dial"``)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """Where ``(address, port)`` is really dialled. Empty in production."""
+
+    #: Logical port (80, 443) -> the port to dial instead, for every address.
+    ports: Mapping[int, int] = field(default_factory=dict)
+    #: Address -> {logical port -> (host, port)}. A mapped address without an entry for
+    #: a port refuses connections on that port.
+    endpoints: Mapping[str, Mapping[int, tuple[str, int]]] = field(default_factory=dict)
+
+    def route(self, address: str, port: int) -> tuple[str, int] | None:
+        """The real endpoint, or ``None`` for "connection refused"."""
+        mapped = self.endpoints.get(address)
+        if mapped is not None:
+            return mapped.get(port)
+        return address, self.ports.get(port, port)
+
+
+_UNREACHABLE = {errno.ENETUNREACH}
+_REFUSED = {errno.ECONNREFUSED}
+
+
+class Dialer:
+    def __init__(self, routes: Routes | None = None) -> None:
+        self.routes = routes or Routes()
+
+    async def dial(self, address: str, port: int, timeout: float) -> socket.socket:
+        """Connect to ``address:port`` within ``timeout`` seconds, or raise DialFailure."""
+        target = self.routes.route(address, port)
+        if target is None:
+            raise DialFailure(Reason.CONNECTION_REFUSED, f"dial {address}:{port}: refused (lab)")
+        host, real_port = target
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, (host, real_port))
+        except TimeoutError:
+            sock.close()
+            raise DialFailure(
+                Reason.CONNECT_TIMEOUT, f"dial {address}:{port}: i/o timeout"
+            ) from None
+        except OSError as exc:
+            sock.close()
+            if exc.errno in _REFUSED:
+                reason = Reason.CONNECTION_REFUSED
+            elif exc.errno in _UNREACHABLE:
+                reason = Reason.NETWORK_UNREACHABLE
+            else:
+                reason = Reason.CONNECT_ERROR
+            raise DialFailure(reason, f"dial {address}:{port}: {exc.strerror}") from None
+        except BaseException:
+            sock.close()
+            raise
+        return sock

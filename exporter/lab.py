@@ -1,0 +1,504 @@
+"""A loopback lab: a real DNS server and real web servers with Let's Encrypt's pitfalls.
+
+Rule: everything here listens on 127.0.0.1 or [::1] only and needs no
+privileges. The lab is used by the tests, the demo (``--demo``), ``check
+--demo`` and the benchmarks.
+
+The host has a single IPv6 loopback address, so each lab host gets a
+documentation-prefix address (``2001:db8::/32``, ``192.0.2.0/24``) that DNS
+returns, and the lab's :class:`~exporter.dial.Routes` send each such address's
+port 80 and 443 to its own loopback endpoint: a web server on ``[::1]`` or
+``127.0.0.1``, a port that refuses connections, or a port whose connects time
+out (a listening socket whose tiny backlog is full, so SYNs are dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from exporter.dial import Routes
+
+__all__ = [
+    "CANARY_KA",
+    "CANARY_TOKEN",
+    "Blackhole",
+    "Lab",
+    "LabDNS",
+    "Reply",
+    "Request",
+    "Zone",
+    "body",
+    "chain",
+    "hang",
+    "redirect",
+    "serve",
+    "status",
+]
+
+#: The canary the lab's healthy servers serve: configure it as a domain's token and
+#: key_authorization to validate in canary mode.
+CANARY_TOKEN = "lab-canary"
+CANARY_KA = "lab-canary.bHuKGrhmvy0cUYxkb1b3cTsBt0vgvZN3tIq0yXcvP2s"
+
+
+# ----------------------------------------------------------------------------- DNS
+
+
+@dataclass
+class ZoneEntry:
+    a: list[str] = field(default_factory=list)
+    aaaa: list[str] = field(default_factory=list)
+    cname: str | None = None
+    servfail: set[str] = field(default_factory=set)  # "A", "AAAA": answer SERVFAIL
+    drop: set[str] = field(default_factory=set)  # "A", "AAAA": never answer
+
+
+class Zone:
+    """Names (lowercase, no trailing dot) and their records. Unknown names: NXDOMAIN."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, ZoneEntry] = {}
+
+    def add(
+        self,
+        name: str,
+        *,
+        a: list[str] | None = None,
+        aaaa: list[str] | None = None,
+        cname: str | None = None,
+        servfail: set[str] | None = None,
+        drop: set[str] | None = None,
+    ) -> None:
+        self.entries[name.lower().rstrip(".")] = ZoneEntry(
+            a=list(a or []),
+            aaaa=list(aaaa or []),
+            cname=cname.lower().rstrip(".") if cname else None,
+            servfail=set(servfail or ()),
+            drop=set(drop or ()),
+        )
+
+    def answer(self, query: dns.message.Message) -> dns.message.Message | None:
+        """The authoritative response to ``query``, or ``None`` to stay silent."""
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        if not query.question:
+            response.set_rcode(dns.rcode.FORMERR)
+            return response
+        question = query.question[0]
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        name = question.name.to_text(omit_final_dot=True).lower()
+        for _ in range(16):  # follow in-zone CNAMEs, bounded
+            entry = self.entries.get(name)
+            if entry is None:
+                if not response.answer:
+                    response.set_rcode(dns.rcode.NXDOMAIN)
+                return response
+            if rdtype in entry.drop:
+                return None
+            if rdtype in entry.servfail:
+                response.set_rcode(dns.rcode.SERVFAIL)
+                return response
+            if entry.cname is not None and rdtype != "CNAME":
+                response.answer.append(
+                    dns.rrset.from_text(name + ".", 60, "IN", "CNAME", entry.cname + ".")
+                )
+                name = entry.cname
+                continue
+            values = {"A": entry.a, "AAAA": entry.aaaa}.get(rdtype, [])
+            if values:
+                response.answer.append(
+                    dns.rrset.from_text_list(name + ".", 60, "IN", rdtype, values)
+                )
+            return response
+        return response
+
+
+class _UDP(asyncio.DatagramProtocol):
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            query = dns.message.from_wire(data)
+        except Exception:
+            return
+        response = self.zone.answer(query)
+        if response is not None and self.transport is not None:
+            self.transport.sendto(response.to_wire(max_size=65535), addr)
+
+
+class LabDNS:
+    """An authoritative DNS server for a :class:`Zone`, UDP and TCP on one loopback port."""
+
+    def __init__(self, zone: Zone, host: str = "127.0.0.1") -> None:
+        self.zone = zone
+        self.host = host
+        self.port = 0
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            transport, _proto = await loop.create_datagram_endpoint(
+                lambda: _UDP(self.zone), local_addr=(self.host, self.port)
+            )
+            port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
+            except OSError:
+                transport.close()
+                continue
+            self._udp, self.port = transport, port
+            return
+        raise OSError("could not bind the lab DNS server on one UDP and TCP port")
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size = struct.unpack("!H", await reader.readexactly(2))[0]
+                query = dns.message.from_wire(await reader.readexactly(size))
+                response = self.zone.answer(query)
+                if response is None:
+                    return
+                wire = response.to_wire(max_size=65535)
+                writer.write(struct.pack("!H", len(wire)) + wire)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, dns.exception.DNSException):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+
+
+# ---------------------------------------------------------------------------- HTTP
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    host: str  # the Host header, without a port
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+#: A site: what a web server answers. ``None`` means: accept and never answer.
+Handler = Callable[[Request], Reply | None]
+
+_REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other", 307:
+            "Temporary Redirect", 308: "Permanent Redirect", 404: "Not Found"}
+
+
+def serve(key_authorizations: Mapping[str, str] | None = None) -> Handler:
+    """A healthy site: the key authorization for known tokens, a short 404 otherwise."""
+    kas = dict(key_authorizations or {CANARY_TOKEN: CANARY_KA})
+
+    def handler(request: Request) -> Reply:
+        token = request.path.removeprefix("/.well-known/acme-challenge/")
+        if request.path.startswith("/.well-known/acme-challenge/") and token in kas:
+            return Reply(200, kas[token].encode())
+        return Reply(404, b"not found\n")
+
+    return handler
+
+
+def status(code: int, text: bytes = b"wrong virtual host\n") -> Handler:
+    """Every request gets ``code`` (a wrong AAAA pointing at another server, say)."""
+    return lambda request: Reply(code, text)
+
+
+def body(payload: bytes, code: int = 200) -> Handler:
+    """Every request gets ``payload`` (wrong, padded or oversize bodies)."""
+    return lambda request: Reply(code, payload)
+
+
+def redirect(location: str, code: int = 301) -> Handler:
+    """Redirect to ``location``; ``{host}`` and ``{path}`` are filled from the request."""
+
+    def handler(request: Request) -> Reply:
+        target = location.format(host=request.host, path=request.path)
+        return Reply(code, b"", (("Location", target),))
+
+    return handler
+
+
+def chain(redirects: int, final: Handler | None = None, code: int = 302) -> Handler:
+    """``redirects`` relative redirects (``/hop/1`` ... ``/hop/N``), then ``final``."""
+    end = final or body(CANARY_KA.encode())
+
+    def handler(request: Request) -> Reply | None:
+        step = 0
+        if request.path.startswith("/hop/"):
+            step = int(request.path.removeprefix("/hop/"))
+        if step >= redirects:
+            return end(request)
+        return Reply(code, b"", (("Location", f"/hop/{step + 1}"),))
+
+    return handler
+
+
+def hang() -> Handler:
+    """Accept the connection, read the request, never answer."""
+    return lambda request: None
+
+
+def lab_ssl_context() -> ssl.SSLContext:
+    """The lab's self-signed certificate (Let's Encrypt does not verify it)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    data = resources.files("exporter") / "data"
+    with (
+        resources.as_file(data / "lab-cert.pem") as cert,
+        resources.as_file(data / "lab-key.pem") as key,
+    ):
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class WebServer:
+    """A tiny HTTP/1.1 server (plain or TLS) on one loopback address and port."""
+
+    def __init__(self, handler: Handler, host: str, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.host = host
+        self.tls = tls
+        self.port = 0
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, port, ssl=self.tls, backlog=1024
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _version = (lines[0].split(" ") + ["", ""])[:3]
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    key, value = line.split(":", 1)
+                    headers[key.strip().lower()] = value.strip()
+            host = headers.get("host", "")
+            if host.startswith("["):
+                host = host[: host.find("]") + 1]
+            else:
+                host = host.split(":", 1)[0]
+            self.requests += 1
+            reply = self.handler(Request(method, path, host, headers))
+            if reply is None:
+                await asyncio.sleep(3600)
+                return
+            reason = _REASONS.get(reply.status, "Status")
+            out = [f"HTTP/1.1 {reply.status} {reason}", f"Content-Length: {len(reply.body)}"]
+            out += [f"{k}: {v}" for k, v in reply.headers]
+            out += ["Connection: close", "", ""]
+            writer.write("\r\n".join(out).encode("latin-1") + reply.body)
+            await writer.drain()
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ConnectionError,
+            ssl.SSLError,
+        ):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+
+class Blackhole:
+    """A loopback port whose connects time out: a full listen backlog, never accepted.
+
+    ``listen(0)`` plus one connection that is never accepted fills the queue; the
+    kernel then drops every further SYN, which looks exactly like a firewall.
+    """
+
+    def __init__(self, host: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.host = host
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.bind((host, 0))
+        self._listener.listen(0)
+        self.port: int = self._listener.getsockname()[1]
+        self._fillers: list[socket.socket] = []
+        for _ in range(2):
+            filler = socket.socket(family, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect((host, self.port))
+            self._fillers.append(filler)
+
+    def close(self) -> None:
+        for sock in (*self._fillers, self._listener):
+            sock.close()
+
+
+class Refuser:
+    """A loopback port that refuses connections: bound, never listening."""
+
+    def __init__(self, host: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.host = host
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.bind((host, 0))
+        self.port: int = self._sock.getsockname()[1]
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+# ----------------------------------------------------------------------------- lab
+
+#: What a lab address does on one port: a site, or one of the dead behaviours.
+Behaviour = Handler | Literal["timeout", "refused", "plain"]
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainOnTLS:
+    handler: Handler
+
+
+def plain(handler: Handler) -> _PlainOnTLS:
+    """On port 443: answer plain HTTP instead of TLS."""
+    return _PlainOnTLS(handler)
+
+
+class Lab:
+    """A DNS zone plus web servers, on loopback. ``async with Lab() as lab: ...``."""
+
+    def __init__(self) -> None:
+        self.zone = Zone()
+        self.dns = LabDNS(self.zone)
+        self._servers: list[WebServer] = []
+        self._endpoints: dict[str, dict[int, tuple[str, int]]] = {}
+        self._tls = lab_ssl_context()
+        self._blackholes: dict[str, Blackhole] = {}
+        self._refusers: dict[str, Refuser] = {}
+        self._next = {4: 1, 6: 1}
+
+    async def __aenter__(self) -> Lab:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self.dns.start()
+
+    async def stop(self) -> None:
+        await self.dns.stop()
+        for server in self._servers:
+            await server.stop()
+        for dead in (*self._blackholes.values(), *self._refusers.values()):
+            dead.close()
+
+    @property
+    def routes(self) -> Routes:
+        return Routes(endpoints=self._endpoints)
+
+    @property
+    def nameserver(self) -> tuple[str, int]:
+        return self.dns.host, self.dns.port
+
+    def new_address(self, version: Literal[4, 6]) -> str:
+        """The next unused documentation-prefix address of that family."""
+        n = self._next[version]
+        self._next[version] = n + 1
+        if version == 6:
+            return f"2001:db8::{n:x}"
+        return f"192.0.2.{n}" if n < 255 else f"198.51.100.{n - 254}"
+
+    async def _endpoint(
+        self, loopback: str, behaviour: Handler | _PlainOnTLS | str, tls: bool
+    ) -> tuple[str, int]:
+        if behaviour == "timeout":
+            if loopback not in self._blackholes:
+                self._blackholes[loopback] = Blackhole(loopback)
+            return loopback, self._blackholes[loopback].port
+        if behaviour == "refused":
+            if loopback not in self._refusers:
+                self._refusers[loopback] = Refuser(loopback)
+            return loopback, self._refusers[loopback].port
+        if isinstance(behaviour, _PlainOnTLS):
+            server = WebServer(behaviour.handler, loopback, None)
+        elif callable(behaviour):
+            server = WebServer(behaviour, loopback, self._tls if tls else None)
+        else:
+            raise ValueError(f"unknown lab behaviour {behaviour!r}")
+        await server.start()
+        self._servers.append(server)
+        return loopback, server.port
+
+    async def host(
+        self,
+        version: Literal[4, 6],
+        http: Handler | str = "refused",
+        https: Handler | _PlainOnTLS | str = "refused",
+        *,
+        address: str | None = None,
+    ) -> str:
+        """A lab host: a new address whose port 80 and 443 behave as given."""
+        address = address or self.new_address(version)
+        loopback = "::1" if version == 6 else "127.0.0.1"
+        self._endpoints[address] = {
+            80: await self._endpoint(loopback, http, tls=False),
+            443: await self._endpoint(loopback, https, tls=True),
+        }
+        return address
+
+    def alias(self, address: str, like: str) -> None:
+        """Route ``address`` to the same endpoints as ``like`` (cheap fleets)."""
+        self._endpoints[address] = self._endpoints[like]

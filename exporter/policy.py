@@ -1,0 +1,600 @@
+"""Let's Encrypt's HTTP-01 rules, as pure functions.
+
+Rule 1: no I/O here. This module imports no network, DNS or HTTP library; the
+I/O driver (``exporter.http01``) asks it every question whose answer is Let's
+Encrypt policy, and it answers with plain values.
+
+Rule 2: Let's Encrypt's behaviour is the specification, including its wording
+(users paste these strings into searches). Every constant names its source in
+Let's Encrypt's CA code (Boulder, ``va/http.go``, ``va/dns.go``, ``bdns/``).
+
+The rules, in the order a validation meets them:
+
+* address choice: A and AAAA are looked up; the lookup is fatal only when both
+  families fail or are empty; only the first AAAA and the first A are ever used,
+  the AAAA first (:func:`resolve_verdict`);
+* fallback: only a dial-phase failure (timeout, refused, unreachable) may move
+  to the IPv4 address, once (:func:`may_fall_back`, :func:`fallback_action`);
+* redirects: checked in Boulder's order and wording (:func:`check_redirect`);
+* the final response: status exactly 200, a body under 128 bytes, trailing
+  Unicode whitespace trimmed, an exact match (:func:`check_response`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+from exporter.iana import reserved_block
+from exporter.records import Family, Policy, Problem, ProblemType, Reason
+
+__all__ = [
+    "ACME_CHALLENGE_PREFIX",
+    "HTTPS_PORT",
+    "HTTP_PORT",
+    "MAX_PATH",
+    "MAX_REDIRECTS",
+    "MAX_RESPONSE_SIZE",
+    "REASON_TYPES",
+    "REDIRECT_STATUSES",
+    "AddressPolicy",
+    "DnsAnswer",
+    "DnsFailure",
+    "DnsFailureKind",
+    "FallbackAction",
+    "RedirectRefusal",
+    "RedirectTarget",
+    "Resolution",
+    "challenge_url",
+    "check_redirect",
+    "check_response",
+    "fallback_action",
+    "go_quote",
+    "ip_detail",
+    "may_fall_back",
+    "resolve_verdict",
+    "transport_problem",
+    "trim_right_space",
+]
+
+#: va/http.go: ``maxRedirect = 10``, checked *before* the counter is incremented, so 11
+#: redirects are followed and the 12th is refused (verified by running Boulder).
+MAX_REDIRECTS = 10
+#: va/http.go processRedirect: CA/B Forum BR 3.2.2.4.19 allows only these (303 is refused).
+REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
+#: Go's net/http calls the redirect checker for these when a Location is present.
+GO_FOLLOWED_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: va/http.go: ``maxPathSize = 2000``.
+MAX_PATH = 2000
+#: va/http.go: ``maxResponseSize = 128``; a body of 128 bytes or more is refused.
+MAX_RESPONSE_SIZE = 128
+#: va/va.go newDefaultPortConfig: the only ports a redirect may name.
+HTTP_PORT = 80
+HTTPS_PORT = 443
+#: core/challenges.go: ``/.well-known/acme-challenge/`` + token.
+ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+
+
+# --------------------------------------------------------------------------- addresses
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    """Which addresses may be contacted. Production: no special-purpose address at all.
+
+    ``allow_loopback`` and ``allow_reserved`` are lab switches (Boulder has the same
+    idea as ``allowRestrictedAddrs``); ``lab_addresses`` are addresses an operator
+    mapped to lab endpoints explicitly, accepted as if they were public.
+    """
+
+    allow_loopback: bool = False
+    allow_reserved: bool = False
+    lab_addresses: frozenset[str] = frozenset()
+
+    def refusal(self, address: IPAddress) -> str | None:
+        """Let's Encrypt's reason to refuse ``address``, or ``None`` to accept it."""
+        if self.allow_reserved or str(address) in self.lab_addresses:
+            return None
+        if self.allow_loopback and address.is_loopback:
+            return None
+        block = reserved_block(address)
+        if block is None:
+            return None
+        return f"IP address is in a reserved address block: {block}"
+
+
+# --------------------------------------------------------------------------------- DNS
+
+
+class DnsFailureKind(StrEnum):
+    RCODE = "rcode"  # the server answered with an rcode other than NOERROR
+    TIMEOUT = "timeout"  # no answer in time
+    NETWORK = "network"  # a transport error talking to the resolver
+    SERVER = "server"  # anything else
+
+
+@dataclass(frozen=True, slots=True)
+class DnsFailure:
+    kind: DnsFailureKind
+    rcode: str = ""  # "NXDOMAIN", "SERVFAIL", "REFUSED", ... for RCODE
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    """One family's lookup: the A or AAAA addresses in answer order, or a failure."""
+
+    family: Family
+    addresses: tuple[str, ...] = ()
+    failure: DnsFailure | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A host's usable addresses. ``candidates`` is what Let's Encrypt will dial, in order."""
+
+    host: str
+    addresses: tuple[str, ...]  # AAAA first, then A, each in answer order (AddressesResolved)
+    candidates: tuple[str, ...]  # (first AAAA, first A), or the one that exists
+    v4: int
+    v6: int
+
+    @property
+    def fallback(self) -> str | None:
+        return self.candidates[1] if len(self.candidates) > 1 else None
+
+
+_RCODE_EXPLANATIONS = {
+    "NXDOMAIN": " - check that a DNS record exists for this domain",
+    "SERVFAIL": " - the domain's nameservers may be malfunctioning",
+}
+_FAILURE_DETAIL = {
+    DnsFailureKind.TIMEOUT: "query timed out",
+    DnsFailureKind.NETWORK: "networking error",
+    DnsFailureKind.SERVER: "server failure at resolver",
+}
+_RRTYPE = {Family.IPV4: "A", Family.IPV6: "AAAA"}
+
+
+def _dns_error_text(host: str, family: Family, failure: DnsFailure) -> str:
+    """bdns.Error.Error(): ``DNS problem: <detail> looking up <type> for <host><hint>``."""
+    if failure.kind is DnsFailureKind.RCODE:
+        detail = failure.rcode
+        hint = _RCODE_EXPLANATIONS.get(failure.rcode, "")
+    else:
+        detail = _FAILURE_DETAIL[failure.kind]
+        hint = ""
+    return f"DNS problem: {detail} looking up {_RRTYPE[family]} for {host}{hint}"
+
+
+def _dns_reason(failure: DnsFailure | None) -> Reason:
+    if failure is None:
+        return Reason.DNS_NO_ADDRESSES
+    if failure.kind is DnsFailureKind.RCODE:
+        return {"NXDOMAIN": Reason.DNS_NXDOMAIN, "SERVFAIL": Reason.DNS_SERVFAIL}.get(
+            failure.rcode, Reason.DNS_ERROR
+        )
+    if failure.kind is DnsFailureKind.TIMEOUT:
+        return Reason.DNS_TIMEOUT
+    return Reason.DNS_ERROR
+
+
+def resolve_verdict(
+    host: str, a: DnsAnswer, aaaa: DnsAnswer, addresses: AddressPolicy
+) -> Resolution | Problem:
+    """va/dns.go getAddrs + newHTTPValidationTarget.
+
+    A family "errors" when its lookup failed or left no valid address (reserved ones
+    are dropped). Only when both error is the lookup fatal, with the A error first:
+    ``<A error>; <AAAA error>``. One family's error alone is silently ignored.
+    """
+    usable: dict[Family, list[str]] = {}
+    errors: dict[Family, str] = {}
+    reasons: dict[Family, Reason] = {}
+    for answer in (a, aaaa):
+        good: list[str] = []
+        if answer.failure is None:
+            for text in answer.addresses:
+                try:
+                    ip = ipaddress.ip_address(text)
+                except ValueError:
+                    continue
+                if ip.version != (4 if answer.family is Family.IPV4 else 6):
+                    continue
+                if addresses.refusal(ip) is None:
+                    good.append(str(ip))
+        usable[answer.family] = good
+        if answer.failure is not None:
+            errors[answer.family] = _dns_error_text(host, answer.family, answer.failure)
+            reasons[answer.family] = _dns_reason(answer.failure)
+        elif not good:
+            errors[answer.family] = f"no valid {_RRTYPE[answer.family]} records found for {host}"
+            reasons[answer.family] = Reason.DNS_NO_ADDRESSES
+    v4, v6 = usable[Family.IPV4], usable[Family.IPV6]
+    if not v4 and not v6:
+        detail = f"{errors[Family.IPV4]}; {errors[Family.IPV6]}"
+        return Problem(ProblemType.DNS, reasons[Family.IPV4], detail)
+    candidates = tuple(x for x in (v6[:1] + v4[:1]))
+    return Resolution(host, tuple(v6 + v4), candidates, v4=len(v4), v6=len(v6))
+
+
+# ---------------------------------------------------------------------------- fallback
+
+#: va/http.go fallbackErr: "only dial errors (not read or write errors) are eligible for
+#: fallback from an IPv6 to an IPv4 address". Refused and unreachable count too (verified
+#: by running Boulder); a deadline that fires during a dial does not.
+_DIAL_REASONS = frozenset(
+    {
+        Reason.CONNECT_TIMEOUT,
+        Reason.CONNECTION_REFUSED,
+        Reason.NETWORK_UNREACHABLE,
+        Reason.CONNECT_ERROR,
+    }
+)
+
+
+def may_fall_back(reason: Reason) -> bool:
+    """The fallback predicate: true only for failures while establishing TCP."""
+    return reason in _DIAL_REASONS
+
+
+class FallbackAction(StrEnum):
+    FAIL = "fail"  # the error stands
+    REPLAY_INITIAL = "replay_initial"  # boulder: initial host's IPv4, whole chain again
+    RETRY_HOP = "retry_hop"  # per-hop: this hop's IPv4, same URL again
+
+
+def fallback_action(
+    policy: Policy,
+    *,
+    hop: int,
+    initial_has_unused_fallback: bool,
+    hop_has_unused_fallback: bool,
+) -> FallbackAction:
+    """What Let's Encrypt does after a dial failure on ``hop`` (0 = the initial request).
+
+    ``boulder``: any dial failure in the chain advances the *initial* host to its IPv4
+    address, once, and replays the whole chain; if the initial host has no unused IPv4
+    address, the error stands. ``per-hop`` (boulder PR #8905): the failing hop moves to
+    its own IPv4 address, once, and is requested again.
+    """
+    if policy is Policy.BOULDER:
+        return FallbackAction.REPLAY_INITIAL if initial_has_unused_fallback else FallbackAction.FAIL
+    del hop
+    return FallbackAction.RETRY_HOP if hop_has_unused_fallback else FallbackAction.FAIL
+
+
+# --------------------------------------------------------------------------- redirects
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectTarget:
+    url: str  # absolute, as Go's URL.String() prints it (the record's URL)
+    scheme: str
+    host: str  # lowercased; an IP literal without brackets
+    port: int
+    is_ip: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectRefusal:
+    reason: Reason
+    message: str
+    type: ProblemType = ProblemType.CONNECTION
+
+
+def _split_host_port(netloc: str) -> tuple[str, str | None]:
+    """Go's net.SplitHostPort on URL.Host: ``(host, port)``, brackets removed."""
+    hostport = netloc.rsplit("@", 1)[-1]
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            return hostport, None
+        host, rest = hostport[1:end], hostport[end + 1 :]
+        return host, rest[1:] if rest.startswith(":") else None
+    if ":" in hostport:
+        host, _, port = hostport.rpartition(":")
+        return host, port
+    return hostport, None
+
+
+def _escape_path(path: str) -> str:
+    return quote(path, safe="/:@!$&'()*+,;=%-._~")
+
+
+@cache
+def _icann_suffixes() -> object:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList(only_icann=True)
+
+
+def has_icann_suffix(host: str) -> bool:
+    """iana.ExtractSuffix: the host must end in a public suffix from the ICANN section."""
+    psl = _icann_suffixes()
+    return psl.publicsuffix(host, accept_unknown=False) is not None  # type: ignore[attr-defined]
+
+
+def check_redirect(
+    *,
+    current_url: str,
+    status: int,
+    location: str,
+    redirects_followed: int,
+    seen_urls: frozenset[str] | set[str],
+    addresses: AddressPolicy,
+) -> RedirectTarget | RedirectRefusal:
+    """va/http.go processRedirect + extractRequestTarget, in Boulder's order and words.
+
+    ``redirects_followed`` counts the redirects already processed in this validation
+    (a replay keeps counting). ``seen_urls`` holds the URL of every record so far.
+    """
+    # 1. Count: checked before the increment, so the 12th redirect is the first refused.
+    if redirects_followed > MAX_REDIRECTS:
+        return RedirectRefusal(Reason.TOO_MANY_REDIRECTS, "Too many redirects")
+    # 2. TLS >= 1.2 is enforced by the client's TLS settings; nothing below 1.2 connects.
+    # 3. Status code.
+    if status not in REDIRECT_STATUSES:
+        return RedirectRefusal(
+            Reason.BAD_REDIRECT_STATUS, "received disallowed redirect status code"
+        )
+    # Go resolves the Location against the current URL before calling the checker.
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in location):
+        return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
+    try:
+        absolute = urljoin(current_url, location)
+        parts = urlsplit(absolute)
+    except ValueError:
+        return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
+    scheme = parts.scheme.lower()
+    # 5. extractRequestTarget: scheme.
+    if scheme not in ("http", "https"):
+        return RedirectRefusal(
+            Reason.BAD_REDIRECT_SCHEME,
+            "Invalid protocol scheme in redirect target. "
+            f'Only "http" and "https" protocol schemes are supported, not "{scheme}"',
+        )
+    # 4. The host is lowercased.
+    host, port_text = _split_host_port(parts.netloc.lower())
+    # 5. Port: explicit ports must be 80 or 443 (either one with either scheme).
+    if port_text is not None and port_text != "":
+        if not port_text.isdigit():
+            return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
+        port = int(port_text)
+        if port not in (HTTP_PORT, HTTPS_PORT):
+            return RedirectRefusal(
+                Reason.BAD_REDIRECT_PORT,
+                "Invalid port in redirect target. Only ports "
+                f"{HTTP_PORT} and {HTTPS_PORT} are supported, not {port}",
+            )
+    else:
+        port = HTTP_PORT if scheme == "http" else HTTPS_PORT
+    # Empty host.
+    if host == "":
+        return RedirectRefusal(Reason.BAD_REDIRECT_HOST, "Invalid empty host in redirect target")
+    # A host ending in .well-known: a missing '/' in the webserver's redirect.
+    if host.endswith(".well-known"):
+        return RedirectRefusal(
+            Reason.BAD_REDIRECT_HOST,
+            f'Invalid host in redirect target "{host}". '
+            "Check webserver config for missing '/' in redirect target.",
+        )
+    # IP literals are allowed unless zoned or reserved.
+    is_ip = False
+    literal = unquote(host)
+    try:
+        ip = ipaddress.ip_address(literal)
+        is_ip = True
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if "%" in literal:
+            return RedirectRefusal(
+                Reason.BAD_REDIRECT_HOST, "Invalid host in redirect target: contains scope zone"
+            )
+        refusal = addresses.refusal(ip)
+        if refusal is not None:
+            return RedirectRefusal(
+                Reason.REDIRECT_RESERVED_IP, f"Invalid host in redirect target: {refusal}"
+            )
+        host = str(ip)
+    elif not has_icann_suffix(host):
+        return RedirectRefusal(
+            Reason.REDIRECT_BAD_TLD,
+            "Invalid host in redirect target, must end in IANA registered TLD",
+        )
+    # 6. Path length.
+    path = parts.path or ""
+    if len(path) > MAX_PATH:
+        return RedirectRefusal(Reason.REDIRECT_PATH_TOO_LONG, "Redirect target too long")
+    # 8. Loop: the exact URL string of any earlier record, fallback records included.
+    netloc = f"[{host}]" if ip is not None and ip.version == 6 else host
+    if port_text:
+        netloc = f"{netloc}:{port_text}"
+    url = f"{scheme}://{netloc}{_escape_path(path)}"
+    if parts.query:
+        url += f"?{parts.query}"
+    if parts.fragment:
+        url += f"#{parts.fragment}"
+    if url in seen_urls:
+        return RedirectRefusal(Reason.REDIRECT_LOOP, "Redirect loop detected")
+    return RedirectTarget(url=url, scheme=scheme, host=host, port=port, is_ip=is_ip)
+
+
+def challenge_url(host: str, token: str) -> str:
+    """The initial URL: ``http://<host>/.well-known/acme-challenge/<token>``, no port."""
+    return f"http://{host}{ACME_CHALLENGE_PREFIX}{token}"
+
+
+# ---------------------------------------------------------------------------- messages
+
+#: Every reason's ACME problem type.
+REASON_TYPES: dict[Reason, ProblemType] = {
+    Reason.NONE: ProblemType.CONNECTION,
+    Reason.DNS_NXDOMAIN: ProblemType.DNS,
+    Reason.DNS_SERVFAIL: ProblemType.DNS,
+    Reason.DNS_TIMEOUT: ProblemType.DNS,
+    Reason.DNS_ERROR: ProblemType.DNS,
+    Reason.DNS_NO_ADDRESSES: ProblemType.DNS,
+    Reason.CONNECT_TIMEOUT: ProblemType.CONNECTION,
+    Reason.CONNECTION_REFUSED: ProblemType.CONNECTION,
+    Reason.NETWORK_UNREACHABLE: ProblemType.CONNECTION,
+    Reason.CONNECT_ERROR: ProblemType.CONNECTION,
+    Reason.VALIDATION_TIMEOUT: ProblemType.CONNECTION,
+    Reason.READ_TIMEOUT: ProblemType.CONNECTION,
+    Reason.CONNECTION_RESET: ProblemType.CONNECTION,
+    Reason.TLS_HANDSHAKE_TIMEOUT: ProblemType.CONNECTION,
+    Reason.TLS_ALERT: ProblemType.TLS,
+    Reason.TLS_ERROR: ProblemType.CONNECTION,
+    Reason.HTTP2_OVER_HTTP: ProblemType.CONNECTION,
+    Reason.PROTOCOL_ERROR: ProblemType.CONNECTION,
+    Reason.BAD_REDIRECT_STATUS: ProblemType.CONNECTION,
+    Reason.TOO_MANY_REDIRECTS: ProblemType.CONNECTION,
+    Reason.BAD_REDIRECT_LOCATION: ProblemType.CONNECTION,
+    Reason.BAD_REDIRECT_SCHEME: ProblemType.CONNECTION,
+    Reason.BAD_REDIRECT_PORT: ProblemType.CONNECTION,
+    Reason.BAD_REDIRECT_HOST: ProblemType.CONNECTION,
+    Reason.REDIRECT_RESERVED_IP: ProblemType.CONNECTION,
+    Reason.REDIRECT_BAD_TLD: ProblemType.CONNECTION,
+    Reason.REDIRECT_PATH_TOO_LONG: ProblemType.CONNECTION,
+    Reason.REDIRECT_LOOP: ProblemType.CONNECTION,
+    Reason.BAD_STATUS: ProblemType.UNAUTHORIZED,
+    Reason.BODY_TOO_LARGE: ProblemType.UNAUTHORIZED,
+    Reason.BODY_READ_ERROR: ProblemType.UNAUTHORIZED,
+    Reason.KEY_AUTHORIZATION_MISMATCH: ProblemType.UNAUTHORIZED,
+    Reason.INTERNAL: ProblemType.SERVER_INTERNAL,
+}
+
+#: va/va.go detailedError: the message for each transport failure.
+_TRANSPORT_MESSAGES: dict[Reason, str] = {
+    Reason.CONNECT_TIMEOUT: "Timeout during connect (likely firewall problem)",
+    Reason.CONNECTION_REFUSED: "Connection refused",
+    Reason.NETWORK_UNREACHABLE: "Network unreachable",
+    Reason.CONNECT_ERROR: "Error getting validation data",
+    Reason.CONNECTION_RESET: "Connection reset by peer",
+    Reason.VALIDATION_TIMEOUT: "Timeout after connect (your server may be slow or overloaded)",
+    Reason.READ_TIMEOUT: "Timeout after connect (your server may be slow or overloaded)",
+    Reason.TLS_HANDSHAKE_TIMEOUT: "Timeout after connect (your server may be slow or overloaded)",
+    Reason.TLS_ERROR: "Error getting validation data",
+    Reason.HTTP2_OVER_HTTP: "Server is speaking HTTP/2 over HTTP",
+    Reason.PROTOCOL_ERROR: "Error getting validation data",
+}
+
+
+def ip_detail(ip: str, message: str) -> str:
+    """va/va.go ipError: ``<ip>: <message>``."""
+    return f"{ip}: {message}"
+
+
+def transport_problem(reason: Reason, *, ip: str, url: str, text: str = "") -> Problem:
+    """A request that got no HTTP response: ``<ip>: Fetching <url>: <message>``.
+
+    ``text`` is the TLS alert text for ``tls_alert`` (``remote error: tls: ...``).
+    """
+    message = text if reason is Reason.TLS_ALERT else _TRANSPORT_MESSAGES[reason]
+    return Problem(REASON_TYPES[reason], reason, ip_detail(ip, f"Fetching {url}: {message}"))
+
+
+# ----------------------------------------------------------------------------- response
+
+# Go's unicode.IsSpace: Latin-1 spaces plus the White_Space property (Python's
+# str.isspace also counts U+001C..U+001F, which Go does not).
+_GO_SPACES = frozenset(
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def trim_right_space(body: bytes) -> bytes:
+    """strings.TrimRightFunc(string(body), unicode.IsSpace), on bytes."""
+    text = body.decode("utf-8", errors="surrogateescape")
+    end = len(text)
+    while end > 0 and text[end - 1] in _GO_SPACES:
+        end -= 1
+    return text[:end].encode("utf-8", errors="surrogateescape")
+
+
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
+
+
+def go_quote(data: bytes) -> str:
+    """Go's ``%q`` (strconv.Quote) of a byte string, invalid UTF-8 as ``\\xNN``."""
+    out = ['"']
+    text = data.decode("utf-8", errors="surrogateescape")
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch == " " or ch.isprintable():
+            out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def check_response(
+    *,
+    status: int,
+    body: bytes,
+    key_authorization: str | None,
+    url: str,
+    ip: str,
+) -> Problem | None:
+    """The verdict on the response that ended the chain (va/http.go validateHTTP01).
+
+    With a key authorization (canary mode): status exactly 200, body under 128 bytes,
+    trailing whitespace trimmed, exact match. Without one (reachability mode): a
+    status of 2xx or 404 means Let's Encrypt would reach the web server.
+    ``body`` holds at most :data:`MAX_RESPONSE_SIZE` bytes.
+    """
+    if key_authorization is None:
+        if 200 <= status < 300 or status == 404:
+            return None
+        return Problem(
+            ProblemType.UNAUTHORIZED,
+            Reason.BAD_STATUS,
+            ip_detail(ip, f"Invalid response from {url}: {status}"),
+        )
+    if status != 200:
+        return Problem(
+            ProblemType.UNAUTHORIZED,
+            Reason.BAD_STATUS,
+            ip_detail(ip, f"Invalid response from {url}: {status}"),
+        )
+    if len(body) >= MAX_RESPONSE_SIZE:
+        return Problem(
+            ProblemType.UNAUTHORIZED,
+            Reason.BODY_TOO_LARGE,
+            ip_detail(ip, f"Invalid response from {url}: {go_quote(body[:MAX_RESPONSE_SIZE])}"),
+        )
+    payload = trim_right_space(body)
+    expected = key_authorization.encode()
+    if payload != expected:
+        return Problem(
+            ProblemType.UNAUTHORIZED,
+            Reason.KEY_AUTHORIZATION_MISMATCH,
+            "The key authorization file from the server did not match this challenge. "
+            f"Expected {go_quote(expected)} (got {go_quote(payload)})",
+        )
+    return None

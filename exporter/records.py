@@ -1,0 +1,230 @@
+"""Result records: the single output of a validation.
+
+Rule: everything the exporter shows (metrics, logs, the landing page, ``check``
+output, ``/domains/<name>``) is derived from a :class:`ValidationResult`. The
+records here are frozen values with no behaviour beyond serialisation, and the
+enums are closed sets: a new value is a change to the metrics contract.
+
+The problem ``type`` values are ACME's (RFC 8555 section 6.7, without the
+``urn:ietf:params:acme:error:`` prefix). The ``reason`` values are ours; each
+one maps to exactly one ``type`` (see ``policy.REASON_TYPES``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Family",
+    "FamilyProbe",
+    "Outcome",
+    "Policy",
+    "Problem",
+    "ProblemType",
+    "Reason",
+    "Record",
+    "ValidationResult",
+]
+
+
+class Policy(StrEnum):
+    """How a dial failure on a redirect hop is handled."""
+
+    #: Let's Encrypt production today: a dial failure anywhere in the chain moves the
+    #: *initial* host to its first IPv4 address once and replays the whole chain.
+    BOULDER = "boulder"
+    #: Let's Encrypt's proposed change (boulder PR #8905): every hop falls back to its
+    #: own first IPv4 address once and re-requests that hop.
+    PER_HOP = "per-hop"
+
+
+class Family(StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+class ProblemType(StrEnum):
+    """ACME problem types that HTTP-01 validation can produce."""
+
+    DNS = "dns"
+    CONNECTION = "connection"
+    UNAUTHORIZED = "unauthorized"
+    TLS = "tls"
+    MALFORMED = "malformed"
+    SERVER_INTERNAL = "serverInternal"
+
+
+class Reason(StrEnum):
+    """Why a validation failed. Closed set; documented in README.md."""
+
+    NONE = "none"
+    # DNS (type dns)
+    DNS_NXDOMAIN = "dns_nxdomain"
+    DNS_SERVFAIL = "dns_servfail"
+    DNS_TIMEOUT = "dns_timeout"
+    DNS_ERROR = "dns_error"
+    DNS_NO_ADDRESSES = "dns_no_addresses"
+    # Dialing (type connection); the only reasons that may trigger the IPv4 fallback
+    CONNECT_TIMEOUT = "connect_timeout"
+    CONNECTION_REFUSED = "connection_refused"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    CONNECT_ERROR = "connect_error"
+    # After the connection was established (type connection / tls)
+    VALIDATION_TIMEOUT = "validation_timeout"
+    READ_TIMEOUT = "read_timeout"
+    CONNECTION_RESET = "connection_reset"
+    TLS_HANDSHAKE_TIMEOUT = "tls_handshake_timeout"
+    TLS_ALERT = "tls_alert"
+    TLS_ERROR = "tls_error"
+    HTTP2_OVER_HTTP = "http2_over_http"
+    PROTOCOL_ERROR = "protocol_error"
+    # Redirect policy (type connection, or dns for a hop's lookup)
+    BAD_REDIRECT_STATUS = "bad_redirect_status"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    BAD_REDIRECT_LOCATION = "bad_redirect_location"
+    BAD_REDIRECT_SCHEME = "bad_redirect_scheme"
+    BAD_REDIRECT_PORT = "bad_redirect_port"
+    BAD_REDIRECT_HOST = "bad_redirect_host"
+    REDIRECT_RESERVED_IP = "redirect_reserved_ip"
+    REDIRECT_BAD_TLD = "redirect_bad_tld"
+    REDIRECT_PATH_TOO_LONG = "redirect_path_too_long"
+    REDIRECT_LOOP = "redirect_loop"
+    # The final response (type unauthorized)
+    BAD_STATUS = "bad_status"
+    BODY_TOO_LARGE = "body_too_large"
+    BODY_READ_ERROR = "body_read_error"
+    KEY_AUTHORIZATION_MISMATCH = "key_authorization_mismatch"
+    # The exporter itself failed (type serverInternal)
+    INTERNAL = "internal"
+
+
+class Outcome(StrEnum):
+    """What happened to one request (one record)."""
+
+    RESPONSE = "response"  # an HTTP response that ended the chain
+    REDIRECT = "redirect"  # a redirect that was followed (the next record is its target)
+    REFUSED_REDIRECT = "refused_redirect"  # a redirect that the policy refused
+    FAILED = "failed"  # no HTTP response: see the record's ``error``
+    NOT_SENT = "not_sent"  # the record was set up but the chain ended before its request
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    type: ProblemType
+    reason: Reason
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": str(self.type), "reason": str(self.reason), "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One request, as Let's Encrypt's ``core.ValidationRecord`` plus its outcome.
+
+    A fallback shows up as a further record with the same ``url`` and the IPv4
+    ``address_used``, exactly as Let's Encrypt records it.
+    """
+
+    url: str
+    hostname: str
+    port: int
+    addresses_resolved: tuple[str, ...]
+    address_used: str
+    hop: int
+    outcome: Outcome = Outcome.NOT_SENT
+    status: int | None = None
+    error: Reason | None = None
+
+    @property
+    def family(self) -> Family:
+        return Family.IPV6 if ":" in self.address_used else Family.IPV4
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "hostname": self.hostname,
+            "port": str(self.port),
+            "addresses_resolved": list(self.addresses_resolved),
+            "address_used": self.address_used,
+            "family": str(self.family),
+            "hop": self.hop,
+            "outcome": str(self.outcome),
+            "status": self.status,
+            "error": None if self.error is None else str(self.error),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyProbe:
+    """The first request sent to one family's first address, no fallback, no redirects."""
+
+    family: Family
+    address: str
+    responded: bool  # an HTTP response came back
+    status: int | None
+    location: str | None
+    body_matches: bool | None  # None without a configured key authorization
+    error: Reason | None
+
+    def signature(self) -> tuple[object, ...]:
+        """What must agree between the two families for them to count as the same."""
+        return (self.responded, self.error, self.status, self.location, self.body_matches)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "family": str(self.family),
+            "address": self.address,
+            "responded": self.responded,
+            "status": self.status,
+            "location": self.location,
+            "body_matches": self.body_matches,
+            "error": None if self.error is None else str(self.error),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    domain: str
+    policy: Policy
+    #: ``canary`` (a configured token and key authorization: success means LE would
+    #: accept) or ``reachability`` (a random token: success means LE would reach the
+    #: web server and get a 2xx or 404).
+    mode: str
+    success: bool
+    problem: Problem | None
+    records: tuple[Record, ...]
+    ipv4_fallback: bool
+    failed_hop: int | None
+    redirects: int
+    aaaa_mismatch: bool
+    families: tuple[FamilyProbe, ...]
+    dns_addresses: dict[Family, int] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+    finished_at: float = 0.0
+
+    def family_probe(self, family: Family) -> FamilyProbe | None:
+        for probe in self.families:
+            if probe.family is family:
+                return probe
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "success": self.success,
+            "policy": str(self.policy),
+            "mode": self.mode,
+            "problem": None if self.problem is None else self.problem.to_json(),
+            "ipv4_fallback": self.ipv4_fallback,
+            "failed_hop": self.failed_hop,
+            "redirects": self.redirects,
+            "aaaa_mismatch": self.aaaa_mismatch,
+            "dns_addresses": {str(k): v for k, v in sorted(self.dns_addresses.items())},
+            "records": [r.to_json() for r in self.records],
+            "families": [f.to_json() for f in self.families],
+            "duration_seconds": round(self.duration_seconds, 6),
+            "finished_at": self.finished_at,
+        }
