@@ -217,6 +217,7 @@ class _Run:
     """The mutable state of one validation; Boulder's records/numRedirects closure."""
 
     url: str
+    policy: Policy
     records: list[Record] = field(default_factory=list)
     redirects: int = 0
     fallback: bool = False
@@ -225,6 +226,7 @@ class _Run:
     hop: int = 0
     progress: _Progress = field(default_factory=_Progress)
     first_responses: dict[str, _Response | _Failed] = field(default_factory=dict)
+    probe_task: asyncio.Task[_Response | _Failed] | None = None
 
 
 class _ChainError(Exception):
@@ -312,7 +314,7 @@ class Validator:
                     run.first_responses.setdefault(current_address, failed)
                 if policy.may_fall_back(failed.reason):
                     action = policy.fallback_action(
-                        self.settings.policy,
+                        run.policy,
                         hop=hop,
                         initial_has_unused_fallback=not run.fallback and start.fallback is not None,
                         hop_has_unused_fallback=(
@@ -373,7 +375,6 @@ class Validator:
                 )
                 detail = policy.ip_detail(used, f"Fetching {response.location}: {decision.message}")
                 raise _ChainError(Problem(decision.type, decision.reason, detail), hop + 1)
-            self._record(run, outcome=Outcome.REDIRECT, status=response.status)
             if decision.is_ip:
                 resolved: policy.Resolution | Problem = policy.Resolution(
                     decision.host, (decision.host,), (decision.host,), v4=0, v6=0
@@ -382,8 +383,15 @@ class Validator:
                 run.progress.phase = _Phase.DNS
                 resolved = await self._lookup(decision.host)
             if isinstance(resolved, Problem):
+                self._record(
+                    run,
+                    outcome=Outcome.REFUSED_REDIRECT,
+                    status=response.status,
+                    error=resolved.reason,
+                )
                 detail = policy.ip_detail(used, f"Fetching {response.location}: {resolved.detail}")
                 raise _ChainError(Problem(resolved.type, resolved.reason, detail), hop + 1)
+            self._record(run, outcome=Outcome.REDIRECT, status=response.status)
             hop += 1
             url, target = decision.url, resolved
             current_address = resolved.candidates[0]
@@ -423,6 +431,7 @@ class Validator:
             )
         if phase is _Phase.DNS and run.location is not None:
             # The deadline fired while looking up a redirect target.
+            self._record(run, outcome=Outcome.REFUSED_REDIRECT, error=Reason.VALIDATION_TIMEOUT)
             problem = policy.transport_problem(
                 Reason.VALIDATION_TIMEOUT, ip=run.records[-1].address_used, url=run.location
             )
@@ -491,18 +500,37 @@ class Validator:
         token: str | None = None,
         key_authorization: str | None = None,
     ) -> ValidationResult:
-        """Validate ``domain`` as Let's Encrypt would; never raises for a domain's fault."""
-        started = time.monotonic()
+        """Validate ``domain`` as Let's Encrypt would; never raises for a domain's fault.
+
+        When a redirect hop's dial failed, the two fallback policies can disagree, so
+        the other one is run too and its verdict kept in ``other_policy_success``.
+        """
         canary = token is not None and key_authorization is not None
         if not canary:
             token, key_authorization = secrets.token_urlsafe(32), None
         assert token is not None
-        mode = "canary" if canary else "reachability"
-        run = _Run(url=policy.challenge_url(domain, token))
-        settings = self.settings
+        primary = self.settings.policy
+        result = await self._validate(domain, token, key_authorization, primary)
+        if any(
+            r.hop > 0 and r.error is not None and policy.may_fall_back(r.error)
+            for r in result.records
+        ):
+            other = Policy.PER_HOP if primary is Policy.BOULDER else Policy.BOULDER
+            alternative = await self._validate(domain, token, key_authorization, other)
+            result = dataclasses.replace(
+                result, other_policy=other, other_policy_success=alternative.success
+            )
+        return result
+
+    async def _validate(
+        self, domain: str, token: str, key_authorization: str | None, chosen: Policy
+    ) -> ValidationResult:
+        started = time.monotonic()
+        mode = "reachability" if key_authorization is None else "canary"
+        run = _Run(url=policy.challenge_url(domain, token), policy=chosen)
         empty = ValidationResult(
             domain=domain,
-            policy=settings.policy,
+            policy=chosen,
             mode=mode,
             success=False,
             problem=None,
@@ -513,10 +541,24 @@ class Validator:
             aaaa_mismatch=False,
             families=(),
         )
+        try:
+            return await self._validate_steps(run, domain, key_authorization, empty, started)
+        finally:
+            if run.probe_task is not None and not run.probe_task.done():
+                run.probe_task.cancel()
+
+    async def _validate_steps(
+        self,
+        run: _Run,
+        domain: str,
+        key_authorization: str | None,
+        empty: ValidationResult,
+        started: float,
+    ) -> ValidationResult:
+        settings = self.settings
         response: _Response | None = None
         problem: Problem | None = None
         failed_hop: int | None = None
-        probe_task: asyncio.Task[_Response | _Failed] | None = None
         start: policy.Resolution | Problem
         try:
             async with asyncio.timeout(settings.validation_timeout):
@@ -529,7 +571,7 @@ class Validator:
                         finished_at=time.time(),
                     )
                 if start.fallback is not None:
-                    probe_task = asyncio.create_task(self._probe(run.url, start.fallback))
+                    run.probe_task = asyncio.create_task(self._probe(run.url, start.fallback))
                 run.records.append(
                     Record(
                         url=run.url,
@@ -569,16 +611,14 @@ class Validator:
             if problem is not None:
                 failed_hop = last.hop
         families = self._families(run, start, key_authorization)
-        if probe_task is not None:
-            v4_outcome = await probe_task
+        if run.probe_task is not None:
+            v4_outcome = await run.probe_task
             families.append(
                 self._family_probe(Family.IPV4, start.candidates[1], v4_outcome, key_authorization)
             )
         mismatch = len(families) == 2 and families[0].signature() != families[1].signature()
-        return ValidationResult(
-            domain=domain,
-            policy=settings.policy,
-            mode=mode,
+        return dataclasses.replace(
+            empty,
             success=problem is None,
             problem=problem,
             records=tuple(run.records),

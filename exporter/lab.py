@@ -144,7 +144,7 @@ class _UDP(asyncio.DatagramProtocol):
             return
         response = self.zone.answer(query)
         if response is not None and self.transport is not None:
-            self.transport.sendto(response.to_wire(max_size=65535), addr)
+            self.transport.sendto(response.to_wire(max_size=65535, want_shuffle=False), addr)
 
 
 class LabDNS:
@@ -181,7 +181,7 @@ class LabDNS:
                 response = self.zone.answer(query)
                 if response is None:
                     return
-                wire = response.to_wire(max_size=65535)
+                wire = response.to_wire(max_size=65535, want_shuffle=False)
                 writer.write(struct.pack("!H", len(wire)) + wire)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, dns.exception.DNSException):
@@ -218,8 +218,15 @@ class Reply:
 #: A site: what a web server answers. ``None`` means: accept and never answer.
 Handler = Callable[[Request], Reply | None]
 
-_REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other", 307:
-            "Temporary Redirect", 308: "Permanent Redirect", 404: "Not Found"}
+_REASONS = {
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    404: "Not Found",
+}
 
 
 def serve(key_authorizations: Mapping[str, str] | None = None) -> Handler:
@@ -310,19 +317,21 @@ class WebServer:
         assert task is not None
         self._tasks.add(task)
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            first = await asyncio.wait_for(reader.readexactly(1), 30)
+            if first == b"\x16":  # a TLS ClientHello on a plain port: 400, like any web server
+                writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                await writer.drain()
+                return
+            head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
             lines = head.decode("latin-1").split("\r\n")
-            method, path, _version = (lines[0].split(" ") + ["", ""])[:3]
+            method, path, _version = [*lines[0].split(" "), "", ""][:3]
             headers: dict[str, str] = {}
             for line in lines[1:]:
                 if ":" in line:
                     key, value = line.split(":", 1)
                     headers[key.strip().lower()] = value.strip()
             host = headers.get("host", "")
-            if host.startswith("["):
-                host = host[: host.find("]") + 1]
-            else:
-                host = host.split(":", 1)[0]
+            host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
             self.requests += 1
             reply = self.handler(Request(method, path, host, headers))
             if reply is None:
@@ -442,8 +451,10 @@ class Lab:
         await self.dns.stop()
         for server in self._servers:
             await server.stop()
-        for dead in (*self._blackholes.values(), *self._refusers.values()):
-            dead.close()
+        for blackhole in self._blackholes.values():
+            blackhole.close()
+        for refuser in self._refusers.values():
+            refuser.close()
 
     @property
     def routes(self) -> Routes:

@@ -105,7 +105,8 @@ class Outcome(StrEnum):
 
     RESPONSE = "response"  # an HTTP response that ended the chain
     REDIRECT = "redirect"  # a redirect that was followed (the next record is its target)
-    REFUSED_REDIRECT = "refused_redirect"  # a redirect that the policy refused
+    #: a redirect that was not followed: the policy refused it or its host did not resolve
+    REFUSED_REDIRECT = "refused_redirect"
     FAILED = "failed"  # no HTTP response: see the record's ``error``
     NOT_SENT = "not_sent"  # the record was set up but the chain ended before its request
 
@@ -204,6 +205,10 @@ class ValidationResult:
     dns_addresses: dict[Family, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
     finished_at: float = 0.0
+    #: Set when the two fallback policies can disagree (a redirect hop's dial failed):
+    #: the other policy and whether it would succeed.
+    other_policy: Policy | None = None
+    other_policy_success: bool | None = None
 
     def family_probe(self, family: Family) -> FamilyProbe | None:
         for probe in self.families:
@@ -225,6 +230,9 @@ class ValidationResult:
             "dns_addresses": {str(k): v for k, v in sorted(self.dns_addresses.items())},
             "records": [r.to_json() for r in self.records],
             "families": [f.to_json() for f in self.families],
+            "other_policy": None
+            if self.other_policy is None
+            else {"policy": str(self.other_policy), "success": self.other_policy_success},
             "duration_seconds": round(self.duration_seconds, 6),
             "finished_at": self.finished_at,
         }

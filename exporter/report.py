@@ -1,0 +1,152 @@
+"""Human-readable renderings of a ValidationResult: trace lines, the verdict, a fix hint.
+
+Rule: derived from the result record only; nothing here decides an outcome.
+"""
+
+from __future__ import annotations
+
+from exporter.records import Family, Outcome, Policy, Reason, ValidationResult
+
+__all__ = ["fix_hint", "render", "verdict"]
+
+_DOCS = "https://letsencrypt.org/docs/ipv6-support/"
+
+
+def _problem_address(result: ValidationResult) -> str | None:
+    if result.problem is None:
+        return None
+    head = result.problem.detail.split(": ", 1)[0]
+    return head if head and (":" in head or head.replace(".", "").isdigit()) else None
+
+
+def verdict(result: ValidationResult) -> str:
+    """One sentence in Let's Encrypt's terms."""
+    if result.success:
+        if result.mode == "reachability":
+            text = "Let's Encrypt would reach the web server"
+        else:
+            text = "Let's Encrypt would accept the challenge"
+        if result.ipv4_fallback:
+            text += ", but only through its IPv4 fallback"
+        return text + "."
+    assert result.problem is not None
+    return (
+        "Let's Encrypt would fail: "
+        f"urn:ietf:params:acme:error:{result.problem.type}: {result.problem.detail}"
+    )
+
+
+def fix_hint(result: ValidationResult) -> str | None:
+    """What to change, from Let's Encrypt's IPv6 advice; ``None`` when nothing is wrong."""
+    problem = result.problem
+    address = _problem_address(result)
+    ipv6_failed = address is not None and ":" in address
+    if problem is None:
+        if result.ipv4_fallback:
+            return (
+                "Passes only thanks to the IPv4 fallback, which Let's Encrypt applies to the "
+                "first request alone: an HTTPS redirect would make it fail. Fix the AAAA "
+                "record (or IPv6 on the server), or remove it. See " + _DOCS
+            )
+        if result.aaaa_mismatch:
+            return (
+                "IPv6 and IPv4 answer differently. Let's Encrypt uses the AAAA record first: "
+                "make both addresses serve the same site, or remove the AAAA record."
+            )
+        return None
+    reason = problem.reason
+    if reason in (Reason.DNS_NXDOMAIN, Reason.DNS_NO_ADDRESSES) and result.failed_hop is None:
+        return f"Create an A and/or AAAA record for {result.domain}."
+    if reason is Reason.REDIRECT_LOOP and result.ipv4_fallback:
+        return (
+            "A redirect hop could not be reached over IPv6, so Let's Encrypt replayed the "
+            "whole chain over IPv4 and met the same redirect again. Make IPv6 work on every "
+            "hop (ports 80 and 443), fix or remove the AAAA record, or exempt "
+            "/.well-known/acme-challenge/ from the redirect."
+        )
+    if ipv6_failed and (result.failed_hop or 0) > 0:
+        return (
+            "Redirect hops are dialled over IPv6 with no fallback. Make IPv6 work on the "
+            "redirect target (port 443 for HTTPS), fix or remove its AAAA record, or exempt "
+            "/.well-known/acme-challenge/ from the HTTP to HTTPS redirect. See " + _DOCS
+        )
+    if ipv6_failed:
+        return (
+            "Let's Encrypt connects to the first AAAA address first and only falls back to "
+            "IPv4 when that connection cannot be made at all. Point the AAAA record at this "
+            "web server (same virtual host), or remove it. See " + _DOCS
+        )
+    if reason.value.startswith("bad_redirect") or reason.value.startswith("redirect_"):
+        return (
+            "Redirects may only use http or https, ports 80 or 443, a public domain name or "
+            "IP, at most 11 hops and no loop. Fix the redirect, or exempt "
+            "/.well-known/acme-challenge/ from it."
+        )
+    if reason is Reason.TOO_MANY_REDIRECTS:
+        return "Let's Encrypt follows at most 11 redirects: shorten the chain."
+    if reason is Reason.KEY_AUTHORIZATION_MISMATCH:
+        return "The server answered 200 with other content: check the challenge file it serves."
+    if reason is Reason.BAD_STATUS:
+        return (
+            "The challenge URL must answer 200 (Let's Encrypt) or at least 2xx/404 "
+            "(reachability): check the web server's configuration for /.well-known/acme-challenge/."
+        )
+    return None
+
+
+def render(result: ValidationResult) -> str:
+    """The ``check`` command's human output for one domain."""
+    mark = "OK  " if result.success else "FAIL"
+    lines = [f"{mark} {result.domain}  (policy {result.policy}, {result.mode} mode)"]
+    for record in result.records:
+        if record.outcome is Outcome.REDIRECT or record.outcome is Outcome.RESPONSE:
+            outcome = f"{record.status}"
+            if record.outcome is Outcome.REDIRECT:
+                outcome += " redirect"
+            if record.error is not None:
+                outcome += f" {record.error}"
+        elif record.outcome is Outcome.REFUSED_REDIRECT:
+            outcome = f"{record.status} redirect refused: {record.error}"
+        elif record.error is not None:
+            outcome = str(record.error)
+        else:
+            outcome = str(record.outcome)
+        lines.append(
+            f"  hop {record.hop}  {record.family:4}  {record.address_used:<24} "
+            f"{record.url}  -> {outcome}"
+        )
+    lines.append("  " + verdict(result))
+    facts = [f"IPv4 fallback: {'yes' if result.ipv4_fallback else 'no'}"]
+    if len(result.families) == 2:
+        v6 = result.family_probe(Family.IPV6)
+        v4 = result.family_probe(Family.IPV4)
+        assert v6 is not None and v4 is not None
+        facts.append(
+            f"AAAA mismatch: {'yes' if result.aaaa_mismatch else 'no'} "
+            f"(ipv6 {_probe_text(v6.status, v6.error)}, ipv4 {_probe_text(v4.status, v4.error)})"
+        )
+    facts.append(f"redirects: {result.redirects}")
+    if result.failed_hop is not None:
+        facts.append(f"failed hop: {result.failed_hop}")
+    facts.append(f"{result.duration_seconds:.2f}s")
+    lines.append("  " + " | ".join(facts))
+    if result.other_policy is not None:
+        other = "would succeed" if result.other_policy_success else "would fail too"
+        if result.success and not result.other_policy_success:
+            other = "would FAIL"
+        label = (
+            "Let's Encrypt's proposed per-hop fallback (boulder PR #8905)"
+            if result.other_policy is Policy.PER_HOP
+            else "Let's Encrypt today (boulder policy)"
+        )
+        lines.append(f"  {label}: {other}")
+    hint = fix_hint(result)
+    if hint:
+        lines.append(f"  hint: {hint}")
+    return "\n".join(lines)
+
+
+def _probe_text(status: int | None, error: Reason | None) -> str:
+    if error is not None:
+        return str(error)
+    return str(status)

@@ -1,0 +1,176 @@
+"""The demo lab: one domain per pitfall, served on loopback, and the config to watch them.
+
+Rule: the showcase is data plus a builder; the same :class:`Showcase` backs
+``--demo``, ``check --demo``, ``lab`` and the end-to-end tests, so what a newcomer
+sees is what the tests assert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from exporter import lab as L
+from exporter.config import Config, parse
+
+__all__ = ["SHOWCASE", "Showcase", "ShowcaseDomain", "start_showcase"]
+
+
+@dataclass(frozen=True, slots=True)
+class ShowcaseDomain:
+    name: str
+    description: str
+    #: What Let's Encrypt would do today (policy ``boulder``).
+    expect_success: bool
+    build: Callable[[L.Lab, str], Awaitable[None]]
+
+
+async def _healthy(lab: L.Lab, name: str) -> None:
+    v6 = await lab.host(6, L.serve(), L.serve())
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(name, a=[v4], aaaa=[v6])
+
+
+async def _wrong_aaaa(lab: L.Lab, name: str) -> None:
+    v6 = await lab.host(6, L.status(404), L.status(404))
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(name, a=[v4], aaaa=[v6])
+
+
+async def _aaaa_timeout(lab: L.Lab, name: str) -> None:
+    v6 = await lab.host(6, "timeout", "timeout")
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(name, a=[v4], aaaa=[v6])
+
+
+async def _aaaa_refused(lab: L.Lab, name: str) -> None:
+    v6 = await lab.host(6, "refused", "refused")
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(name, a=[v4], aaaa=[v6])
+
+
+async def _aaaa_timeout_https(lab: L.Lab, name: str) -> None:
+    v6 = await lab.host(6, "timeout", "timeout")
+    v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.serve())
+    lab.zone.add(name, a=[v4], aaaa=[v6])
+
+
+async def _ipv4_only(lab: L.Lab, name: str) -> None:
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(name, a=[v4])
+
+
+async def _ipv6_dead_443(lab: L.Lab, name: str) -> None:
+    v6 = await lab.host(6, L.redirect("https://{host}{path}"), "timeout")
+    v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.serve())
+    lab.zone.add(name, a=[v4], aaaa=[v6])
+
+
+async def _nxdomain(lab: L.Lab, name: str) -> None:
+    return None
+
+
+SHOWCASE: tuple[ShowcaseDomain, ...] = (
+    ShowcaseDomain(
+        "healthy.example.com",
+        "dual-stack, both families serve the challenge",
+        True,
+        _healthy,
+    ),
+    ShowcaseDomain(
+        "wrong-aaaa.example.com",
+        "the AAAA points at another server that answers 404: no fallback, fails",
+        False,
+        _wrong_aaaa,
+    ),
+    ShowcaseDomain(
+        "aaaa-timeout.example.com",
+        "the AAAA times out: Let's Encrypt falls back to the A record and succeeds",
+        True,
+        _aaaa_timeout,
+    ),
+    ShowcaseDomain(
+        "aaaa-refused.example.com",
+        "the AAAA refuses connections: falls back to the A record, succeeds",
+        True,
+        _aaaa_refused,
+    ),
+    ShowcaseDomain(
+        "aaaa-timeout-https.example.com",
+        "the AAAA times out and port 80 redirects to HTTPS: the HTTPS hop has no fallback",
+        False,
+        _aaaa_timeout_https,
+    ),
+    ShowcaseDomain(
+        "ipv4-only.example.com",
+        "no AAAA at all",
+        True,
+        _ipv4_only,
+    ),
+    ShowcaseDomain(
+        "ipv6-dead-443.example.com",
+        "IPv6 works on port 80 but not on 443, with an HTTPS redirect: fails today "
+        "(Redirect loop detected), the per-hop policy would succeed",
+        False,
+        _ipv6_dead_443,
+    ),
+    ShowcaseDomain(
+        "nxdomain.example.com",
+        "the name does not exist",
+        False,
+        _nxdomain,
+    ),
+)
+
+
+@dataclass
+class Showcase:
+    lab: L.Lab
+    config: Config
+
+    async def stop(self) -> None:
+        await self.lab.stop()
+
+
+def lab_config(lab: L.Lab, domains: list[Any], **overrides: Any) -> dict[str, Any]:
+    """A config document that validates ``domains`` against ``lab``."""
+
+    def spec(endpoint: tuple[str, int] | None) -> str | None:
+        if endpoint is None:
+            return None
+        host, port = endpoint
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    document: dict[str, Any] = {
+        "interval": "30s",
+        "timeouts": {"dial": "2s", "validation": "6s"},
+        "resolver": {"nameservers": [lab.dns.host], "port": lab.dns.port, "timeout": "2s"},
+        "lab": {
+            "address_map": {
+                address: {"http": spec(ports.get(80)), "https": spec(ports.get(443))}
+                for address, ports in lab.routes.endpoints.items()
+            }
+        },
+        "domains": domains,
+    }
+    document.update(overrides)
+    return document
+
+
+async def start_showcase(**overrides: Any) -> Showcase:
+    """Start the lab with every showcase domain; timeouts shortened so it is quick."""
+    lab = L.Lab()
+    await lab.start()
+    try:
+        for domain in SHOWCASE:
+            await domain.build(lab, domain.name)
+        domains = [
+            {"name": d.name, "token": L.CANARY_TOKEN, "key_authorization": L.CANARY_KA}
+            for d in SHOWCASE
+        ]
+        config = parse(lab_config(lab, domains, **overrides), "<demo>")
+    except BaseException:
+        await lab.stop()
+        raise
+    return Showcase(lab, config)
