@@ -234,14 +234,15 @@ class Config(_Model):
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
 
-    @model_validator(mode="after")
-    def _unique(self) -> Config:
+    @field_validator("domains", mode="after")
+    @classmethod
+    def _unique(cls, value: list[DomainConfig]) -> list[DomainConfig]:
         seen: set[str] = set()
-        for domain in self.domains:
+        for domain in value:
             if domain.name in seen:
                 raise ValueError(f"domain {domain.name!r} is listed twice")
             seen.add(domain.name)
-        return self
+        return value
 
     @property
     def effective_jitter(self) -> float:

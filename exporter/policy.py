@@ -346,7 +346,9 @@ def check_redirect(
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in location):
         return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
     try:
-        absolute = urljoin(current_url, location)
+        # A Location with a scheme is absolute even when its host is empty (Go's rule;
+        # urljoin would borrow the current host for ``http:///x``).
+        absolute = location if urlsplit(location).scheme else urljoin(current_url, location)
         parts = urlsplit(absolute)
     except ValueError:
         return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")

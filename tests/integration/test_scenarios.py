@@ -267,7 +267,8 @@ async def test_broken_ipv6_on_hop_of_ipv4_only_host_has_no_fallback(lab: L.Lab) 
     assert problem(result) == (
         ProblemType.CONNECTION,
         CT,
-        f"{hop6}: Fetching http://hop.example.net/x: Timeout during connect (likely firewall problem)",
+        f"{hop6}: Fetching http://hop.example.net/x: "
+        "Timeout during connect (likely firewall problem)",
     )
     assert records(result) == [
         (0, url("start.example.com"), first, REDIR, 301, None),

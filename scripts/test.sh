@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh machine, then run all of it:
+# ruff, mypy (strict) and pytest. Usage: ./scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+
+# Debian packages: promtool and prometheus (metrics, rules and end-to-end checks).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Debian packages: prometheus"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    log "promtool/prometheus missing and cannot apt-get install them (not root?)"
+  fi
+fi
+
+# Python environment.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+log "installing the package and test tools"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+log "ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+log "mypy --strict exporter/"
+.venv/bin/mypy
+log "pytest"
+exec .venv/bin/python -m pytest "$@"

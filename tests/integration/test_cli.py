@@ -1,0 +1,156 @@
+"""The ``check`` and ``lab`` commands, run as a user would: real processes, real lab."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter.showcase import SHOWCASE
+from tests.conftest import ROOT, subprocess_env
+
+EXE = [sys.executable, "-m", "exporter"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EXE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_json() -> tuple[int, dict[str, dict[str, object]]]:
+    proc = run("check", "--demo", "--json")
+    assert proc.stderr == ""
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    return proc.returncode, {line["domain"]: line for line in lines}
+
+
+def test_check_demo_json_has_every_showcase_domain(
+    demo_json: tuple[int, dict[str, dict[str, object]]],
+) -> None:
+    code, results = demo_json
+    assert code == 1  # some showcase domains are predicted to fail
+    assert list(results) == [d.name for d in SHOWCASE]
+    for domain in SHOWCASE:
+        result = results[domain.name]
+        assert result["success"] is domain.expect_success, domain.name
+        for key in (
+            "domain",
+            "success",
+            "policy",
+            "problem",
+            "ipv4_fallback",
+            "failed_hop",
+            "redirects",
+            "aaaa_mismatch",
+            "records",
+            "families",
+            "duration_seconds",
+        ):
+            assert key in result
+
+
+def test_check_demo_json_details(demo_json: tuple[int, dict[str, dict[str, object]]]) -> None:
+    _, results = demo_json
+    timeout_https = results["aaaa-timeout-https.example.com"]
+    assert (
+        timeout_https["problem"]
+        == {
+            "type": "connection",
+            "reason": "connect_timeout",
+            "detail": timeout_https["records"][2]["address_used"]  # type: ignore[index]
+            + ": Fetching https://aaaa-timeout-https.example.com/.well-known/acme-challenge/"
+            "lab-canary: Timeout during connect (likely firewall problem)",
+        }
+    )
+    assert timeout_https["failed_hop"] == 1
+    assert timeout_https["ipv4_fallback"] is True
+    assert timeout_https["other_policy"] == {"policy": "per-hop", "success": True}
+    dead443 = results["ipv6-dead-443.example.com"]
+    assert dead443["problem"]["reason"] == "redirect_loop"  # type: ignore[index]
+    assert dead443["problem"]["detail"].endswith("Redirect loop detected")  # type: ignore[index]
+    assert results["aaaa-timeout.example.com"]["ipv4_fallback"] is True
+    assert results["aaaa-timeout.example.com"]["aaaa_mismatch"] is True
+    assert results["wrong-aaaa.example.com"]["aaaa_mismatch"] is True
+    assert results["healthy.example.com"]["aaaa_mismatch"] is False
+    assert results["nxdomain.example.com"]["problem"]["type"] == "dns"  # type: ignore[index]
+    assert results["nxdomain.example.com"]["records"] == []
+
+
+def test_check_human_output_for_one_domain() -> None:
+    proc = run("check", "--demo", "aaaa-timeout-https.example.com")
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert out.startswith("FAIL aaaa-timeout-https.example.com  (policy boulder, canary mode)")
+    assert "hop 0  ipv6" in out and "-> connect_timeout" in out
+    assert "hop 0  ipv4" in out and "-> 301 redirect" in out
+    assert "hop 1  ipv6" in out
+    assert "Let's Encrypt would fail: urn:ietf:params:acme:error:connection:" in out
+    assert "per-hop fallback (boulder PR #8905): would succeed" in out
+    assert "exempt /.well-known/acme-challenge/ from the HTTP to HTTPS redirect" in out
+
+
+def test_check_exit_zero_when_all_succeed() -> None:
+    proc = run("check", "--demo", "healthy.example.com", "ipv4-only.example.com")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK   ") == 2
+
+
+def test_check_per_hop_policy() -> None:
+    proc = run("check", "--demo", "--json", "--policy", "per-hop", "ipv6-dead-443.example.com")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["policy"] == "per-hop" and result["success"] is True
+    assert result["other_policy"] == {"policy": "boulder", "success": False}
+
+
+def test_check_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run("check").returncode == 2
+    assert run("check", "--policy", "sometimes", "a.example.com").returncode == 2
+    bad = tmp_path / "bad.yml"
+    bad.write_text("intervall: 5m\n")
+    proc = run("check", "--config", str(bad), "a.example.com")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {bad}: intervall: unknown key"
+    proc = run("check", "not a domain")
+    assert proc.returncode == 2
+    assert "is not a valid domain name" in proc.stderr
+
+
+def test_lab_command_and_check_against_its_config(tmp_path: Path) -> None:
+    config = tmp_path / "lab.yml"
+    lab = subprocess.Popen(
+        [*EXE, "lab", "--write-config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not config.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert config.exists(), "the lab did not write its config"
+        proc = run("check", "--config", str(config), "--json", "wrong-aaaa.example.com")
+        assert proc.returncode == 1, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["problem"]["reason"] == "bad_status"
+        assert result["aaaa_mismatch"] is True
+    finally:
+        lab.send_signal(signal.SIGTERM)
+        out, _ = lab.communicate(timeout=10)
+    assert lab.returncode == 0
+    assert "healthy.example.com" in out

@@ -1,0 +1,664 @@
+"""Table tests for the pure Let's Encrypt policy: one row per rule, named by ``ids``."""
+
+from __future__ import annotations
+
+import ast
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from exporter import policy
+from exporter.iana import reserved_block
+from exporter.policy import (
+    AddressPolicy,
+    DnsAnswer,
+    DnsFailure,
+    DnsFailureKind,
+    FallbackAction,
+    RedirectRefusal,
+    RedirectTarget,
+)
+from exporter.records import Family, Policy, Problem, ProblemType, Reason
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# ------------------------------------------------------------------ the module rule
+
+
+def test_policy_imports_no_io_library() -> None:
+    tree = ast.parse((ROOT / "exporter" / "policy.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    forbidden = {"socket", "asyncio", "httpx", "httpcore", "dns", "ssl", "anyio", "urllib3"}
+    assert imported & forbidden == set()
+    # Only the project's own pure modules are used.
+    assert {m for m in imported if m == "exporter"} <= {"exporter"}
+
+
+# --------------------------------------------------------------------- reserved blocks
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("10.0.0.1", "[RFC1918]: Private-Use"),
+        ("172.16.5.4", "[RFC1918]: Private-Use"),
+        ("192.168.1.1", "[RFC1918]: Private-Use"),
+        ("127.0.0.1", "[RFC1122], Section 3.2.1.3: Loopback"),
+        ("0.0.0.0", '[RFC1122], Section 3.2.1.3: "This host on this network"'),
+        ("0.1.2.3", '[RFC791], Section 3.2: "This network"'),
+        ("169.254.169.254", "[RFC3927]: Link Local"),
+        ("100.64.0.1", "[RFC6598]: Shared Address Space"),
+        ("192.0.0.9", "[RFC7723]: Port Control Protocol Anycast"),
+        ("192.0.0.100", "[RFC6890], Section 2.1: IETF Protocol Assignments"),
+        ("192.0.2.1", "[RFC5737]: Documentation (TEST-NET-1)"),
+        ("224.0.0.1", "[RFC3171]: Multicast Addresses"),
+        ("255.255.255.255", "[RFC8190] [RFC919], Section 7: Limited Broadcast"),
+        ("8.8.8.8", None),
+        ("::1", "[RFC4291]: Loopback Address"),
+        ("::ffff:8.8.8.8", "[RFC4291]: IPv4-mapped Address"),
+        ("2001:db8::1", "[RFC3849]: Documentation"),
+        ("2001::1", "[RFC4380] [RFC8190]: TEREDO"),
+        ("2001:1::1", "[RFC7723]: Port Control Protocol Anycast"),
+        ("2002::1", "[RFC3056]: 6to4"),
+        ("fc00::1", "[RFC4193] [RFC8190]: Unique-Local"),
+        ("fe80::1", "[RFC4291]: Link-Local Unicast"),
+        ("ff02::1", "[RFC4291]: Multicast Addresses"),
+        ("3fff::1", "[RFC9637]: Documentation"),
+        ("2606:4700::1111", None),
+    ],
+    ids=lambda v: str(v),
+)
+def test_reserved_block(address: str, expected: str | None) -> None:
+    assert reserved_block(ipaddress.ip_address(address)) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "address", "accepted"),
+    [
+        ({}, "8.8.8.8", True),
+        ({}, "127.0.0.1", False),
+        ({"allow_loopback": True}, "127.0.0.1", True),
+        ({"allow_loopback": True}, "::1", True),
+        ({"allow_loopback": True}, "10.0.0.1", False),
+        ({"allow_reserved": True}, "10.0.0.1", True),
+        ({"lab_addresses": frozenset({"2001:db8::1"})}, "2001:db8::1", True),
+        ({"lab_addresses": frozenset({"2001:db8::1"})}, "2001:db8::2", False),
+    ],
+    ids=[
+        "public",
+        "loopback-refused",
+        "loopback-lab",
+        "ipv6-loopback-lab",
+        "private-with-loopback-flag",
+        "private-with-reserved-flag",
+        "mapped",
+        "unmapped",
+    ],
+)
+def test_address_policy(flags: dict[str, object], address: str, accepted: bool) -> None:
+    result = AddressPolicy(**flags).refusal(ipaddress.ip_address(address))  # type: ignore[arg-type]
+    assert (result is None) is accepted
+
+
+# ------------------------------------------------------------------------------ DNS
+
+NX = DnsFailure(DnsFailureKind.RCODE, "NXDOMAIN")
+SERVFAIL = DnsFailure(DnsFailureKind.RCODE, "SERVFAIL")
+REFUSED = DnsFailure(DnsFailureKind.RCODE, "REFUSED")
+TIMEOUT = DnsFailure(DnsFailureKind.TIMEOUT)
+H = "x.example"
+
+
+def a(*addresses: str, failure: DnsFailure | None = None) -> DnsAnswer:
+    return DnsAnswer(Family.IPV4, addresses, failure)
+
+
+def aaaa(*addresses: str, failure: DnsFailure | None = None) -> DnsAnswer:
+    return DnsAnswer(Family.IPV6, addresses, failure)
+
+
+@pytest.mark.parametrize(
+    ("a_answer", "aaaa_answer", "candidates", "addresses"),
+    [
+        (a("1.1.1.1"), aaaa("2606::1"), ("2606::1", "1.1.1.1"), ("2606::1", "1.1.1.1")),
+        (a("1.1.1.1", "1.0.0.1"), aaaa(), ("1.1.1.1",), ("1.1.1.1", "1.0.0.1")),
+        (a(), aaaa("2606::1", "2606::2"), ("2606::1",), ("2606::1", "2606::2")),
+        (
+            a("1.1.1.1", "1.0.0.1"),
+            aaaa("2606::1", "2606::2"),
+            ("2606::1", "1.1.1.1"),
+            ("2606::1", "2606::2", "1.1.1.1", "1.0.0.1"),
+        ),
+        (a("10.0.0.1", "1.1.1.1"), aaaa("fc00::1"), ("1.1.1.1",), ("1.1.1.1",)),
+        (a("1.1.1.1"), aaaa("::ffff:1.1.1.1"), ("1.1.1.1",), ("1.1.1.1",)),
+        (a("1.1.1.1"), aaaa(failure=SERVFAIL), ("1.1.1.1",), ("1.1.1.1",)),
+        (a(failure=TIMEOUT), aaaa("2606::1"), ("2606::1",), ("2606::1",)),
+        (
+            a("2606::9", "1.1.1.1"),
+            aaaa("1.1.1.2", "2606::1"),
+            ("2606::1", "1.1.1.1"),
+            ("2606::1", "1.1.1.1"),
+        ),
+    ],
+    ids=[
+        "dual-stack",
+        "v4-only",
+        "v6-only",
+        "first-of-each",
+        "reserved-dropped",
+        "mapped-aaaa-dropped",
+        "aaaa-servfail-ignored",
+        "a-timeout-ignored",
+        "wrong-family",
+    ],
+)
+def test_address_choice(
+    a_answer: DnsAnswer,
+    aaaa_answer: DnsAnswer,
+    candidates: tuple[str, ...],
+    addresses: tuple[str, ...],
+) -> None:
+    result = policy.resolve_verdict(H, a_answer, aaaa_answer, AddressPolicy())
+    assert isinstance(result, policy.Resolution)
+    assert result.candidates == candidates
+    assert result.addresses == addresses
+    assert result.fallback == (candidates[1] if len(candidates) == 2 else None)
+
+
+@pytest.mark.parametrize(
+    ("a_answer", "aaaa_answer", "reason", "detail"),
+    [
+        (
+            a(failure=NX),
+            aaaa(failure=NX),
+            Reason.DNS_NXDOMAIN,
+            "DNS problem: NXDOMAIN looking up A for x.example - check that a DNS record exists "
+            "for this domain; DNS problem: NXDOMAIN looking up AAAA for x.example - check that "
+            "a DNS record exists for this domain",
+        ),
+        (
+            a(failure=SERVFAIL),
+            aaaa(),
+            Reason.DNS_SERVFAIL,
+            "DNS problem: SERVFAIL looking up A for x.example - the domain's nameservers may be "
+            "malfunctioning; no valid AAAA records found for x.example",
+        ),
+        (
+            a(failure=REFUSED),
+            aaaa(failure=TIMEOUT),
+            Reason.DNS_ERROR,
+            "DNS problem: REFUSED looking up A for x.example; "
+            "DNS problem: query timed out looking up AAAA for x.example",
+        ),
+        (
+            a(failure=TIMEOUT),
+            aaaa(failure=DnsFailure(DnsFailureKind.NETWORK)),
+            Reason.DNS_TIMEOUT,
+            "DNS problem: query timed out looking up A for x.example; "
+            "DNS problem: networking error looking up AAAA for x.example",
+        ),
+        (
+            a(),
+            aaaa(),
+            Reason.DNS_NO_ADDRESSES,
+            "no valid A records found for x.example; no valid AAAA records found for x.example",
+        ),
+        (
+            a("127.0.0.1"),
+            aaaa("::1"),
+            Reason.DNS_NO_ADDRESSES,
+            "no valid A records found for x.example; no valid AAAA records found for x.example",
+        ),
+        (
+            a(failure=DnsFailure(DnsFailureKind.SERVER)),
+            aaaa("fe80::1"),
+            Reason.DNS_ERROR,
+            "DNS problem: server failure at resolver looking up A for x.example; "
+            "no valid AAAA records found for x.example",
+        ),
+    ],
+    ids=[
+        "nxdomain",
+        "servfail-and-nodata",
+        "refused-and-timeout",
+        "timeout-and-network",
+        "nodata",
+        "only-reserved",
+        "server-failure",
+    ],
+)
+def test_dns_verdict_fatal_only_when_both_fail(
+    a_answer: DnsAnswer, aaaa_answer: DnsAnswer, reason: Reason, detail: str
+) -> None:
+    assert policy.resolve_verdict(H, a_answer, aaaa_answer, AddressPolicy()) == Problem(
+        ProblemType.DNS, reason, detail
+    )
+
+
+# ------------------------------------------------------------------------ fallback
+
+
+@pytest.mark.parametrize(
+    ("reason", "falls_back"),
+    [
+        (Reason.CONNECT_TIMEOUT, True),
+        (Reason.CONNECTION_REFUSED, True),
+        (Reason.NETWORK_UNREACHABLE, True),
+        (Reason.CONNECT_ERROR, True),
+        (Reason.VALIDATION_TIMEOUT, False),  # the overall deadline fired during the dial
+        (Reason.READ_TIMEOUT, False),
+        (Reason.CONNECTION_RESET, False),
+        (Reason.TLS_HANDSHAKE_TIMEOUT, False),
+        (Reason.TLS_ALERT, False),
+        (Reason.TLS_ERROR, False),
+        (Reason.PROTOCOL_ERROR, False),
+        (Reason.HTTP2_OVER_HTTP, False),
+        (Reason.BAD_STATUS, False),
+        (Reason.BODY_TOO_LARGE, False),
+        (Reason.KEY_AUTHORIZATION_MISMATCH, False),
+        (Reason.REDIRECT_LOOP, False),
+        (Reason.BAD_REDIRECT_PORT, False),
+        (Reason.DNS_NXDOMAIN, False),
+        (Reason.DNS_SERVFAIL, False),
+    ],
+    ids=lambda v: str(v),
+)
+def test_fallback_predicate(reason: Reason, falls_back: bool) -> None:
+    assert policy.may_fall_back(reason) is falls_back
+
+
+@pytest.mark.parametrize(
+    ("chosen", "hop", "initial_unused", "hop_unused", "action"),
+    [
+        (Policy.BOULDER, 0, True, True, FallbackAction.REPLAY_INITIAL),
+        (Policy.BOULDER, 0, False, False, FallbackAction.FAIL),
+        (Policy.BOULDER, 2, True, False, FallbackAction.REPLAY_INITIAL),
+        (Policy.BOULDER, 2, True, True, FallbackAction.REPLAY_INITIAL),
+        (Policy.BOULDER, 1, False, True, FallbackAction.FAIL),
+        (Policy.PER_HOP, 0, True, True, FallbackAction.RETRY_HOP),
+        (Policy.PER_HOP, 1, True, False, FallbackAction.FAIL),
+        (Policy.PER_HOP, 1, False, True, FallbackAction.RETRY_HOP),
+    ],
+    ids=[
+        "boulder-initial",
+        "boulder-used-up",
+        "boulder-hop-replays",
+        "boulder-hop-ignores-hop-v4",
+        "boulder-after-fallback",
+        "per-hop-initial",
+        "per-hop-hop-without-v4",
+        "per-hop-hop-with-v4",
+    ],
+)
+def test_fallback_action(
+    chosen: Policy, hop: int, initial_unused: bool, hop_unused: bool, action: FallbackAction
+) -> None:
+    assert (
+        policy.fallback_action(
+            chosen,
+            hop=hop,
+            initial_has_unused_fallback=initial_unused,
+            hop_has_unused_fallback=hop_unused,
+        )
+        is action
+    )
+
+
+# ------------------------------------------------------------------------ redirects
+
+CURRENT = "http://example.com/.well-known/acme-challenge/t"
+
+
+def redirect(
+    location: str,
+    status: int = 301,
+    followed: int = 0,
+    seen: frozenset[str] = frozenset({CURRENT}),
+    current: str = CURRENT,
+) -> RedirectTarget | RedirectRefusal:
+    return policy.check_redirect(
+        current_url=current,
+        status=status,
+        location=location,
+        redirects_followed=followed,
+        seen_urls=seen,
+        addresses=AddressPolicy(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("location", "kwargs", "expected"),
+    [
+        ("https://example.com/x", {}, ("https://example.com/x", "example.com", 443)),
+        ("/x?y=1", {}, ("http://example.com/x?y=1", "example.com", 80)),
+        ("//other.example.org/x", {}, ("http://other.example.org/x", "other.example.org", 80)),
+        ("https://Example.COM:80/x", {}, ("https://example.com:80/x", "example.com", 80)),
+        ("http://example.com:443/x", {}, ("http://example.com:443/x", "example.com", 443)),
+        ("http://1.1.1.1/x", {}, ("http://1.1.1.1/x", "1.1.1.1", 80)),
+        ("http://[2606:4700::1111]/x", {}, ("http://[2606:4700::1111]/x", "2606:4700::1111", 80)),
+        ("x", {}, ("http://example.com/.well-known/acme-challenge/x", "example.com", 80)),
+        ("/a b", {}, ("http://example.com/a%20b", "example.com", 80)),
+        ("/x", {"status": 302}, ("http://example.com/x", "example.com", 80)),
+        ("/x", {"status": 307}, ("http://example.com/x", "example.com", 80)),
+        ("/x", {"status": 308}, ("http://example.com/x", "example.com", 80)),
+        ("/x", {"followed": 10}, ("http://example.com/x", "example.com", 80)),
+        ("http://example.co.uk/x", {}, ("http://example.co.uk/x", "example.co.uk", 80)),
+    ],
+    ids=[
+        "https",
+        "relative-with-query",
+        "protocol-relative",
+        "lowercased-explicit-80",
+        "http-on-443",
+        "ipv4-literal",
+        "ipv6-literal",
+        "relative-path",
+        "escaped-space",
+        "302",
+        "307",
+        "308",
+        "eleventh",
+        "multi-label-suffix",
+    ],
+)
+def test_redirect_accepted(
+    location: str, kwargs: dict[str, int], expected: tuple[object, ...]
+) -> None:
+    result = redirect(location, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(result, RedirectTarget)
+    assert (result.url, result.host, result.port) == expected
+
+
+@pytest.mark.parametrize(
+    ("location", "kwargs", "reason", "message"),
+    [
+        ("/x", {"followed": 11}, Reason.TOO_MANY_REDIRECTS, "Too many redirects"),
+        (
+            "/x",
+            {"status": 303},
+            Reason.BAD_REDIRECT_STATUS,
+            "received disallowed redirect status code",
+        ),
+        ("/x", {"status": 303, "followed": 11}, Reason.TOO_MANY_REDIRECTS, "Too many redirects"),
+        (
+            "gopher://example.com/x",
+            {},
+            Reason.BAD_REDIRECT_SCHEME,
+            'Invalid protocol scheme in redirect target. Only "http" and "https" protocol schemes '
+            'are supported, not "gopher"',
+        ),
+        (
+            "http://example.com:8080/x",
+            {},
+            Reason.BAD_REDIRECT_PORT,
+            "Invalid port in redirect target. Only ports 80 and 443 are supported, not 8080",
+        ),
+        (
+            "https://example.com:99999/x",
+            {},
+            Reason.BAD_REDIRECT_PORT,
+            "Invalid port in redirect target. Only ports 80 and 443 are supported, not 99999",
+        ),
+        ("http:///x", {}, Reason.BAD_REDIRECT_HOST, "Invalid empty host in redirect target"),
+        (
+            "http://example.com.well-known/acme-challenge/t",
+            {},
+            Reason.BAD_REDIRECT_HOST,
+            'Invalid host in redirect target "example.com.well-known". Check webserver config '
+            "for missing '/' in redirect target.",
+        ),
+        (
+            "http://[fe80::1%25eth0]/x",
+            {},
+            Reason.BAD_REDIRECT_HOST,
+            "Invalid host in redirect target: contains scope zone",
+        ),
+        (
+            "http://10.0.0.1/x",
+            {},
+            Reason.REDIRECT_RESERVED_IP,
+            "Invalid host in redirect target: IP address is in a reserved address block: "
+            "[RFC1918]: Private-Use",
+        ),
+        (
+            "http://169.254.169.254/latest",
+            {},
+            Reason.REDIRECT_RESERVED_IP,
+            "Invalid host in redirect target: IP address is in a reserved address block: "
+            "[RFC3927]: Link Local",
+        ),
+        (
+            "http://[::1]/x",
+            {},
+            Reason.REDIRECT_RESERVED_IP,
+            "Invalid host in redirect target: IP address is in a reserved address block: "
+            "[RFC4291]: Loopback Address",
+        ),
+        (
+            "http://foo.internal/x",
+            {},
+            Reason.REDIRECT_BAD_TLD,
+            "Invalid host in redirect target, must end in IANA registered TLD",
+        ),
+        (
+            "http://foo.test/x",
+            {},
+            Reason.REDIRECT_BAD_TLD,
+            "Invalid host in redirect target, must end in IANA registered TLD",
+        ),
+        (
+            "http://localhost/x",
+            {},
+            Reason.REDIRECT_BAD_TLD,
+            "Invalid host in redirect target, must end in IANA registered TLD",
+        ),
+        ("/" + "a" * 2000, {}, Reason.REDIRECT_PATH_TOO_LONG, "Redirect target too long"),
+        (CURRENT, {}, Reason.REDIRECT_LOOP, "Redirect loop detected"),
+        ("/.well-known/acme-challenge/t", {}, Reason.REDIRECT_LOOP, "Redirect loop detected"),
+        ("/x\x01", {}, Reason.BAD_REDIRECT_LOCATION, "Error getting validation data"),
+    ],
+    ids=[
+        "twelfth",
+        "303",
+        "count-before-status",
+        "scheme",
+        "port-8080",
+        "port-99999",
+        "empty-host",
+        "missing-slash",
+        "zone",
+        "rfc1918",
+        "metadata",
+        "loopback",
+        "internal",
+        "test-tld",
+        "localhost",
+        "path-too-long",
+        "loop-absolute",
+        "loop-relative",
+        "control",
+    ],
+)
+def test_redirect_refused(
+    location: str, kwargs: dict[str, int], reason: Reason, message: str
+) -> None:
+    assert redirect(location, **kwargs) == RedirectRefusal(reason, message)  # type: ignore[arg-type]
+
+
+def test_path_of_exactly_2000_is_accepted() -> None:
+    assert isinstance(redirect("/" + "a" * 1999), RedirectTarget)
+
+
+def test_loop_compares_exact_strings() -> None:
+    # http://h/x and http://h:80/x are different URLs to Let's Encrypt.
+    seen = frozenset({"http://example.com/x"})
+    assert isinstance(redirect("http://example.com:80/x", seen=seen), RedirectTarget)
+    assert isinstance(redirect("http://example.com/x", seen=seen), RedirectRefusal)
+
+
+def test_challenge_url() -> None:
+    assert policy.challenge_url("example.com", "tok") == (
+        "http://example.com/.well-known/acme-challenge/tok"
+    )
+
+
+# ------------------------------------------------------------------------- response
+
+KA = "token.thumb"
+URL = "http://example.com/.well-known/acme-challenge/token"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "ka", "expected"),
+    [
+        (200, b"token.thumb", KA, None),
+        (200, b"token.thumb\n", KA, None),
+        (200, b"token.thumb \t\r\n\x0b\x0c", KA, None),
+        (200, "token.thumb\u00a0\u2003\u3000".encode(), KA, None),
+        (
+            200,
+            b" token.thumb",
+            KA,
+            (
+                Reason.KEY_AUTHORIZATION_MISMATCH,
+                "The key authorization file from the server did not match this challenge. "
+                'Expected "token.thumb" (got " token.thumb")',
+            ),
+        ),
+        (
+            200,
+            b"token.thumb\x1c",
+            KA,
+            (
+                Reason.KEY_AUTHORIZATION_MISMATCH,
+                "The key authorization file from the server did not match this challenge. "
+                'Expected "token.thumb" (got "token.thumb\\x1c")',
+            ),
+        ),
+        (
+            201,
+            b"token.thumb",
+            KA,
+            (Reason.BAD_STATUS, f"1.2.3.4: Invalid response from {URL}: 201"),
+        ),
+        (404, b"", KA, (Reason.BAD_STATUS, f"1.2.3.4: Invalid response from {URL}: 404")),
+        (
+            200,
+            b"z" * 128,
+            KA,
+            (Reason.BODY_TOO_LARGE, f'1.2.3.4: Invalid response from {URL}: "{"z" * 128}"'),
+        ),
+        (
+            200,
+            b"z" * 127,
+            KA,
+            (
+                Reason.KEY_AUTHORIZATION_MISMATCH,
+                "The key authorization file from the server did not match this challenge. "
+                f'Expected "token.thumb" (got "{"z" * 127}")',
+            ),
+        ),
+        (404, b"", None, None),
+        (204, b"", None, None),
+        (200, b"anything at all", None, None),
+        (403, b"", None, (Reason.BAD_STATUS, f"1.2.3.4: Invalid response from {URL}: 403")),
+        (301, b"", None, (Reason.BAD_STATUS, f"1.2.3.4: Invalid response from {URL}: 301")),
+    ],
+    ids=[
+        "exact",
+        "newline",
+        "ascii-spaces",
+        "unicode-spaces",
+        "leading-space",
+        "file-separator-is-not-space",
+        "201",
+        "404",
+        "128-bytes",
+        "127-bytes",
+        "reach-404",
+        "reach-204",
+        "reach-200",
+        "reach-403",
+        "reach-3xx-no-location",
+    ],
+)
+def test_response_verdict(
+    status: int, body: bytes, ka: str | None, expected: tuple[Reason, str] | None
+) -> None:
+    result = policy.check_response(
+        status=status, body=body, key_authorization=ka, url=URL, ip="1.2.3.4"
+    )
+    if expected is None:
+        assert result is None
+    else:
+        assert result is not None
+        assert (result.type, result.reason, result.detail) == (ProblemType.UNAUTHORIZED, *expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "quoted"),
+    [
+        (b"plain", '"plain"'),
+        (b'a"b\\c', '"a\\"b\\\\c"'),
+        (b"\x00\x07\x08\t\n\x0b\x0c\r\x1b\x7f", '"\\x00\\a\\b\\t\\n\\v\\f\\r\\x1b\\x7f"'),
+        (b"\xff\xfe", '"\\xff\\xfe"'),
+        ("héllo ✓".encode(), '"héllo ✓"'),
+        ("\u00a0\u200b".encode(), '"\\u00a0\\u200b"'),
+        ("\U0001f600".encode(), '"\U0001f600"'),
+        ("\U000e0001".encode(), '"\\U000e0001"'),
+    ],
+    ids=[
+        "ascii",
+        "quote-backslash",
+        "controls",
+        "invalid-utf8",
+        "printable-unicode",
+        "unicode-spaces",
+        "emoji",
+        "non-printable-astral",
+    ],
+)
+def test_go_quote(data: bytes, quoted: str) -> None:
+    assert policy.go_quote(data) == quoted
+
+
+def test_every_reason_has_a_type() -> None:
+    assert set(policy.REASON_TYPES) == set(Reason)
+
+
+@pytest.mark.parametrize(
+    ("reason", "text", "detail"),
+    [
+        (
+            Reason.CONNECT_TIMEOUT,
+            "",
+            "::1: Fetching u: Timeout during connect (likely firewall problem)",
+        ),
+        (Reason.CONNECTION_REFUSED, "", "::1: Fetching u: Connection refused"),
+        (Reason.NETWORK_UNREACHABLE, "", "::1: Fetching u: Network unreachable"),
+        (Reason.CONNECT_ERROR, "", "::1: Fetching u: Error getting validation data"),
+        (Reason.CONNECTION_RESET, "", "::1: Fetching u: Connection reset by peer"),
+        (
+            Reason.READ_TIMEOUT,
+            "",
+            "::1: Fetching u: Timeout after connect (your server may be slow or overloaded)",
+        ),
+        (
+            Reason.TLS_ALERT,
+            "remote error: tls: handshake failure",
+            "::1: Fetching u: remote error: tls: handshake failure",
+        ),
+        (Reason.HTTP2_OVER_HTTP, "", "::1: Fetching u: Server is speaking HTTP/2 over HTTP"),
+    ],
+    ids=lambda v: str(v)[:20],
+)
+def test_transport_problem_wording(reason: Reason, text: str, detail: str) -> None:
+    problem = policy.transport_problem(reason, ip="::1", url="u", text=text)
+    assert problem.detail == detail
+    assert problem.type is policy.REASON_TYPES[reason]
