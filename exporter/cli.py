@@ -20,7 +20,6 @@ from pathlib import Path
 
 import yaml
 
-from exporter import __version__
 from exporter.config import Config, ConfigError, DomainConfig, load, normalise_domain
 from exporter.dial import Dialer
 from exporter.http01 import Validator
@@ -157,11 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_check(_check_parser().parse_args(args_list[1:])))
         if args_list[:1] == ["lab"]:
             return asyncio.run(_lab(_lab_parser().parse_args(args_list[1:])))
-        if args_list[:1] in (["--version"], ["version"]):
-            print(f"acme-http01-exporter {__version__}")
-            return EXIT_OK
-        print("usage: acme-http01-exporter {check,lab} ...", file=sys.stderr)
-        return EXIT_USAGE
+        from exporter.service import run_service
+
+        return run_service(args_list)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,170 @@
+"""A small asyncio HTTP/1.1 server (h11) for the exporter's endpoints.
+
+Rule: transport only. It parses requests with h11, enforces size and idle
+limits, and hands a :class:`WebRequest` to one handler; routing and content are
+the service's business. It runs on the same event loop as the validations so
+that ``/probe`` can run one; CPU-heavy renders go to a thread in the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+
+__all__ = ["WebRequest", "WebResponse", "WebServer", "parse_listen_address"]
+
+log = logging.getLogger("exporter.web")
+
+MAX_HEAD = 16 * 1024
+MAX_BODY = 64 * 1024
+IDLE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes = b""
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass(frozen=True, slots=True)
+class WebResponse:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def text(cls, status: int, text: str) -> WebResponse:
+        return cls(status, text.encode())
+
+
+Handler = Callable[[WebRequest], Awaitable[WebResponse]]
+
+
+def parse_listen_address(value: str) -> tuple[str | None, int]:
+    """``:9469`` (all interfaces), ``127.0.0.1:9469``, ``[::1]:9469``."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid --web.listen-address {value!r}: use host:port, e.g. :9469")
+    host = host.strip("[]")
+    return (host or None), int(port)
+
+
+class WebServer:
+    def __init__(self, handler: Handler, host: str | None, port: int) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        assert self._server is not None
+        return [s.getsockname()[:2] for s in self._server.sockets]
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, reuse_address=True, backlog=512
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        try:
+            while True:
+                request = await self._read_request(conn, reader)
+                if request is None:
+                    return
+                try:
+                    response = await self.handler(request)
+                except Exception:
+                    log.exception("handler failed", extra={"fields": {"path": request.path}})
+                    response = WebResponse.text(500, "internal error\n")
+                await self._send(conn, writer, response, request.method == "HEAD")
+                if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                    return
+                try:
+                    conn.start_next_cycle()
+                except h11.LocalProtocolError:
+                    return
+        except (h11.RemoteProtocolError, ValueError):
+            with contextlib.suppress(Exception):
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    await self._send(conn, writer, WebResponse.text(400, "bad request\n"), False)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _read_request(
+        self, conn: h11.Connection, reader: asyncio.StreamReader
+    ) -> WebRequest | None:
+        head: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return None
+            if isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise ValueError("request body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                target = head.target.decode("latin-1")
+                parts = urlsplit(target)
+                return WebRequest(
+                    method=head.method.decode("ascii"),
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers={k.decode().lower(): v.decode("latin-1") for k, v in head.headers},
+                    body=bytes(body),
+                )
+
+    async def _send(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, response: WebResponse, head: bool
+    ) -> None:
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            *response.headers,
+        ]
+        writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)))
+        if response.body and not head:
+            writer.write(conn.send(h11.Data(data=response.body)))
+        writer.write(conn.send(h11.EndOfMessage()))
+        await writer.drain()
