@@ -51,7 +51,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
 
 
-def parse_duration(value: object) -> float:
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
     """``10s`` -> 10.0. Raises ValueError with a readable reason."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 10s, 5m or a number of seconds")
@@ -61,7 +61,7 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ValueError(f"invalid duration {value!r}: use 500ms, 10s, 5m, 1h or seconds")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("must be greater than zero")
     return seconds
 
@@ -214,9 +214,9 @@ class Config(_Model):
     #: How often each domain is validated.
     interval: Duration = 300.0
     #: Random delay added to each run; default 10% of ``interval``.
-    jitter: Annotated[float, BeforeValidator(lambda v: parse_duration(v) if v else 0.0)] | None = (
-        None
-    )
+    jitter: (
+        Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))] | None
+    ) = None
     #: Validations in flight at once.
     concurrency: int = Field(100, ge=1, le=100_000)
     #: ``boulder`` (Let's Encrypt today) or ``per-hop`` (its proposed change).

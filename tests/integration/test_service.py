@@ -1,0 +1,439 @@
+"""The exporter as a real process against the lab: contract, endpoints, reload, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter.showcase import SHOWCASE
+from tests.conftest import ROOT, subprocess_env
+from tests.integration.procs import (
+    EXE,
+    ExporterProcess,
+    LabProcess,
+    parse,
+    value,
+    wait_for,
+    write_config,
+)
+
+FAST = {"interval": "60s", "jitter": "500ms", "timeouts": {"dial": "1s", "validation": "4s"}}
+
+#: domain: (success, type, reason, mismatch, fallback, hop failure, redirects,
+#:          (dns ipv4, dns ipv6), {family: responded}, other policy success or None)
+CONTRACT: dict[str, tuple[Any, ...]] = {
+    "healthy.example.com": (1, "none", "none", 0, 0, 0, 0, (1, 1), {"ipv6": 1, "ipv4": 1}, None),
+    "wrong-aaaa.example.com": (
+        0, "unauthorized", "bad_status", 1, 0, 0, 0, (1, 1), {"ipv6": 1, "ipv4": 1}, None,
+    ),
+    "aaaa-timeout.example.com": (
+        1, "none", "none", 1, 1, 0, 0, (1, 1), {"ipv6": 0, "ipv4": 1}, None,
+    ),
+    "aaaa-refused.example.com": (
+        1, "none", "none", 1, 1, 0, 0, (1, 1), {"ipv6": 0, "ipv4": 1}, None,
+    ),
+    "aaaa-timeout-https.example.com": (
+        0, "connection", "connect_timeout", 1, 1, 1, 1, (1, 1), {"ipv6": 0, "ipv4": 1}, 1,
+    ),
+    "ipv4-only.example.com": (1, "none", "none", 0, 0, 0, 0, (1, 0), {"ipv4": 1}, None),
+    "ipv6-dead-443.example.com": (
+        0, "connection", "redirect_loop", 0, 1, 1, 1, (1, 1), {"ipv6": 1, "ipv4": 1}, 1,
+    ),
+    "nxdomain.example.com": (0, "dns", "dns_nxdomain", 0, 0, 0, 0, (0, 0), {}, None),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+    running = LabProcess(tmp_path_factory.mktemp("lab"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def showcase_exporter(
+    lab: LabProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ExporterProcess]:
+    path = write_config(tmp_path_factory.mktemp("exp") / "config.yml", lab.config(**FAST))
+    exporter = ExporterProcess("--config.file", str(path))
+    exporter.wait_ready(40)
+    yield exporter
+    exporter.stop()
+
+
+def test_contract_values_for_showcase_domains(showcase_exporter: ExporterProcess) -> None:
+    _, samples = showcase_exporter.scrape()
+    assert list(CONTRACT) == [d.name for d in SHOWCASE]
+    for domain, expected in CONTRACT.items():
+        success, ptype, reason, mismatch, fallback, hop, redirects, dns, families, other = expected
+        got = {
+            "success": value(samples, "acme_http01_validation_success", domain=domain),
+            "problem": value(
+                samples, "acme_http01_validation_problem", domain=domain, type=ptype, reason=reason
+            ),
+            "mismatch": value(samples, "acme_http01_aaaa_mismatch", domain=domain),
+            "fallback": value(samples, "acme_http01_ipv4_fallback", domain=domain),
+            "fallbacks": value(samples, "acme_http01_ipv4_fallbacks_total", domain=domain),
+            "hop": value(samples, "acme_http01_redirect_hop_failure", domain=domain),
+            "redirects": value(samples, "acme_http01_redirects", domain=domain),
+            "dns": (
+                value(samples, "acme_http01_dns_addresses", domain=domain, family="ipv4"),
+                value(samples, "acme_http01_dns_addresses", domain=domain, family="ipv6"),
+            ),
+            "families": {
+                f: value(samples, "acme_http01_family_response", domain=domain, family=f)
+                for f in ("ipv6", "ipv4")
+                if value(samples, "acme_http01_family_response", domain=domain, family=f)
+                is not None
+            },
+            "other": value(
+                samples, "acme_http01_other_policy_success", domain=domain, policy="per-hop"
+            ),
+            "total": value(
+                samples,
+                "acme_http01_validations_total",
+                domain=domain,
+                result="success" if success else "failure",
+            ),
+        }
+        assert got == {
+            "success": success,
+            "problem": 1,
+            "mismatch": mismatch,
+            "fallback": fallback,
+            "fallbacks": fallback,
+            "hop": hop,
+            "redirects": redirects,
+            "dns": dns,
+            "families": families,
+            "other": other,
+            "total": 1,
+        }, domain
+        # Exactly one problem series per domain.
+        problems = [
+            k
+            for k in samples
+            if k[0] == "acme_http01_validation_problem" and ("domain", domain) in k[1]
+        ]
+        assert len(problems) == 1, domain
+        assert value(samples, "acme_http01_validation_duration_seconds", domain=domain) > 0
+        assert value(samples, "acme_http01_last_validation_timestamp_seconds", domain=domain) > 1e9
+    assert (
+        value(
+            samples,
+            "acme_http01_redirect_hop_failures_total",
+            domain="aaaa-timeout-https.example.com",
+            reason="connect_timeout",
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples,
+            "acme_http01_redirect_hop_failures_total",
+            domain="ipv6-dead-443.example.com",
+            reason="redirect_loop",
+        )
+        == 1
+    )
+    assert value(samples, "acme_http01_domains") == len(SHOWCASE)
+    assert value(samples, "acme_http01_exporter_ipv6_capable") == 1
+    assert value(samples, "acme_http01_config_last_reload_successful") == 1
+    assert value(samples, "acme_http01_config_last_reload_success_timestamp_seconds") > 1e9
+    build = [k for k in samples if k[0] == "acme_http01_exporter_build_info"]
+    assert len(build) == 1 and ("version", "0.1.0") in build[0][1]
+    assert value(samples, "acme_http01_scheduler_delay_seconds_count") >= len(SHOWCASE)
+    assert value(samples, "acme_http01_validation_latency_seconds_count") >= len(SHOWCASE)
+
+
+def test_no_ip_url_or_free_text_in_labels(showcase_exporter: ExporterProcess) -> None:
+    _, samples = showcase_exporter.scrape()
+    allowed = {
+        "domain",
+        "type",
+        "reason",
+        "family",
+        "result",
+        "policy",
+        "version",
+        "python_version",
+        "le",
+    }
+    for name, labels in samples:
+        for key, label_value in labels:
+            assert key in allowed, (name, key)
+            assert "/" not in label_value and ":" not in label_value.replace("python", ""), (
+                name,
+                key,
+                label_value,
+            )
+
+
+def test_promtool_check_metrics_on_a_real_scrape(showcase_exporter: ExporterProcess) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is required in CI (Debian package prometheus)")
+        pytest.skip("promtool not installed")
+    text, _ = showcase_exporter.scrape()
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_metrics_gzip_and_openmetrics(showcase_exporter: ExporterProcess) -> None:
+    import gzip
+    import urllib.request
+
+    req = urllib.request.Request(
+        showcase_exporter.base + "/metrics",
+        headers={
+            "Accept-Encoding": "gzip",
+            "Accept": "application/openmetrics-text; version=1.0.0",
+        },
+    )
+    with urllib.request.urlopen(req, timeout=10) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        text = gzip.decompress(response.read()).decode()
+    assert text.rstrip().endswith("# EOF")
+    assert 'acme_http01_validation_success{domain="healthy.example.com"} 1.0' in text
+
+
+def test_domains_endpoint(showcase_exporter: ExporterProcess) -> None:
+    status, body, headers = showcase_exporter.request("/domains/aaaa-timeout-https.example.com")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    result = json.loads(body)
+    assert result["domain"] == "aaaa-timeout-https.example.com"
+    assert result["problem"]["reason"] == "connect_timeout"
+    assert [r["hop"] for r in result["records"]] == [0, 0, 1]
+    for key in (
+        "success",
+        "policy",
+        "ipv4_fallback",
+        "failed_hop",
+        "redirects",
+        "aaaa_mismatch",
+        "records",
+        "families",
+        "duration_seconds",
+    ):
+        assert key in result
+    assert showcase_exporter.request("/domains/unknown.example.com")[0] == 404
+    # Names are normalised like the config's.
+    assert showcase_exporter.request("/domains/HEALTHY.example.com.")[0] == 200
+
+
+def test_landing_health_and_config(showcase_exporter: ExporterProcess) -> None:
+    status, page, _ = showcase_exporter.request("/")
+    assert status == 200
+    for domain in CONTRACT:
+        assert f"<td>{domain}</td>" in page
+    assert "Redirect loop detected" in page
+    assert "/domains/ipv6-dead-443.example.com" in page
+    assert showcase_exporter.request("/-/healthy")[0] == 200
+    status, text, _ = showcase_exporter.request("/config")
+    assert status == 200 and "healthy.example.com" in text
+    assert showcase_exporter.request("/nope")[0] == 404
+    assert showcase_exporter.request("/-/reload")[0] == 405
+
+
+def test_probe_configured_domain(showcase_exporter: ExporterProcess) -> None:
+    status, text, _ = showcase_exporter.request("/probe?target=wrong-aaaa.example.com")
+    assert status == 200
+    samples = parse(text)
+    assert value(samples, "acme_http01_validation_success", domain="wrong-aaaa.example.com") == 0
+    assert value(samples, "acme_http01_aaaa_mismatch", domain="wrong-aaaa.example.com") == 1
+    assert {k[0] for k in samples} >= {"acme_http01_validation_problem"}
+    assert "acme_http01_exporter_build_info" not in {k[0] for k in samples}
+
+
+def test_probe_debug_and_policy(showcase_exporter: ExporterProcess) -> None:
+    status, text, _ = showcase_exporter.request(
+        "/probe?target=ipv6-dead-443.example.com&policy=per-hop&debug=true"
+    )
+    assert status == 200
+    assert text.startswith("OK   ipv6-dead-443.example.com  (policy per-hop, canary mode)")
+    assert '"other_policy": {' in text
+
+
+def test_probe_refuses_unconfigured_targets(showcase_exporter: ExporterProcess) -> None:
+    status, text, _ = showcase_exporter.request("/probe?target=evil.example.net")
+    assert status == 403
+    assert "not a configured domain" in text
+    assert showcase_exporter.request("/probe")[0] == 400
+    assert showcase_exporter.request("/probe?target=healthy.example.com&policy=x")[0] == 400
+    _, samples = showcase_exporter.scrape()
+    assert value(samples, "acme_http01_probes_total", result="refused") >= 1
+
+
+# ------------------------------------------------------------------------ reloads
+
+
+def test_reload_add_remove_bad_and_sighup(lab: LabProcess, tmp_path: Path) -> None:
+    def domains(*names: str) -> list[dict[str, str]]:
+        return [d for d in lab.document["domains"] if d["name"] in names]
+
+    path = write_config(
+        tmp_path / "config.yml",
+        lab.config(**FAST, domains=domains("healthy.example.com", "wrong-aaaa.example.com")),
+    )
+    exporter = ExporterProcess("--config.file", str(path))
+    try:
+        exporter.wait_ready()
+        _, samples = exporter.scrape()
+        assert value(samples, "acme_http01_domains") == 2
+
+        # Good reload: one added, one removed.
+        write_config(
+            path,
+            lab.config(**FAST, domains=domains("healthy.example.com", "ipv4-only.example.com")),
+        )
+        status, text, _ = exporter.request("/-/reload", "POST")
+        assert (status, text) == (200, "config reloaded\n")
+
+        def added_and_removed() -> bool:
+            _, s = exporter.scrape()
+            return (
+                value(s, "acme_http01_validation_success", domain="ipv4-only.example.com") == 1
+                and value(s, "acme_http01_validation_success", domain="wrong-aaaa.example.com")
+                is None
+            )
+
+        wait_for(added_and_removed, 15, "reload did not add/remove domains", exporter)
+        text, samples = exporter.scrape()
+        assert "wrong-aaaa.example.com" not in text
+        assert value(samples, "acme_http01_domains") == 2
+        assert value(samples, "acme_http01_config_reloads_total", result="success") == 1
+        # The kept domain keeps its counters.
+        assert (
+            value(
+                samples,
+                "acme_http01_validations_total",
+                domain="healthy.example.com",
+                result="success",
+            )
+            >= 1
+        )
+
+        # Bad reload: rejected, the running config is kept, the gauge says so.
+        good_text = path.read_text()
+        path.write_text(good_text + "intervall: 5m\n")
+        status, text, _ = exporter.request("/-/reload", "POST")
+        assert status == 500
+        assert text.strip() == f"{path}: intervall: unknown key"
+        _, samples = exporter.scrape()
+        assert value(samples, "acme_http01_config_last_reload_successful") == 0
+        assert value(samples, "acme_http01_config_reloads_total", result="failure") == 1
+        assert value(samples, "acme_http01_validation_success", domain="ipv4-only.example.com") == 1
+        assert any(
+            e.get("msg") == "config reload rejected; the running config is kept"
+            and "intervall: unknown key" in e.get("problems", "")
+            for e in exporter.logs
+        )
+
+        # SIGHUP with a fixed file: accepted again.
+        path.write_text(good_text)
+        exporter.proc.send_signal(signal.SIGHUP)
+
+        def reloaded() -> bool:
+            return value(exporter.scrape()[1], "acme_http01_config_last_reload_successful") == 1
+
+        wait_for(reloaded, 10, "SIGHUP did not reload", exporter)
+    finally:
+        code = exporter.stop()
+    assert code == 0
+
+
+def test_sigterm_exits_cleanly_while_validating(lab: LabProcess, tmp_path: Path) -> None:
+    # A domain whose validation is stuck in a dial timeout when SIGTERM arrives.
+    document = lab.config(
+        interval="60s",
+        jitter="0s",
+        timeouts={"dial": "30s", "validation": "60s"},
+        domains=[d for d in lab.document["domains"] if d["name"] == "aaaa-timeout.example.com"],
+    )
+    exporter = ExporterProcess("--config.file", str(write_config(tmp_path / "c.yml", document)))
+    wait_for(
+        lambda: value(exporter.scrape()[1], "acme_http01_validations_in_flight") == 1,
+        10,
+        "validation did not start",
+        exporter,
+    )
+    code = exporter.stop(signal.SIGTERM, timeout=10)
+    assert code == 0
+    errors = [e for e in exporter.logs if e.get("level") == "error"]
+    assert errors == []
+    assert any(e.get("msg") == "shutting down" for e in exporter.logs)
+
+
+def test_ready_only_after_every_domain_has_a_result(lab: LabProcess, tmp_path: Path) -> None:
+    document = lab.config(
+        interval="60s",
+        jitter="0s",
+        timeouts={"dial": "3s", "validation": "10s"},
+        domains=[
+            d
+            for d in lab.document["domains"]
+            if d["name"] in ("healthy.example.com", "aaaa-timeout.example.com")
+        ],
+    )
+    exporter = ExporterProcess("--config.file", str(write_config(tmp_path / "c.yml", document)))
+    try:
+        wait_for(
+            lambda: exporter.request("/domains/healthy.example.com")[0] == 200,
+            10,
+            "no first result",
+            exporter,
+        )
+        assert exporter.request("/-/ready")[0] == 503  # aaaa-timeout waits on its 3 s dial
+        assert exporter.request("/domains/aaaa-timeout.example.com")[0] == 503
+        exporter.wait_ready(15)
+    finally:
+        exporter.stop()
+
+
+# ---------------------------------------------------------------------- the CLI
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EXE, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=subprocess_env(),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_config_check() -> None:
+    good = ROOT / "tests" / "testdata" / "configs" / "good.yml"
+    proc = run("--config.file", str(good), "--config.check")
+    assert (proc.returncode, proc.stdout) == (0, f"{good}: OK (3 domains)\n")
+    bad = ROOT / "tests" / "testdata" / "configs" / "invalid-several.yml"
+    proc = run("--config.file", str(bad), "--config.check")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"{bad}: timeouts.retries: unknown key",
+        f"{bad}: probe.allow_any_target: Input should be a valid boolean, unable to interpret "
+        "input",
+    ]
+
+
+def test_bad_start_arguments() -> None:
+    assert run().returncode == 2
+    proc = run("--config.file", "/nonexistent.yml")
+    assert proc.returncode == 1
+    assert "cannot read the file" in proc.stderr
+    assert run("--web.listen-address", "nonsense", "--demo").returncode == 2
