@@ -437,3 +437,18 @@ def test_bad_start_arguments() -> None:
     assert proc.returncode == 1
     assert "cannot read the file" in proc.stderr
     assert run("--web.listen-address", "nonsense", "--demo").returncode == 2
+
+
+def test_demo_mode_shows_every_pitfall() -> None:
+    exporter = ExporterProcess("--demo")
+    try:
+        exporter.wait_ready(40)
+        _, samples = exporter.scrape()
+        for domain in SHOWCASE:
+            expected = 1 if domain.expect_success else 0
+            got = value(samples, "acme_http01_validation_success", domain=domain.name)
+            assert got == expected, domain.name
+        status, page, _ = exporter.request("/")
+        assert status == 200 and "Redirect loop detected" in page
+    finally:
+        assert exporter.stop() == 0
