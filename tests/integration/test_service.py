@@ -452,3 +452,24 @@ def test_demo_mode_shows_every_pitfall() -> None:
         assert status == 200 and "Redirect loop detected" in page
     finally:
         assert exporter.stop() == 0
+
+
+async def test_a_crashing_validation_becomes_an_internal_result() -> None:
+    from exporter.config import parse as parse_config
+    from exporter.service import Exporter
+
+    class BrokenResolver:
+        async def lookup(self, host: str, family: object) -> object:
+            raise RuntimeError("resolver exploded")
+
+    exporter = Exporter(parse_config({"domains": ["a.example.com"]}))
+    exporter.validator.resolver = BrokenResolver()  # type: ignore[assignment]
+    await exporter._run("a.example.com")  # must not raise
+    state = exporter.store.get("a.example.com")
+    assert state is not None and state.result is not None
+    assert state.result.problem is not None
+    assert (state.result.problem.type, state.result.problem.reason) == (
+        "serverInternal",
+        "internal",
+    )
+    assert state.result.problem.detail == "internal error: RuntimeError: resolver exploded"
