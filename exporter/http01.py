@@ -528,19 +528,7 @@ class Validator:
         started = time.monotonic()
         mode = "reachability" if key_authorization is None else "canary"
         run = _Run(url=policy.challenge_url(domain, token), policy=chosen)
-        empty = ValidationResult(
-            domain=domain,
-            policy=chosen,
-            mode=mode,
-            success=False,
-            problem=None,
-            records=(),
-            ipv4_fallback=False,
-            failed_hop=None,
-            redirects=0,
-            aaaa_mismatch=False,
-            families=(),
-        )
+        empty = ValidationResult.unreached(domain, chosen, mode)
         try:
             return await self._validate_steps(run, domain, key_authorization, empty, started)
         finally:

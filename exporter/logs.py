@@ -13,8 +13,6 @@ from typing import Any
 
 __all__ = ["setup_logging"]
 
-_RESERVED = frozenset(logging.makeLogRecord({}).__dict__)
-
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = getattr(record, "fields", None)
@@ -34,32 +32,28 @@ def _logfmt_value(value: object) -> str:
     return text
 
 
+def _event(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, object]:
+    data: dict[str, object] = {
+        "ts": _timestamp(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    data.update(_fields(record))
+    if record.exc_info:
+        data["error"] = formatter.formatException(record.exc_info)
+    return data
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        pairs: dict[str, object] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        pairs.update(_fields(record))
-        if record.exc_info:
-            pairs["error"] = self.formatException(record.exc_info)
+        pairs = _event(self, record)
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in pairs.items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, object] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        data.update(_fields(record))
-        if record.exc_info:
-            data["error"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        return json.dumps(_event(self, record), default=str)
 
 
 def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:

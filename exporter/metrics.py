@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -31,6 +32,8 @@ from exporter import __version__
 from exporter.records import Family, ValidationResult
 
 __all__ = ["Http01Collector", "Metric", "ResultStore", "SelfMetrics", "ServiceState"]
+
+Sample = tuple[tuple[str, ...], float]
 
 _CACHED = " From the latest periodic validation (cached between runs)."
 
@@ -170,22 +173,26 @@ class Http01Collector(Collector):
         return iter(())
 
 
-def _gauge(
-    name: str, doc: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]]
-) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=labels)
+_F = TypeVar("_F", GaugeMetricFamily, CounterMetricFamily)
+
+
+def _family(
+    kind: type[_F], name: str, doc: str, labels: list[str], samples: Iterable[Sample]
+) -> _F:
+    family = kind(name, doc, labels=labels)
     for values, value in samples:
         family.add_metric(list(values), value)
     return family
+
+
+def _gauge(name: str, doc: str, labels: list[str], samples: Iterable[Sample]) -> GaugeMetricFamily:
+    return _family(GaugeMetricFamily, name, doc, labels, samples)
 
 
 def _counter(
-    name: str, doc: str, labels: list[str], samples: Iterable[tuple[tuple[str, ...], float]]
+    name: str, doc: str, labels: list[str], samples: Iterable[Sample]
 ) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=labels)
-    for values, value in samples:
-        family.add_metric(list(values), value)
-    return family
+    return _family(CounterMetricFamily, name, doc, labels, samples)
 
 
 def render_domains(

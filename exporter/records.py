@@ -210,6 +210,25 @@ class ValidationResult:
     other_policy: Policy | None = None
     other_policy_success: bool | None = None
 
+    @classmethod
+    def unreached(
+        cls, domain: str, policy: Policy, mode: str, problem: Problem | None = None
+    ) -> ValidationResult:
+        """A result with no request sent (DNS failed, or the exporter itself did)."""
+        return cls(
+            domain=domain,
+            policy=policy,
+            mode=mode,
+            success=False,
+            problem=problem,
+            records=(),
+            ipv4_fallback=False,
+            failed_hop=None,
+            redirects=0,
+            aaaa_mismatch=False,
+            families=(),
+        )
+
     def family_probe(self, family: Family) -> FamilyProbe | None:
         for probe in self.families:
             if probe.family is family:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import gzip
 import html
@@ -244,22 +245,14 @@ class Exporter:
             )
         except Exception as exc:
             log.exception("validation crashed", extra={"fields": {"domain": domain.name}})
-            return ValidationResult(
-                domain=domain.name,
-                policy=validator.settings.policy,
-                mode="canary" if domain.token else "reachability",
-                success=False,
-                problem=Problem(
-                    ProblemType.SERVER_INTERNAL,
-                    Reason.INTERNAL,
-                    f"internal error: {type(exc).__name__}: {exc}",
-                ),
-                records=(),
-                ipv4_fallback=False,
-                failed_hop=None,
-                redirects=0,
-                aaaa_mismatch=False,
-                families=(),
+            problem = Problem(
+                ProblemType.SERVER_INTERNAL,
+                Reason.INTERNAL,
+                f"internal error: {type(exc).__name__}: {exc}",
+            )
+            mode = "canary" if domain.token else "reachability"
+            return dataclasses.replace(
+                ValidationResult.unreached(domain.name, validator.settings.policy, mode, problem),
                 duration_seconds=time.monotonic() - started,
                 finished_at=time.time(),
             )
