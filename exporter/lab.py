@@ -74,6 +74,8 @@ class Zone:
 
     def __init__(self) -> None:
         self.entries: dict[str, ZoneEntry] = {}
+        #: Rendered answers by query (without its ID); cleared whenever the zone changes.
+        self.cache: dict[bytes, bytes | None] = {}
 
     def add(
         self,
@@ -85,6 +87,7 @@ class Zone:
         servfail: set[str] | None = None,
         drop: set[str] | None = None,
     ) -> None:
+        self.cache.clear()
         self.entries[name.lower().rstrip(".")] = ZoneEntry(
             a=list(a or []),
             aaaa=list(aaaa or []),
@@ -138,13 +141,22 @@ class _UDP(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            query = dns.message.from_wire(data)
-        except Exception:
-            return
-        response = self.zone.answer(query)
-        if response is not None and self.transport is not None:
-            self.transport.sendto(response.to_wire(max_size=65535, want_shuffle=False), addr)
+        # Identical queries (but for the ID) get the same answer: render each once.
+        key = data[2:]
+        if key in self.zone.cache:
+            wire = self.zone.cache[key]
+        else:
+            try:
+                query = dns.message.from_wire(data)
+            except Exception:
+                return
+            response = self.zone.answer(query)
+            wire = None
+            if response is not None:
+                wire = response.to_wire(max_size=65535, want_shuffle=False)
+            self.zone.cache[key] = wire
+        if wire is not None and self.transport is not None:
+            self.transport.sendto(data[:2] + wire[2:], addr)
 
 
 class LabDNS:

@@ -2,9 +2,11 @@
 
 Rule: nothing on the scrape path does network I/O or touches the validations in
 flight. :class:`ResultStore` holds the latest :class:`ValidationResult` and the
-counters of each configured domain; :class:`Http01Collector` reads one snapshot
-of it per scrape, so a domain removed from the config disappears at once and a
-scrape never sees half an update. Metric names live in :class:`Metric`.
+counters of each configured domain; :class:`Exposition` reads one snapshot of it
+per scrape, so a domain removed from the config disappears at once and a scrape
+never sees half an update. Each domain's lines are rendered once per result and
+cached (a scrape of 10,000 domains only joins strings). Metric names live in
+:class:`Metric`.
 
 Sample exposition (one domain)::
 
@@ -19,21 +21,29 @@ from __future__ import annotations
 
 import platform
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
 from exporter import __version__
 from exporter.records import Family, ValidationResult
 
-__all__ = ["Http01Collector", "Metric", "ResultStore", "SelfMetrics", "ServiceState"]
+__all__ = [
+    "DomainState",
+    "Exposition",
+    "Metric",
+    "ResultStore",
+    "SelfMetrics",
+    "ServiceState",
+    "render_domains",
+]
 
-Sample = tuple[tuple[str, ...], float]
+#: prometheus_client's own float formatting, so the text matches its exposition exactly.
+floatToGoString = cast(Callable[[float], str], _untyped_float_to_go)
 
 _CACHED = " From the latest periodic validation (cached between runs)."
 
@@ -69,12 +79,25 @@ class Metric(StrEnum):
 
 @dataclass
 class DomainState:
-    """The latest result of one domain and its counters."""
+    """The latest result of one domain and its counters. Replaced, never mutated,
+    once stored, so its rendered lines can be cached."""
 
     result: ValidationResult | None = None
     fallbacks: int = 0
     validations: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
     hop_failures: dict[str, int] = field(default_factory=dict)
+    _lines: tuple[bool, dict[Metric, str]] | None = field(default=None, repr=False)
+
+    def lines(self, name: str, ipv6_measured: bool) -> dict[Metric, str]:
+        cached = self._lines
+        if cached is not None and cached[0] == ipv6_measured:
+            return cached[1]
+        rendered = {
+            metric: "".join(_line(metric, labels, value) for labels, value in samples)
+            for metric, samples in domain_samples(name, self, ipv6_measured).items()
+        }
+        self._lines = (ipv6_measured, rendered)
+        return rendered
 
 
 class ResultStore:
@@ -133,213 +156,241 @@ class ServiceState:
     reload_success_timestamp: float = 0.0
 
 
-class Http01Collector(Collector):
-    """Renders the per-domain contract and the exporter gauges from a snapshot."""
-
-    def __init__(self, store: ResultStore, state: ServiceState) -> None:
-        self.store = store
-        self.state = state
-
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        snapshot = self.store.snapshot()
-        yield from render_domains(snapshot, ipv6_measured=self.state.ipv6_capable)
-        yield _gauge(Metric.DOMAINS, "Configured domains.", [], [((), len(snapshot))])
-        yield _gauge(
-            Metric.IPV6_CAPABLE,
-            "1 if this exporter's host can route IPv6; without it IPv6 results are not measured.",
-            [],
-            [((), 1 if self.state.ipv6_capable else 0)],
-        )
-        yield _gauge(
-            Metric.RELOAD_SUCCESSFUL,
-            "1 if the last configuration reload succeeded.",
-            [],
-            [((), 1 if self.state.reload_successful else 0)],
-        )
-        yield _gauge(
-            Metric.RELOAD_TIMESTAMP,
-            "Unix time of the last successful configuration reload.",
-            [],
-            [((), self.state.reload_success_timestamp)],
-        )
-        yield _gauge(
-            Metric.BUILD_INFO,
-            "Build information; always 1.",
-            ["version", "python_version"],
-            [((__version__, platform.python_version()), 1)],
-        )
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        return iter(())
-
-
-_F = TypeVar("_F", GaugeMetricFamily, CounterMetricFamily)
-
-
-def _family(
-    kind: type[_F], name: str, doc: str, labels: list[str], samples: Iterable[Sample]
-) -> _F:
-    family = kind(name, doc, labels=labels)
-    for values, value in samples:
-        family.add_metric(list(values), value)
-    return family
-
-
-def _gauge(name: str, doc: str, labels: list[str], samples: Iterable[Sample]) -> GaugeMetricFamily:
-    return _family(GaugeMetricFamily, name, doc, labels, samples)
-
-
-def _counter(
-    name: str, doc: str, labels: list[str], samples: Iterable[Sample]
-) -> CounterMetricFamily:
-    return _family(CounterMetricFamily, name, doc, labels, samples)
-
-
-def render_domains(
-    snapshot: dict[str, DomainState], *, ipv6_measured: bool = True
-) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-    """The per-domain families. Domains without a result yet have only their counters.
-
-    Without IPv6 connectivity here, a dual-stack domain's verdict cannot be measured:
-    its success, problem, fallback, mismatch, hop and IPv6 response series are left
-    out rather than reported as failures.
-    """
-    Samples = list[tuple[tuple[str, ...], float]]
-    success: Samples = []
-    problem: Samples = []
-    mismatch: Samples = []
-    fallback: Samples = []
-    hop_failure: Samples = []
-    redirects: Samples = []
-    addresses: Samples = []
-    family_response: Samples = []
-    other: Samples = []
-    duration: Samples = []
-    last: Samples = []
-    fallbacks: Samples = []
-    validations: Samples = []
-    hop_failures: Samples = []
-    for name, state in snapshot.items():
-        d = (name,)
-        fallbacks.append((d, state.fallbacks))
-        validations.extend(((name, k), v) for k, v in state.validations.items())
-        hop_failures.extend(((name, k), v) for k, v in sorted(state.hop_failures.items()))
-        result = state.result
-        if result is None:
-            continue
-        duration.append((d, result.duration_seconds))
-        last.append((d, result.finished_at))
-        addresses.extend(
-            ((name, str(f)), result.dns_addresses.get(f, 0)) for f in (Family.IPV4, Family.IPV6)
-        )
-        for probe in result.families:
-            if probe.family is Family.IPV6 and not ipv6_measured:
-                continue
-            family_response.append(((name, str(probe.family)), 1 if probe.responded else 0))
-        if not ipv6_measured and result.dns_addresses.get(Family.IPV6, 0) > 0:
-            continue  # not measured from here
-        success.append((d, 1 if result.success else 0))
-        if result.problem is None:
-            problem.append(((name, "none", "none"), 1))
-        else:
-            problem.append(((name, str(result.problem.type), str(result.problem.reason)), 1))
-        mismatch.append((d, 1 if result.aaaa_mismatch else 0))
-        fallback.append((d, 1 if result.ipv4_fallback else 0))
-        hop_failure.append((d, 1 if not result.success and (result.failed_hop or 0) > 0 else 0))
-        redirects.append((d, result.redirects))
-        if result.other_policy is not None:
-            other.append(
-                ((name, str(result.other_policy)), 1 if result.other_policy_success else 0)
-            )
-    yield _gauge(
+#: Per-domain families, in exposition order: (metric, type, help, label names).
+DOMAIN_FAMILIES: tuple[tuple[Metric, str, str, tuple[str, ...]], ...] = (
+    (
         Metric.VALIDATION_SUCCESS,
+        "gauge",
         "1 if Let's Encrypt would succeed (canary mode) or reach the web server "
         "(reachability mode)." + _CACHED,
-        ["domain"],
-        success,
-    )
-    yield _gauge(
+        ("domain",),
+    ),
+    (
         Metric.VALIDATION_PROBLEM,
+        "gauge",
         "1 for the last validation's problem (ACME type and reason); "
         'type="none",reason="none" on success.' + _CACHED,
-        ["domain", "type", "reason"],
-        problem,
-    )
-    yield _gauge(
+        ("domain", "type", "reason"),
+    ),
+    (
         Metric.AAAA_MISMATCH,
+        "gauge",
         "1 if the first AAAA and the first A address answer the first request differently."
         + _CACHED,
-        ["domain"],
-        mismatch,
-    )
-    yield _gauge(
+        ("domain",),
+    ),
+    (
         Metric.IPV4_FALLBACK,
+        "gauge",
         "1 if the last validation needed Let's Encrypt's IPv6-to-IPv4 fallback." + _CACHED,
-        ["domain"],
-        fallback,
-    )
-    yield _counter(
+        ("domain",),
+    ),
+    (
         Metric.IPV4_FALLBACKS,
+        "counter",
         "Validations that used the IPv6-to-IPv4 fallback.",
-        ["domain"],
-        fallbacks,
-    )
-    yield _gauge(
+        ("domain",),
+    ),
+    (
         Metric.REDIRECT_HOP_FAILURE,
+        "gauge",
         "1 if the last validation failed on a redirect hop (not the initial request)." + _CACHED,
-        ["domain"],
-        hop_failure,
-    )
-    yield _counter(
+        ("domain",),
+    ),
+    (
         Metric.REDIRECT_HOP_FAILURES,
+        "counter",
         "Validations that failed on a redirect hop, by reason.",
-        ["domain", "reason"],
-        hop_failures,
-    )
-    yield _gauge(
+        ("domain", "reason"),
+    ),
+    (
         Metric.REDIRECTS,
+        "gauge",
         "Redirects followed by the last validation." + _CACHED,
-        ["domain"],
-        redirects,
-    )
-    yield _gauge(
+        ("domain",),
+    ),
+    (
         Metric.DNS_ADDRESSES,
+        "gauge",
         "Valid (non-reserved) addresses per family at the last validation." + _CACHED,
-        ["domain", "family"],
-        addresses,
-    )
-    yield _gauge(
+        ("domain", "family"),
+    ),
+    (
         Metric.FAMILY_RESPONSE,
+        "gauge",
         "1 if the first request pinned to that family's first address got an HTTP response."
         + _CACHED,
-        ["domain", "family"],
-        family_response,
-    )
-    yield _gauge(
+        ("domain", "family"),
+    ),
+    (
         Metric.OTHER_POLICY_SUCCESS,
+        "gauge",
         "When a redirect hop's dial failed: 1 if the other fallback policy (boulder or "
         "per-hop) would succeed." + _CACHED,
-        ["domain", "policy"],
-        other,
-    )
-    yield _gauge(
+        ("domain", "policy"),
+    ),
+    (
         Metric.VALIDATION_DURATION,
+        "gauge",
         "Duration of the last validation." + _CACHED,
-        ["domain"],
-        duration,
-    )
-    yield _gauge(
+        ("domain",),
+    ),
+    (
         Metric.LAST_VALIDATION,
+        "gauge",
         "Unix time the last validation finished.",
-        ["domain"],
-        last,
-    )
-    yield _counter(
+        ("domain",),
+    ),
+    (
         Metric.VALIDATIONS,
+        "counter",
         "Finished validations by result.",
-        ["domain", "result"],
-        validations,
+        ("domain", "result"),
+    ),
+)
+
+
+def _sample_name(metric: Metric, kind: str) -> str:
+    return f"{metric}_total" if kind == "counter" else str(metric)
+
+
+def _header(metric: Metric, kind: str, doc: str) -> str:
+    name = _sample_name(metric, kind)
+    escaped = doc.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
+
+
+_HEADERS = {metric: _header(metric, kind, doc) for metric, kind, doc, _ in DOMAIN_FAMILIES}
+_NAMES = {metric: _sample_name(metric, kind) for metric, kind, _, _ in DOMAIN_FAMILIES}
+
+
+def _line(metric: Metric, labels: Sequence[tuple[str, str]], value: float) -> str:
+    """One sample. Label values here are domain names and enum values: nothing to escape."""
+    inner = ",".join(f'{k}="{v}"' for k, v in labels)
+    return f"{_NAMES[metric]}{{{inner}}} {floatToGoString(value)}\n"
+
+
+def domain_samples(
+    name: str, state: DomainState, ipv6_measured: bool
+) -> dict[Metric, list[tuple[Sequence[tuple[str, str]], float]]]:
+    """Every sample of one domain, by family. Without IPv6 connectivity here, a
+    dual-stack domain's verdict cannot be measured: its success, problem, fallback,
+    mismatch, hop and IPv6 response series are left out rather than reported as failures.
+    """
+    d = (("domain", name),)
+    out: dict[Metric, list[tuple[Sequence[tuple[str, str]], float]]] = {
+        m: [] for m, *_ in DOMAIN_FAMILIES
+    }
+    out[Metric.IPV4_FALLBACKS].append((d, state.fallbacks))
+    for result_label, count in state.validations.items():
+        out[Metric.VALIDATIONS].append(((*d, ("result", result_label)), count))
+    for reason, count in sorted(state.hop_failures.items()):
+        out[Metric.REDIRECT_HOP_FAILURES].append(((*d, ("reason", reason)), count))
+    result = state.result
+    if result is None:
+        return out
+    out[Metric.VALIDATION_DURATION].append((d, result.duration_seconds))
+    out[Metric.LAST_VALIDATION].append((d, result.finished_at))
+    for family in (Family.IPV4, Family.IPV6):
+        out[Metric.DNS_ADDRESSES].append(
+            ((*d, ("family", str(family))), result.dns_addresses.get(family, 0))
+        )
+    for probe in result.families:
+        if probe.family is Family.IPV6 and not ipv6_measured:
+            continue
+        out[Metric.FAMILY_RESPONSE].append(
+            ((*d, ("family", str(probe.family))), 1 if probe.responded else 0)
+        )
+    if not ipv6_measured and result.dns_addresses.get(Family.IPV6, 0) > 0:
+        return out  # not measured from here
+    problem = result.problem
+    out[Metric.VALIDATION_SUCCESS].append((d, 1 if result.success else 0))
+    out[Metric.VALIDATION_PROBLEM].append(
+        (
+            (
+                *d,
+                ("type", "none" if problem is None else str(problem.type)),
+                ("reason", "none" if problem is None else str(problem.reason)),
+            ),
+            1,
+        )
     )
+    out[Metric.AAAA_MISMATCH].append((d, 1 if result.aaaa_mismatch else 0))
+    out[Metric.IPV4_FALLBACK].append((d, 1 if result.ipv4_fallback else 0))
+    hop_failure = not result.success and (result.failed_hop or 0) > 0
+    out[Metric.REDIRECT_HOP_FAILURE].append((d, 1 if hop_failure else 0))
+    out[Metric.REDIRECTS].append((d, result.redirects))
+    if result.other_policy is not None:
+        out[Metric.OTHER_POLICY_SUCCESS].append(
+            ((*d, ("policy", str(result.other_policy))), 1 if result.other_policy_success else 0)
+        )
+    return out
+
+
+def render_domains(snapshot: dict[str, DomainState], *, ipv6_measured: bool = True) -> str:
+    """The per-domain families as exposition text (format 0.0.4).
+
+    Each domain's lines are rendered once per result and cached on its (immutable)
+    state, so a scrape only joins strings: a result changes only when its validation
+    finishes.
+    """
+    per_domain = [state.lines(name, ipv6_measured) for name, state in snapshot.items()]
+    parts: list[str] = []
+    for metric, *_ in DOMAIN_FAMILIES:
+        parts.append(_HEADERS[metric])
+        parts.extend(lines[metric] for lines in per_domain)
+    return "".join(parts)
+
+
+def render_exporter(state: ServiceState, domains: int) -> str:
+    """The exporter-level gauges."""
+    gauges = (
+        (Metric.DOMAINS, "Configured domains.", "", domains),
+        (
+            Metric.IPV6_CAPABLE,
+            "1 if this exporter's host can route IPv6; without it IPv6 results are not measured.",
+            "",
+            1 if state.ipv6_capable else 0,
+        ),
+        (
+            Metric.RELOAD_SUCCESSFUL,
+            "1 if the last configuration reload succeeded.",
+            "",
+            1 if state.reload_successful else 0,
+        ),
+        (
+            Metric.RELOAD_TIMESTAMP,
+            "Unix time of the last successful configuration reload.",
+            "",
+            state.reload_success_timestamp,
+        ),
+        (
+            Metric.BUILD_INFO,
+            "Build information; always 1.",
+            f'{{python_version="{platform.python_version()}",version="{__version__}"}}',
+            1,
+        ),
+    )
+    return "".join(
+        f"# HELP {name} {doc}\n# TYPE {name} gauge\n{name}{labels} {floatToGoString(value)}\n"
+        for name, doc, labels, value in gauges
+    )
+
+
+class Exposition:
+    """``/metrics``: the domain families from a snapshot, the exporter gauges, and the
+    self-metrics registry (histograms and counters without a domain label)."""
+
+    def __init__(self, store: ResultStore, state: ServiceState, registry: CollectorRegistry):
+        self.store = store
+        self.state = state
+        self.registry = registry
+
+    def render(self) -> bytes:
+        snapshot = self.store.snapshot()
+        text = render_domains(snapshot, ipv6_measured=self.state.ipv6_capable)
+        text += render_exporter(self.state, len(snapshot))
+        return text.encode() + generate_latest(self.registry)
 
 
 class SelfMetrics:

@@ -40,10 +40,8 @@ from apscheduler.events import (
     JobSubmissionEvent,
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.base import BaseTrigger
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder, generate_latest
-from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, DomainConfig, load, normalise_domain
@@ -52,7 +50,7 @@ from exporter.http01 import Validator
 from exporter.logs import setup_logging
 from exporter.metrics import (
     DomainState,
-    Http01Collector,
+    Exposition,
     ResultStore,
     SelfMetrics,
     ServiceState,
@@ -89,18 +87,41 @@ def ipv6_capable(config: Config) -> bool:
     return True
 
 
-class _SingleResult(Collector):
+def _single_result(result: ValidationResult) -> bytes:
     """One validation's metrics, for ``/probe``."""
+    state = DomainState(result=result, fallbacks=1 if result.ipv4_fallback else 0)
+    state.validations["success" if result.success else "failure"] += 1
+    if not result.success and (result.failed_hop or 0) > 0 and result.problem:
+        state.hop_failures[str(result.problem.reason)] = 1
+    return render_domains({result.domain: state}).encode()
 
-    def __init__(self, result: ValidationResult) -> None:
-        state = DomainState(result=result, fallbacks=1 if result.ipv4_fallback else 0)
-        state.validations["success" if result.success else "failure"] += 1
-        if not result.success and (result.failed_hop or 0) > 0 and result.problem:
-            state.hop_failures[str(result.problem.reason)] = 1
-        self._snapshot = {result.domain: state}
 
-    def collect(self) -> Any:
-        return render_domains(self._snapshot)
+class PhasedInterval(BaseTrigger):  # type: ignore[misc]
+    """Every ``interval`` seconds at a fixed phase, plus up to ``jitter``; the first run at
+    ``first``. With one random phase per domain the steady-state load is spread evenly over
+    the interval, instead of every domain coming due in the same burst after a start."""
+
+    def __init__(
+        self, *, interval: float, jitter: float, first: dt.datetime, anchor: dt.datetime
+    ) -> None:
+        self.interval = dt.timedelta(seconds=interval)
+        self.jitter = jitter
+        self.first = first
+        self.anchor = anchor
+
+    def get_next_fire_time(
+        self, previous_fire_time: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime:
+        if previous_fire_time is None:
+            return self.first
+        periods = (previous_fire_time - self.anchor) // self.interval + 1
+        due = self.anchor + periods * self.interval
+        if due - previous_fire_time < self.interval / 2:
+            due += self.interval
+        return due + dt.timedelta(seconds=random.uniform(0, self.jitter))
+
+    def __str__(self) -> str:
+        return f"phased interval[{self.interval}]"
 
 
 class Exporter:
@@ -110,7 +131,7 @@ class Exporter:
         self.store = ResultStore()
         self.state = ServiceState()
         self.metrics = SelfMetrics(self.registry)
-        self.registry.register(Http01Collector(self.store, self.state))
+        self.exposition = Exposition(self.store, self.state, self.registry)
         self.scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=dt.UTC,
@@ -153,19 +174,18 @@ class Exporter:
         now = dt.datetime.now(dt.UTC)
         jitter = config.effective_jitter
         for domain in config.domains:
-            first = now + dt.timedelta(seconds=random.uniform(0, jitter))
-            trigger = IntervalTrigger(seconds=config.interval, jitter=jitter or None)
+            trigger = PhasedInterval(
+                interval=config.interval,
+                jitter=jitter,
+                first=now + dt.timedelta(seconds=random.uniform(0, jitter)),
+                anchor=now + dt.timedelta(seconds=random.uniform(0, config.interval)),
+            )
             if domain.name in existing:
                 if reschedule:
                     self.scheduler.reschedule_job(domain.name, trigger=trigger)
                 continue
             self.scheduler.add_job(
-                self._run,
-                trigger=trigger,
-                args=[domain.name],
-                id=domain.name,
-                name=domain.name,
-                next_run_time=first,
+                self._run, trigger=trigger, args=[domain.name], id=domain.name, name=domain.name
             )
 
     async def reload(self) -> tuple[bool, str]:
@@ -333,8 +353,10 @@ class Exporter:
         return WebResponse.text(404, "not found\n")
 
     async def _metrics(self, request: WebRequest) -> WebResponse:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = await asyncio.to_thread(encoder, self.registry)
+        # Always the text format 0.0.4, which every Prometheus accepts; rendered in a
+        # thread so that a large scrape never stalls the validations' event loop.
+        content_type = "text/plain; version=0.0.4; charset=utf-8"
+        body = await asyncio.to_thread(self.exposition.render)
         headers: tuple[tuple[str, str], ...] = ()
         if "gzip" in request.headers.get("accept-encoding", ""):
             body = await asyncio.to_thread(gzip.compress, body, 6)
@@ -379,9 +401,7 @@ class Exporter:
         if request.arg("debug") == "true":
             text = render(result) + "\n\n" + json.dumps(result.to_json(), indent=2) + "\n"
             return WebResponse.text(200, text)
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_SingleResult(result))
-        return WebResponse(200, generate_latest(registry), "text/plain; version=0.0.4")
+        return WebResponse(200, _single_result(result), "text/plain; version=0.0.4")
 
     def _landing(self) -> str:
         rows = []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Http01Collector, ResultStore, ServiceState
+from exporter.metrics import Exposition, ResultStore, ServiceState
 from exporter.records import (
     Family,
     FamilyProbe,
@@ -46,9 +46,8 @@ def result(
 
 
 def scrape(store: ResultStore, state: ServiceState | None = None) -> dict:  # type: ignore[type-arg]
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Http01Collector(store, state or ServiceState()))
-    return parse(generate_latest(registry).decode())
+    exposition = Exposition(store, state or ServiceState(), CollectorRegistry())
+    return parse(exposition.render().decode())
 
 
 def test_counters_accumulate_and_gauges_show_the_latest() -> None:
