@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -249,10 +250,11 @@ class Config(_Model):
         return self.interval * 0.1 if self.jitter is None else self.jitter
 
     def domain(self, name: str) -> DomainConfig | None:
-        for domain in self.domains:
-            if domain.name == name:
-                return domain
-        return None
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, DomainConfig]:
+        return {domain.name: domain for domain in self.domains}
 
     # ---- what the engine needs
 

@@ -147,9 +147,14 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport around a pool whose network backend is pinned.
+
+    The parent's ``__init__`` is deliberately not called: it would build a connection
+    pool (and TLS setup) only for it to be replaced; ``handle_async_request`` only
+    needs ``_pool``, the one seam httpx does not expose.
+    """
+
     def __init__(self, backend: _PinnedBackend, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context, http1=True, http2=False, retries=0)
-        # The one seam httpx does not expose: the network backend of its pool.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=1,
@@ -251,6 +256,11 @@ class Validator:
             "Accept-Encoding": "gzip",
             "Connection": "close",
         }
+        # The TLS handshake is bounded by the TLS timeout; everything after it only by the
+        # validation's overall deadline (the dial has its own timeout, in the backend).
+        self._extensions = {
+            "timeout": {"connect": settings.tls_timeout, "read": None, "write": None, "pool": None}
+        }
 
     # ------------------------------------------------------------------ one request
 
@@ -258,18 +268,10 @@ class Validator:
         """One GET pinned to ``address``; the body only for a response that ends a chain."""
         backend = _PinnedBackend(self.dialer, address, self.settings.dial_timeout, progress)
         transport = _PinnedTransport(backend, self._ssl)
-        timeout = httpx.Timeout(None, connect=self.settings.tls_timeout)
+        request = httpx.Request("GET", url, headers=self._headers, extensions=self._extensions)
         try:
-            async with (
-                httpx.AsyncClient(
-                    transport=transport,
-                    timeout=timeout,
-                    follow_redirects=False,
-                    trust_env=False,
-                    headers=self._headers,
-                ) as client,
-                client.stream("GET", url) as response,
-            ):
+            response = await transport.handle_async_request(request)
+            try:
                 location = response.headers.get("location")
                 if response.status_code != 200:
                     # Let's Encrypt reads the body of a 200 response only.
@@ -284,6 +286,8 @@ class Validator:
                 except (httpx.TransportError, httpx.DecodingError) as exc:
                     raise _BodyError(_body_error_text(exc)) from None
                 return _Response(response.status_code, location, bytes(body))
+            finally:
+                await response.aclose()
         except (_BodyError, asyncio.CancelledError):
             raise
         except Exception as exc:

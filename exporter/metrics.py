@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
 from exporter import __version__
@@ -64,6 +71,7 @@ class Metric(StrEnum):
     LAST_VALIDATION = "acme_http01_last_validation_timestamp_seconds"
     VALIDATIONS = "acme_http01_validations"  # counter: _total
     DOMAINS = "acme_http01_domains"
+    INTERVAL = "acme_http01_validation_interval_seconds"
     IPV6_CAPABLE = "acme_http01_exporter_ipv6_capable"
     RELOAD_SUCCESSFUL = "acme_http01_config_last_reload_successful"
     RELOAD_TIMESTAMP = "acme_http01_config_last_reload_success_timestamp_seconds"
@@ -152,6 +160,7 @@ class ServiceState:
     """Exporter-level facts the collector renders."""
 
     ipv6_capable: bool = True
+    interval: float = 300.0
     reload_successful: bool = True
     reload_success_timestamp: float = 0.0
 
@@ -347,6 +356,12 @@ def render_exporter(state: ServiceState, domains: int) -> str:
     gauges = (
         (Metric.DOMAINS, "Configured domains.", "", domains),
         (
+            Metric.INTERVAL,
+            "Configured interval between two validations of a domain.",
+            "",
+            state.interval,
+        ),
+        (
             Metric.IPV6_CAPABLE,
             "1 if this exporter's host can route IPv6; without it IPv6 results are not measured.",
             "",
@@ -397,6 +412,8 @@ class SelfMetrics:
     """Exporter self-metrics, directly instrumented (no domain label)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # No *_created series: they double the self-metrics for no dashboard or alert use.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         buckets = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
         self.scheduler_delay = Histogram(
             Metric.SCHEDULER_DELAY,

@@ -148,6 +148,7 @@ class Exporter:
         self.validator = self._validator(config)
         self.store.set_domains(d.name for d in config.domains)
         self.state.reload_success_timestamp = time.time()
+        self.state.interval = config.interval
         self._check_vantage()
 
     # ------------------------------------------------------------------ config
@@ -213,6 +214,7 @@ class Exporter:
             self._schedule_all(reschedule=changed)
             self.state.reload_successful = True
             self.state.reload_success_timestamp = time.time()
+            self.state.interval = new.interval
             self.metrics.reloads.labels("success").inc()
             self._check_vantage()
             log.info(
@@ -359,7 +361,7 @@ class Exporter:
         body = await asyncio.to_thread(self.exposition.render)
         headers: tuple[tuple[str, str], ...] = ()
         if "gzip" in request.headers.get("accept-encoding", ""):
-            body = await asyncio.to_thread(gzip.compress, body, 6)
+            body = await asyncio.to_thread(gzip.compress, body, 1)
             headers = (("Content-Encoding", "gzip"),)
         return WebResponse(200, body, content_type, headers)
 
