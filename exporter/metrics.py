@@ -76,6 +76,7 @@ class Metric(StrEnum):
     RELOAD_SUCCESSFUL = "acme_http01_config_last_reload_successful"
     RELOAD_TIMESTAMP = "acme_http01_config_last_reload_success_timestamp_seconds"
     BUILD_INFO = "acme_http01_exporter_build_info"
+    INFO = "acme_http01_exporter_info"
     # Exporter self-metrics (no domain label).
     SCHEDULER_DELAY = "acme_http01_scheduler_delay_seconds"
     SKIPPED_RUNS = "acme_http01_scheduler_skipped_runs"  # counter: _total
@@ -161,6 +162,9 @@ class ServiceState:
 
     ipv6_capable: bool = True
     interval: float = 300.0
+    perspective: str = ""
+    shard: int = 0
+    shards: int = 1
     reload_successful: bool = True
     reload_success_timestamp: float = 0.0
 
@@ -351,6 +355,10 @@ def render_domains(snapshot: dict[str, DomainState], *, ipv6_measured: bool = Tr
     return "".join(parts)
 
 
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def render_exporter(state: ServiceState, domains: int) -> str:
     """The exporter-level gauges."""
     gauges = (
@@ -383,6 +391,13 @@ def render_exporter(state: ServiceState, domains: int) -> str:
             Metric.BUILD_INFO,
             "Build information; always 1.",
             f'{{python_version="{platform.python_version()}",version="{__version__}"}}',
+            1,
+        ),
+        (
+            Metric.INFO,
+            "This replica: its vantage point (perspective) and its shard of the domain list.",
+            f'{{perspective="{_escape(state.perspective)}",shard="{state.shard}",'
+            f'shards="{state.shards}"}}',
             1,
         ),
     )

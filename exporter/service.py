@@ -58,6 +58,7 @@ from exporter.metrics import (
 )
 from exporter.records import Policy, Problem, ProblemType, Reason, ValidationResult
 from exporter.report import fix_hint, render, verdict
+from exporter.shard import Shard, parse_index
 from exporter.web import WebRequest, WebResponse, WebServer, parse_listen_address
 
 __all__ = ["Exporter", "ipv6_capable", "run_service"]
@@ -125,8 +126,16 @@ class PhasedInterval(BaseTrigger):  # type: ignore[misc]
 
 
 class Exporter:
-    def __init__(self, config: Config, config_file: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_file: str | None = None,
+        *,
+        shard: Shard | None = None,
+        perspective: str = "",
+    ) -> None:
         self.config_file = config_file
+        self.shard = shard or Shard()
         self.registry = CollectorRegistry(auto_describe=False)
         self.store = ResultStore()
         self.state = ServiceState()
@@ -146,12 +155,19 @@ class Exporter:
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._probe_semaphore = asyncio.Semaphore(max(1, min(config.concurrency, 20)))
         self.validator = self._validator(config)
-        self.store.set_domains(d.name for d in config.domains)
+        self.state.perspective = perspective
+        self.state.shard = self.shard.index
+        self.state.shards = self.shard.count
+        self.store.set_domains(d.name for d in self.mine(config))
         self.state.reload_success_timestamp = time.time()
         self.state.interval = config.interval
         self._check_vantage()
 
     # ------------------------------------------------------------------ config
+
+    def mine(self, config: Config) -> list[DomainConfig]:
+        """The configured domains this replica validates (all of them unless sharded)."""
+        return [d for d in config.domains if self.shard.owns(d.name)]
 
     def _validator(self, config: Config, policy: Policy | None = None) -> Validator:
         return Validator(config.settings(policy), config.resolver_client(), Dialer(config.routes()))
@@ -167,14 +183,15 @@ class Exporter:
 
     def _schedule_all(self, reschedule: bool) -> None:
         config = self.config
-        wanted = {d.name for d in config.domains}
+        mine = self.mine(config)
+        wanted = {d.name for d in mine}
         for job in self.scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()
         existing = {job.id for job in self.scheduler.get_jobs()}
         now = dt.datetime.now(dt.UTC)
         jitter = config.effective_jitter
-        for domain in config.domains:
+        for domain in mine:
             trigger = PhasedInterval(
                 interval=config.interval,
                 jitter=jitter,
@@ -209,7 +226,7 @@ class Exporter:
             self.validator = self._validator(new)
             if new.concurrency != old.concurrency:
                 self._semaphore = asyncio.Semaphore(new.concurrency)
-            self.store.set_domains(d.name for d in new.domains)
+            self.store.set_domains(d.name for d in self.mine(new))
             changed = (new.interval, new.effective_jitter) != (old.interval, old.effective_jitter)
             self._schedule_all(reschedule=changed)
             self.state.reload_successful = True
@@ -219,7 +236,7 @@ class Exporter:
             self._check_vantage()
             log.info(
                 "config reloaded",
-                extra={"fields": {"file": self.config_file, "domains": len(new.domains)}},
+                extra={"fields": {"file": self.config_file, "domains": len(self.mine(new))}},
             )
             return True, "config reloaded"
 
@@ -510,6 +527,27 @@ def _parser() -> argparse.ArgumentParser:
         help="validate the config file, print every problem, exit 0 or 1",
     )
     parser.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        default="0",
+        metavar="N",
+        help="this replica's shard: a number, or a StatefulSet pod name ending in -N (default 0)",
+    )
+    parser.add_argument(
+        "--shard.count",
+        dest="shard_count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="number of replicas sharing the domain list (default 1)",
+    )
+    parser.add_argument(
+        "--perspective",
+        default="",
+        metavar="NAME",
+        help="name of this vantage point (region, cluster), a label of acme_http01_exporter_info",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="start the built-in loopback lab and watch its showcase domains",
@@ -538,6 +576,11 @@ def run_service(argv: Sequence[str]) -> int:
             "acme-http01-exporter: need --config.file FILE or --demo (see --help)", file=sys.stderr
         )
         return 2
+    try:
+        Shard(parse_index(args.shard_index), args.shard_count)
+    except ValueError as exc:
+        print(f"acme-http01-exporter: {exc}", file=sys.stderr)
+        return 2
     listen = args.listen or (DEMO_LISTEN if args.demo else DEFAULT_LISTEN)
     host, port = parse_listen_address(listen)
     setup_logging(args.log_level, args.log_format)
@@ -558,7 +601,12 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int) -> int:
     else:
         config = await asyncio.to_thread(load, args.config_file)
         config_file = args.config_file
-    exporter = Exporter(config, config_file)
+    exporter = Exporter(
+        config,
+        config_file,
+        shard=Shard(parse_index(args.shard_index), args.shard_count),
+        perspective=args.perspective,
+    )
     server = WebServer(exporter.handle, host, port)
     try:
         await server.start()

@@ -123,6 +123,19 @@ def timeseries(
     )
 
 
+def quantiles(histogram: str) -> list[dict[str, Any]]:
+    """p50 and p99 of a histogram over all series of the selected exporters."""
+    return [
+        target(
+            f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{{{SEL}}}"
+            "[$__rate_interval])))",
+            f"p{round(q * 100)}",
+            ref,
+        )
+        for q, ref in ((0.5, "A"), (0.99, "B"))
+    ]
+
+
 def variable(name: str, label: str, query: str, multi: bool = True) -> dict[str, Any]:
     return {
         "name": name,
@@ -382,20 +395,7 @@ def build() -> dict[str, Any]:
     panels.append(
         timeseries(
             "Scheduler delay",
-            [
-                target(
-                    "histogram_quantile(0.5, sum by (le) (rate(acme_http01_scheduler_delay_"
-                    f"seconds_bucket{{{SEL}}}[$__rate_interval])))",
-                    "p50",
-                    "A",
-                ),
-                target(
-                    "histogram_quantile(0.99, sum by (le) (rate(acme_http01_scheduler_delay_"
-                    f"seconds_bucket{{{SEL}}}[$__rate_interval])))",
-                    "p99",
-                    "B",
-                ),
-            ],
+            quantiles("acme_http01_scheduler_delay_seconds"),
             (12, 43, 12, 8),
             "Time between a validation's scheduled time and its start.",
             unit="s",
@@ -419,20 +419,7 @@ def build() -> dict[str, Any]:
     panels.append(
         timeseries(
             "Validation latency (all domains)",
-            [
-                target(
-                    "histogram_quantile(0.5, sum by (le) (rate(acme_http01_validation_latency_"
-                    f"seconds_bucket{{{SEL}}}[$__rate_interval])))",
-                    "p50",
-                    "A",
-                ),
-                target(
-                    "histogram_quantile(0.99, sum by (le) (rate(acme_http01_validation_latency_"
-                    f"seconds_bucket{{{SEL}}}[$__rate_interval])))",
-                    "p99",
-                    "B",
-                ),
-            ],
+            quantiles("acme_http01_validation_latency_seconds"),
             (12, 51, 12, 8),
             "Validation durations across all domains.",
             unit="s",

@@ -165,6 +165,9 @@ def test_no_ip_url_or_free_text_in_labels(showcase_exporter: ExporterProcess) ->
         "policy",
         "version",
         "python_version",
+        "perspective",
+        "shard",
+        "shards",
         "le",
     }
     for name, labels in samples:
