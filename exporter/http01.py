@@ -23,11 +23,13 @@ during a dial the result is "Timeout after connect" and there is no fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import secrets
 import ssl
 import time
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -83,6 +85,7 @@ class _Progress:
     """Where a request is, so that a deadline can be reported like Let's Encrypt does."""
 
     phase: _Phase = _Phase.DNS
+    first_bytes: bytes = b""  # the start of what the server sent (to recognise HTTP/2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +138,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         except BaseException:
             sock.close()
             raise
-        return AnyIOStream(stream)
+        return _RecordingStream(AnyIOStream(stream), self._progress)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
@@ -144,6 +147,44 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:  # pragma: no cover - no retries
         await asyncio.sleep(seconds)
+
+
+class _RecordingStream(httpcore.AsyncNetworkStream):
+    """Keeps the first bytes the server sends, so that an error can say what they were."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream, progress: _Progress) -> None:
+        self._stream = stream
+        self._progress = progress
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = await self._stream.read(max_bytes, timeout)
+        if len(self._progress.first_bytes) < 16:
+            self._progress.first_bytes += data[: 16 - len(self._progress.first_bytes)]
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            return await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        except BaseException:
+            # httpcore closes the socket on a failed handshake but not when the validation's
+            # deadline cancels it mid-handshake; close it here so no socket is left behind.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._stream.aclose())
+            raise
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
 
 
 class _PinnedTransport(httpx.AsyncHTTPTransport):
@@ -183,10 +224,12 @@ def _ssl_reason(exc: BaseException) -> tuple[Reason, str]:
     return Reason.TLS_ERROR, ""
 
 
-_HTTP2_SETTINGS_PREFIX = "\\x00\\x00"
+def _looks_like_http2(first: bytes) -> bool:
+    """An HTTP/2 frame header (length, type SETTINGS) where an HTTP/1.1 status line belongs."""
+    return len(first) >= 9 and first[3] == 0x04 and first[:1] == b"\x00"
 
 
-def _classify(exc: Exception) -> _Failed:
+def _classify(exc: Exception, first: bytes = b"") -> _Failed:
     if isinstance(exc, DialFailure):
         return _Failed(exc.reason, str(exc))
     if isinstance(exc, httpx.ConnectTimeout):
@@ -195,10 +238,9 @@ def _classify(exc: Exception) -> _Failed:
         reason, text = _ssl_reason(exc)
         return _Failed(reason, text)
     if isinstance(exc, httpx.RemoteProtocolError):
-        message = str(exc)
-        if _HTTP2_SETTINGS_PREFIX in message and "\\x04" in message:
+        if _looks_like_http2(first):
             return _Failed(Reason.HTTP2_OVER_HTTP)
-        return _Failed(Reason.PROTOCOL_ERROR, message)
+        return _Failed(Reason.PROTOCOL_ERROR, str(exc))
     if isinstance(exc, httpx.ReadError | httpx.WriteError):
         cause: BaseException | None = exc
         while cause is not None:
@@ -277,21 +319,14 @@ class Validator:
                     # Let's Encrypt reads the body of a 200 response only.
                     return _Response(response.status_code, location, b"")
                 progress.phase = _Phase.BODY
-                body = bytearray()
-                try:
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) >= policy.MAX_RESPONSE_SIZE:
-                            break
-                except (httpx.TransportError, httpx.DecodingError) as exc:
-                    raise _BodyError(_body_error_text(exc)) from None
+                body = await _read_body(response)
                 return _Response(response.status_code, location, bytes(body))
             finally:
                 await response.aclose()
         except (_BodyError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            raise _classify(exc) from None
+            raise _classify(exc, progress.first_bytes) from None
 
     async def _lookup(self, host: str) -> policy.Resolution | Problem:
         a, aaaa = await asyncio.gather(
@@ -632,6 +667,30 @@ class Validator:
         if outcome is None:
             outcome = _Failed(run.records[0].error or Reason.READ_TIMEOUT)
         return [self._family_probe(family, first, outcome, ka)]
+
+
+async def _read_body(response: httpx.Response) -> bytes:
+    """At most MAX_RESPONSE_SIZE bytes of the body, never buffering more.
+
+    Like Go's transport, a gzip body (which we asked for) is decoded, and decoded only
+    as far as needed: a decompression bomb costs 128 bytes of output, not gigabytes.
+    """
+    limit = policy.MAX_RESPONSE_SIZE
+    gzipped = response.headers.get("content-encoding", "").strip().lower() == "gzip"
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_raw():
+            if decoder is not None:
+                chunk = decoder.decompress(chunk, limit - len(body))
+            body += chunk[: limit - len(body)]
+            if len(body) >= limit:
+                break
+    except (httpx.TransportError, httpx.DecodingError) as exc:
+        raise _BodyError(_body_error_text(exc)) from None
+    except zlib.error:
+        raise _BodyError("gzip: invalid header") from None
+    return bytes(body)
 
 
 def _body_error_text(exc: Exception) -> str:

@@ -19,7 +19,7 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Literal
@@ -46,6 +46,7 @@ __all__ = [
     "body",
     "chain",
     "hang",
+    "raw",
     "redirect",
     "serve",
     "status",
@@ -65,8 +66,10 @@ class ZoneEntry:
     a: list[str] = field(default_factory=list)
     aaaa: list[str] = field(default_factory=list)
     cname: str | None = None
-    servfail: set[str] = field(default_factory=set)  # "A", "AAAA": answer SERVFAIL
+    rcode: dict[str, str] = field(default_factory=dict)  # "A" -> "SERVFAIL", "REFUSED", ...
     drop: set[str] = field(default_factory=set)  # "A", "AAAA": never answer
+    truncate: bool = False  # UDP answers are truncated (TC): the client must retry over TCP
+    extra: list[tuple[str, str, str]] = field(default_factory=list)  # (owner, type, value)
 
 
 class Zone:
@@ -85,16 +88,30 @@ class Zone:
         aaaa: list[str] | None = None,
         cname: str | None = None,
         servfail: set[str] | None = None,
+        rcode: dict[str, str] | None = None,
         drop: set[str] | None = None,
+        truncate: bool = False,
+        extra: list[tuple[str, str, str]] | None = None,
     ) -> None:
         self.cache.clear()
+        codes = dict(rcode or {})
+        codes.update({rdtype: "SERVFAIL" for rdtype in servfail or ()})
         self.entries[name.lower().rstrip(".")] = ZoneEntry(
             a=list(a or []),
             aaaa=list(aaaa or []),
             cname=cname.lower().rstrip(".") if cname else None,
-            servfail=set(servfail or ()),
+            rcode=codes,
             drop=set(drop or ()),
+            truncate=truncate,
+            extra=list(extra or []),
         )
+
+    def truncates(self, query: dns.message.Message) -> bool:
+        if not query.question:
+            return False
+        name = query.question[0].name.to_text(omit_final_dot=True).lower()
+        entry = self.entries.get(name)
+        return entry is not None and entry.truncate
 
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
         """The authoritative response to ``query``, or ``None`` to stay silent."""
@@ -114,9 +131,14 @@ class Zone:
                 return response
             if rdtype in entry.drop:
                 return None
-            if rdtype in entry.servfail:
-                response.set_rcode(dns.rcode.SERVFAIL)
+            if rdtype in entry.rcode:
+                response.set_rcode(dns.rcode.from_text(entry.rcode[rdtype]))
                 return response
+            for owner, extra_type, value in entry.extra:
+                if extra_type == rdtype:
+                    response.answer.append(
+                        dns.rrset.from_text(owner + ".", 60, "IN", extra_type, value)
+                    )
             if entry.cname is not None and rdtype != "CNAME":
                 response.answer.append(
                     dns.rrset.from_text(name + ".", 60, "IN", "CNAME", entry.cname + ".")
@@ -150,13 +172,27 @@ class _UDP(asyncio.DatagramProtocol):
                 query = dns.message.from_wire(data)
             except Exception:
                 return
-            response = self.zone.answer(query)
-            wire = None
-            if response is not None:
-                wire = response.to_wire(max_size=65535, want_shuffle=False)
+            wire = _udp_wire(self.zone, query)
             self.zone.cache[key] = wire
         if wire is not None and self.transport is not None:
             self.transport.sendto(data[:2] + wire[2:], addr)
+
+
+def _udp_wire(zone: Zone, query: dns.message.Message) -> bytes | None:
+    """The UDP answer: truncated (TC, no records) when the zone says so or when it does
+    not fit the client's advertised size, as a real server does."""
+    response = zone.answer(query)
+    if response is None:
+        return None
+    limit = max(512, query.payload if query.edns >= 0 else 512)
+    if not zone.truncates(query):
+        try:
+            return bytes(response.to_wire(max_size=limit, want_shuffle=False))
+        except dns.exception.TooBig:
+            pass
+    truncated = dns.message.make_response(query)
+    truncated.flags |= dns.flags.AA | dns.flags.TC
+    return bytes(truncated.to_wire(max_size=limit))
 
 
 class LabDNS:
@@ -166,11 +202,14 @@ class LabDNS:
         self.zone = zone
         self.host = host
         self.port = 0
+        self.tcp_queries = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Listen on ``port`` (0: any free one) for UDP and TCP."""
         loop = asyncio.get_running_loop()
+        self.port = port
         for _ in range(20):
             transport, _proto = await loop.create_datagram_endpoint(
                 lambda: _UDP(self.zone), local_addr=(self.host, self.port)
@@ -190,6 +229,7 @@ class LabDNS:
             while True:
                 size = struct.unpack("!H", await reader.readexactly(2))[0]
                 query = dns.message.from_wire(await reader.readexactly(size))
+                self.tcp_queries += 1
                 response = self.zone.answer(query)
                 if response is None:
                     return
@@ -306,15 +346,13 @@ def lab_ssl_context() -> ssl.SSLContext:
     return ctx
 
 
-class WebServer:
-    """A tiny HTTP/1.1 server (plain or TLS) on one loopback address and port."""
+class _TCPServer:
+    """A loopback TCP server that tracks its connections and ends them quietly on stop."""
 
-    def __init__(self, handler: Handler, host: str, tls: ssl.SSLContext | None = None) -> None:
-        self.handler = handler
+    def __init__(self, host: str, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.tls = tls
         self.port = 0
-        self.requests = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -324,45 +362,25 @@ class WebServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            first = await asyncio.wait_for(reader.readexactly(1), 30)
-            if first == b"\x16":  # a TLS ClientHello on a plain port: 400, like any web server
-                writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-                await writer.drain()
-                return
-            head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _version = [*lines[0].split(" "), "", ""][:3]
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    key, value = line.split(":", 1)
-                    headers[key.strip().lower()] = value.strip()
-            host = headers.get("host", "")
-            host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
-            self.requests += 1
-            reply = self.handler(Request(method, path, host, headers))
-            if reply is None:
-                await asyncio.sleep(3600)
-                return
-            reason = _REASONS.get(reply.status, "Status")
-            out = [f"HTTP/1.1 {reply.status} {reason}", f"Content-Length: {len(reply.body)}"]
-            out += [f"{k}: {v}" for k, v in reply.headers]
-            out += ["Connection: close", "", ""]
-            writer.write("\r\n".join(out).encode("latin-1") + reply.body)
-            await writer.drain()
+            await self._handle(reader, writer)
         except (
             asyncio.IncompleteReadError,
             asyncio.LimitOverrunError,
             TimeoutError,
-            ConnectionError,
+            OSError,
             ssl.SSLError,
         ):
             pass
+        except asyncio.CancelledError:
+            pass  # the lab is stopping; end quietly (asyncio logs cancelled handlers)
         finally:
             self._tasks.discard(task)
             writer.close()
@@ -377,6 +395,43 @@ class WebServer:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
+
+
+class WebServer(_TCPServer):
+    """A tiny HTTP/1.1 server (plain or TLS) on one loopback address and port."""
+
+    def __init__(self, handler: Handler, host: str, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(host, tls)
+        self.handler = handler
+        self.requests = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await asyncio.wait_for(reader.readexactly(1), 30)
+        if first == b"\x16":  # a TLS ClientHello on a plain port: 400, like any web server
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            return
+        head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _version = [*lines[0].split(" "), "", ""][:3]
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        host = headers.get("host", "")
+        host = host[: host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
+        self.requests += 1
+        reply = self.handler(Request(method, path, host, headers))
+        if reply is None:
+            await asyncio.sleep(3600)
+            return
+        reason = _REASONS.get(reply.status, "Status")
+        out = [f"HTTP/1.1 {reply.status} {reason}", f"Content-Length: {len(reply.body)}"]
+        out += [f"{k}: {v}" for k, v in reply.headers]
+        out += ["Connection: close", "", ""]
+        writer.write("\r\n".join(out).encode("latin-1") + reply.body)
+        await writer.drain()
 
 
 class Blackhole:
@@ -436,13 +491,38 @@ def plain(handler: Handler) -> _PlainOnTLS:
     return _PlainOnTLS(handler)
 
 
+#: A hostile server: gets the raw connection and may do anything with it.
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    handler: RawHandler
+
+
+def raw(handler: RawHandler) -> _Raw:
+    """A plain TCP server (on either port) that runs ``handler`` per connection."""
+    return _Raw(handler)
+
+
+class RawServer(_TCPServer):
+    """A plain TCP server that hands each connection to a hostile handler."""
+
+    def __init__(self, handler: RawHandler, host: str) -> None:
+        super().__init__(host)
+        self.handler = handler
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.handler(reader, writer)
+
+
 class Lab:
     """A DNS zone plus web servers, on loopback. ``async with Lab() as lab: ...``."""
 
     def __init__(self) -> None:
         self.zone = Zone()
         self.dns = LabDNS(self.zone)
-        self._servers: list[WebServer] = []
+        self._servers: list[WebServer | RawServer] = []
         self._endpoints: dict[str, dict[int, tuple[str, int]]] = {}
         self._tls = lab_ssl_context()
         self._blackholes: dict[str, Blackhole] = {}
@@ -485,7 +565,7 @@ class Lab:
         return f"192.0.2.{n}" if n < 255 else f"198.51.100.{n - 254}"
 
     async def _endpoint(
-        self, loopback: str, behaviour: Handler | _PlainOnTLS | str, tls: bool
+        self, loopback: str, behaviour: Handler | _PlainOnTLS | _Raw | str, tls: bool
     ) -> tuple[str, int]:
         if behaviour == "timeout":
             if loopback not in self._blackholes:
@@ -495,6 +575,11 @@ class Lab:
             if loopback not in self._refusers:
                 self._refusers[loopback] = Refuser(loopback)
             return loopback, self._refusers[loopback].port
+        if isinstance(behaviour, _Raw):
+            raw_server = RawServer(behaviour.handler, loopback)
+            await raw_server.start()
+            self._servers.append(raw_server)
+            return loopback, raw_server.port
         if isinstance(behaviour, _PlainOnTLS):
             server = WebServer(behaviour.handler, loopback, None)
         elif callable(behaviour):
@@ -508,8 +593,8 @@ class Lab:
     async def host(
         self,
         version: Literal[4, 6],
-        http: Handler | str = "refused",
-        https: Handler | _PlainOnTLS | str = "refused",
+        http: Handler | _Raw | str = "refused",
+        https: Handler | _PlainOnTLS | _Raw | str = "refused",
         *,
         address: str | None = None,
     ) -> str:

@@ -77,6 +77,7 @@ class Metric(StrEnum):
     RELOAD_TIMESTAMP = "acme_http01_config_last_reload_success_timestamp_seconds"
     BUILD_INFO = "acme_http01_exporter_build_info"
     INFO = "acme_http01_exporter_info"
+    TASKS = "acme_http01_exporter_tasks"
     # Exporter self-metrics (no domain label).
     SCHEDULER_DELAY = "acme_http01_scheduler_delay_seconds"
     SKIPPED_RUNS = "acme_http01_scheduler_skipped_runs"  # counter: _total
@@ -163,6 +164,7 @@ class ServiceState:
     ipv6_capable: bool = True
     interval: float = 300.0
     perspective: str = ""
+    tasks: int = 0
     shard: int = 0
     shards: int = 1
     reload_successful: bool = True
@@ -368,6 +370,12 @@ def render_exporter(state: ServiceState, domains: int) -> str:
             "Configured interval between two validations of a domain.",
             "",
             state.interval,
+        ),
+        (
+            Metric.TASKS,
+            "asyncio tasks in the exporter (validations, connections, jobs).",
+            "",
+            state.tasks,
         ),
         (
             Metric.IPV6_CAPABLE,

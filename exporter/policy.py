@@ -375,6 +375,9 @@ def check_redirect(
             )
     else:
         port = HTTP_PORT if scheme == "http" else HTTPS_PORT
+    # Characters Go's URL parser refuses in a host (it fails before the policy runs).
+    if any(c.isspace() or c in '<>"{}|\\^`' for c in host):
+        return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
     # Empty host.
     if host == "":
         return RedirectRefusal(Reason.BAD_REDIRECT_HOST, "Invalid empty host in redirect target")

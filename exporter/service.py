@@ -115,10 +115,10 @@ class PhasedInterval(BaseTrigger):  # type: ignore[misc]
     ) -> dt.datetime:
         if previous_fire_time is None:
             return self.first
+        # The first slot of the phase after the previous run: no gap is ever longer than
+        # the interval (plus jitter), the first one after a start may be shorter.
         periods = (previous_fire_time - self.anchor) // self.interval + 1
         due = self.anchor + periods * self.interval
-        if due - previous_fire_time < self.interval / 2:
-            due += self.interval
         return due + dt.timedelta(seconds=random.uniform(0, self.jitter))
 
     def __str__(self) -> str:
@@ -188,20 +188,31 @@ class Exporter:
         for job in self.scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()
-        existing = {job.id for job in self.scheduler.get_jobs()}
+        existing = {job.id: job for job in self.scheduler.get_jobs()}
         now = dt.datetime.now(dt.UTC)
         jitter = config.effective_jitter
         for domain in mine:
+            job = existing.get(domain.name)
+            if job is not None:
+                if reschedule:
+                    # A new interval keeps each domain's place in the cycle (or comes
+                    # sooner, spread out, when the new interval is shorter): no burst.
+                    first = job.next_run_time
+                    if first is None or first > now + dt.timedelta(seconds=config.interval):
+                        first = now + dt.timedelta(seconds=random.uniform(0, config.interval))
+                    self.scheduler.reschedule_job(
+                        domain.name,
+                        trigger=PhasedInterval(
+                            interval=config.interval, jitter=jitter, first=first, anchor=first
+                        ),
+                    )
+                continue
             trigger = PhasedInterval(
                 interval=config.interval,
                 jitter=jitter,
                 first=now + dt.timedelta(seconds=random.uniform(0, jitter)),
                 anchor=now + dt.timedelta(seconds=random.uniform(0, config.interval)),
             )
-            if domain.name in existing:
-                if reschedule:
-                    self.scheduler.reschedule_job(domain.name, trigger=trigger)
-                continue
             self.scheduler.add_job(
                 self._run, trigger=trigger, args=[domain.name], id=domain.name, name=domain.name
             )
@@ -375,6 +386,7 @@ class Exporter:
         # Always the text format 0.0.4, which every Prometheus accepts; rendered in a
         # thread so that a large scrape never stalls the validations' event loop.
         content_type = "text/plain; version=0.0.4; charset=utf-8"
+        self.state.tasks = len(asyncio.all_tasks())
         body = await asyncio.to_thread(self.exposition.render)
         headers: tuple[tuple[str, str], ...] = ()
         if "gzip" in request.headers.get("accept-encoding", ""):
@@ -414,6 +426,9 @@ class Exporter:
                 )
             domain = DomainConfig(name=name)
         validator = self.validator if policy is None else self._validator(self.config, policy)
+        if self._probe_semaphore.locked():
+            self.metrics.probes.labels("refused").inc()
+            return WebResponse.text(503, "too many /probe requests in flight; retry later\n")
         async with self._probe_semaphore:
             result = await self._validate(domain, validator)
         self.metrics.probes.labels("success" if result.success else "failure").inc()

@@ -25,6 +25,19 @@ EXE = [sys.executable, "-m", "exporter"]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``acme-http01-exporter ARGS`` as a user runs it; waits for it to exit."""
+    return subprocess.run(
+        [*EXE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 class LabProcess:
     """``acme-http01-exporter lab``: the showcase lab in its own process."""
 
@@ -51,6 +64,7 @@ class LabProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(10)
 
 
 class ExporterProcess:

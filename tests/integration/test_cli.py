@@ -13,20 +13,12 @@ import pytest
 
 from exporter.showcase import SHOWCASE
 from tests.conftest import ROOT, subprocess_env
+from tests.integration.procs import run_cli
 
 EXE = [sys.executable, "-m", "exporter"]
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EXE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=subprocess_env(),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
+run = run_cli
 
 
 @pytest.fixture(scope="module")

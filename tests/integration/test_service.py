@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from exporter.showcase import SHOWCASE
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT
 from tests.integration.procs import (
-    EXE,
     ExporterProcess,
     LabProcess,
     parse,
+    run_cli,
     value,
     wait_for,
     write_config,
@@ -408,16 +408,7 @@ def test_ready_only_after_every_domain_has_a_result(lab: LabProcess, tmp_path: P
 # ---------------------------------------------------------------------- the CLI
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EXE, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=subprocess_env(),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
+run = run_cli
 
 
 def test_config_check() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from exporter.service import PhasedInterval
 
@@ -24,9 +25,13 @@ def test_first_run_then_anchored_phase() -> None:
     assert fire_times(trigger, 4) == [T0 + 2 * S, T0 + 45 * S, T0 + 105 * S, T0 + 165 * S]
 
 
-def test_anchor_too_close_to_the_first_run_waits_a_whole_interval() -> None:
-    trigger = PhasedInterval(interval=60, jitter=0, first=T0 + 2 * S, anchor=T0 + 10 * S)
-    assert fire_times(trigger, 3) == [T0 + 2 * S, T0 + 70 * S, T0 + 130 * S]
+def test_no_gap_is_longer_than_the_interval() -> None:
+    trigger = PhasedInterval(interval=60, jitter=0, first=T0 + 50 * S, anchor=T0 + 10 * S)
+    assert fire_times(trigger, 3) == [T0 + 50 * S, T0 + 70 * S, T0 + 130 * S]
+    for anchor in range(0, 60, 7):
+        trigger = PhasedInterval(interval=60, jitter=0, first=T0 + 3 * S, anchor=T0 + anchor * S)
+        times = fire_times(trigger, 5)
+        assert all(S <= b - a <= 60 * S for a, b in itertools.pairwise(times))
 
 
 def test_jitter_never_accumulates() -> None:

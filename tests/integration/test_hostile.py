@@ -1,0 +1,456 @@
+"""Hostile and broken servers: each costs at most its own bounded time and memory.
+
+Every case runs a real server on loopback that misbehaves in one way, next to a healthy
+domain validated at the same time, and asserts: the verdict and reason Let's Encrypt
+would give, the time taken (under the validation deadline plus a small slack), bounded
+memory, and that the healthy domain was not slowed down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import resource
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from exporter import lab as L
+from exporter.dial import Dialer
+from exporter.dns import DnspythonResolver
+from exporter.http01 import Settings, Validator
+from exporter.policy import AddressPolicy
+from exporter.records import ProblemType, Reason, ValidationResult
+
+BUDGET = 1.5  # the validation deadline used here
+SLACK = 0.75
+TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
+
+Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def validator(lab: L.Lab, **settings: Any) -> Validator:
+    merged: dict[str, Any] = {
+        "dial_timeout": 1.0,
+        "validation_timeout": BUDGET,
+        "addresses": AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
+    }
+    merged.update(settings)
+    return Validator(
+        Settings(**merged),
+        DnspythonResolver([lab.dns.host], lab.dns.port, timeout=1.0),
+        Dialer(lab.routes),
+    )
+
+
+def max_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def judge(
+    lab: L.Lab, name: str, **settings: Any
+) -> tuple[ValidationResult, float, ValidationResult]:
+    """Validate ``name`` next to a healthy domain; returns (result, seconds, healthy result)."""
+    healthy = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add("healthy.example.net", a=[healthy])
+    v = validator(lab, **settings)
+    started = time.monotonic()
+
+    async def timed_healthy() -> ValidationResult:
+        await asyncio.sleep(0.2)  # while the hostile one is in flight
+        return await v.validate("healthy.example.net", token=TOKEN, key_authorization=KA)
+
+    result, good = await asyncio.gather(
+        v.validate(name, token=TOKEN, key_authorization=KA), timed_healthy()
+    )
+    elapsed = time.monotonic() - started
+    assert good.success and good.duration_seconds < 0.5, good
+    return result, elapsed, good
+
+
+def reason(result: ValidationResult) -> tuple[ProblemType, Reason] | None:
+    return None if result.problem is None else (result.problem.type, result.problem.reason)
+
+
+async def site(lab: L.Lab, name: str, http: Any, https: Any = "refused") -> str:
+    address = await lab.host(4, http, https)
+    lab.zone.add(name, a=[address])
+    return address
+
+
+# ----------------------------------------------------------------- raw behaviours
+
+HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+
+
+async def drain(reader: asyncio.StreamReader) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+
+
+def trickle_headers() -> Raw:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await drain(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while True:
+            writer.write(b"a")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    return run
+
+
+def trickle_body() -> Raw:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await drain(reader)
+        writer.write(HEAD_200 + b"Content-Length: 100\r\n\r\n")
+        while True:
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    return run
+
+
+def endless_headers() -> Raw:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await drain(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100_000):  # bounded: 100 MB at most, the client gives up long before
+            writer.write(b"X-Pad: " + b"a" * 1000 + b"\r\n")
+            await writer.drain()
+
+    return run
+
+
+def huge_body(chunked: bool) -> Raw:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await drain(reader)
+        chunk = b"z" * 65536
+        if chunked:
+            writer.write(HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n")
+            piece = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        else:
+            writer.write(HEAD_200 + b"Content-Length: 1000000000\r\n\r\n")
+            piece = chunk
+        for _ in range(16_000):  # up to 1 GB, or until the client closes
+            writer.write(piece)
+            await writer.drain()
+
+    return run
+
+
+def reply(data: bytes, then: str = "close") -> Raw:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await drain(reader)
+        writer.write(data)
+        await writer.drain()
+        if then == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        elif then == "hang":
+            await asyncio.sleep(3600)
+
+    return run
+
+
+def garbage_then_hang() -> Raw:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(bytes(range(256)) * 4)
+        await writer.drain()
+        await asyncio.sleep(3600)
+
+    return run
+
+
+def stall() -> Raw:
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    return run
+
+
+# ------------------------------------------------------------------------- cases
+
+
+async def test_trickling_headers_stop_at_the_deadline(lab: L.Lab) -> None:
+    address = await site(lab, "slow.example.com", L.raw(trickle_headers()))
+    result, elapsed, _ = await judge(lab, "slow.example.com")
+    assert reason(result) == (ProblemType.CONNECTION, Reason.READ_TIMEOUT)
+    assert result.problem is not None and result.problem.detail == (
+        f"{address}: Fetching http://slow.example.com/.well-known/acme-challenge/{TOKEN}: "
+        "Timeout after connect (your server may be slow or overloaded)"
+    )
+    assert BUDGET - 0.1 < elapsed < BUDGET + SLACK
+
+
+async def test_trickling_body_stops_at_the_deadline(lab: L.Lab) -> None:
+    address = await site(lab, "slowbody.example.com", L.raw(trickle_body()))
+    result, elapsed, _ = await judge(lab, "slowbody.example.com")
+    assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_READ_ERROR)
+    assert result.problem is not None and result.problem.detail == (
+        f"{address}: Error reading HTTP response body: context deadline exceeded"
+    )
+    assert elapsed < BUDGET + SLACK
+
+
+async def test_endless_headers_are_cut_off(lab: L.Lab) -> None:
+    before = max_rss_mib()
+    await site(lab, "headers.example.com", L.raw(endless_headers()))
+    result, elapsed, _ = await judge(lab, "headers.example.com")
+    assert reason(result) == (ProblemType.CONNECTION, Reason.PROTOCOL_ERROR)
+    assert result.problem is not None
+    assert result.problem.detail.endswith("Error getting validation data")
+    assert elapsed < BUDGET + SLACK
+    assert max_rss_mib() - before < 50
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length-1GB", "endless-chunked"])
+async def test_huge_bodies_are_read_128_bytes_at_most(lab: L.Lab, chunked: bool) -> None:
+    before = max_rss_mib()
+    address = await site(lab, "huge.example.com", L.raw(huge_body(chunked)))
+    result, elapsed, _ = await judge(lab, "huge.example.com")
+    assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_TOO_LARGE)
+    assert result.problem is not None and result.problem.detail == (
+        f"{address}: Invalid response from http://huge.example.com/.well-known/acme-challenge/"
+        f'{TOKEN}: "' + "z" * 128 + '"'
+    )
+    assert elapsed < 1.0
+    assert max_rss_mib() - before < 50
+
+
+async def test_gzip_bomb_is_decoded_128_bytes_at_most(lab: L.Lab) -> None:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    zeros = b"\0" * 1_000_000
+    bomb = b"".join(packer.compress(zeros) for _ in range(200)) + packer.flush()  # 200 MB -> 200 kB
+    header = HEAD_200 + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    before = max_rss_mib()
+    await site(lab, "bomb.example.com", L.raw(reply(header + bomb)))
+    result, elapsed, _ = await judge(lab, "bomb.example.com")
+    assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_TOO_LARGE)
+    assert max_rss_mib() - before < 50
+    assert elapsed < 1.0
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"HTTP/1.1 abc OK\r\n\r\n", (ProblemType.CONNECTION, Reason.PROTOCOL_ERROR)),
+        (b"hello, this is HTTP/0.9\n", (ProblemType.CONNECTION, Reason.PROTOCOL_ERROR)),
+        (
+            b"HTTP/1.1 301 Moved Permanently\r\nContent-Length: 0\r\n\r\n",
+            (ProblemType.UNAUTHORIZED, Reason.BAD_STATUS),
+        ),
+        (
+            b"\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64",
+            (ProblemType.CONNECTION, Reason.HTTP2_OVER_HTTP),
+        ),
+        (b"", (ProblemType.CONNECTION, Reason.PROTOCOL_ERROR)),
+    ],
+    ids=["bad-status-line", "http-0.9", "301-without-location", "http2-preface", "empty"],
+)
+async def test_malformed_responses(lab: L.Lab, data: bytes, expected: tuple[Any, Any]) -> None:
+    await site(lab, "malformed.example.com", L.raw(reply(data)))
+    result, elapsed, _ = await judge(lab, "malformed.example.com")
+    assert reason(result) == expected
+    assert elapsed < 1.0
+
+
+async def test_reset_mid_headers(lab: L.Lab) -> None:
+    await site(lab, "reset.example.com", L.raw(reply(b"HTTP/1.1 200 OK\r\nX-A", "reset")))
+    result, elapsed, _ = await judge(lab, "reset.example.com")
+    assert reason(result) == (ProblemType.CONNECTION, Reason.CONNECTION_RESET)
+    assert result.problem is not None
+    assert result.problem.detail.endswith(": Connection reset by peer")
+    assert elapsed < 1.0
+
+
+async def test_reset_mid_body(lab: L.Lab) -> None:
+    address = await site(
+        lab,
+        "resetbody.example.com",
+        L.raw(reply(HEAD_200 + b"Content-Length: 100\r\n\r\nabc", "reset")),
+    )
+    result, elapsed, _ = await judge(lab, "resetbody.example.com")
+    assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_READ_ERROR)
+    assert result.problem is not None
+    assert result.problem.detail.startswith(f"{address}: Error reading HTTP response body: ")
+    assert elapsed < 1.0
+
+
+async def test_tls_server_sending_garbage(lab: L.Lab) -> None:
+    await site(
+        lab, "garbage.example.com", L.redirect("https://{host}{path}"), L.raw(garbage_then_hang())
+    )
+    result, elapsed, _ = await judge(lab, "garbage.example.com")
+    assert reason(result) == (ProblemType.CONNECTION, Reason.TLS_ERROR)
+    assert result.failed_hop == 1
+    assert elapsed < 1.0
+
+
+async def test_tls_handshake_stalled_past_the_deadline(lab: L.Lab) -> None:
+    await site(lab, "stall.example.com", L.redirect("https://{host}{path}"), L.raw(stall()))
+    result, elapsed, _ = await judge(lab, "stall.example.com")
+    assert reason(result) == (ProblemType.CONNECTION, Reason.READ_TIMEOUT)
+    assert BUDGET - 0.1 < elapsed < BUDGET + SLACK
+
+
+async def test_tls_handshake_timeout(lab: L.Lab) -> None:
+    await site(lab, "stall.example.com", L.redirect("https://{host}{path}"), L.raw(stall()))
+    result, elapsed, _ = await judge(lab, "stall.example.com", tls_timeout=0.5)
+    assert reason(result) == (ProblemType.CONNECTION, Reason.TLS_HANDSHAKE_TIMEOUT)
+    assert result.problem is not None and result.problem.detail.endswith(
+        "Timeout after connect (your server may be slow or overloaded)"
+    )
+    assert elapsed < 1.2
+
+
+# ----------------------------------------------------------------------- Location
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("/" + "a" * 5000, (ProblemType.CONNECTION, Reason.REDIRECT_PATH_TOO_LONG)),
+        ("/x" + "?q=" + "b" * 60_000, None),  # long query: allowed; /x then serves
+        ("//other.example.net/x", None),
+        ("http://bücher.de/x", (ProblemType.DNS, Reason.DNS_NXDOMAIN)),
+        ("/with space/x", None),
+        ("http://exa mple.com/x", (ProblemType.CONNECTION, Reason.BAD_REDIRECT_LOCATION)),
+    ],
+    ids=["path-5000", "query-60k", "protocol-relative", "idn", "space-in-path", "space-in-host"],
+)
+async def test_hostile_locations(lab: L.Lab, location: str, expected: Any) -> None:
+    other = await lab.host(4, L.body(KA.encode()), L.serve())
+    lab.zone.add("other.example.net", a=[other])
+
+    def handler(request: L.Request) -> L.Reply:
+        if request.path.startswith("/.well-known/"):
+            return L.Reply(302, b"", (("Location", location),))
+        return L.Reply(200, KA.encode())
+
+    await site(lab, "loc.example.com", handler)
+    result, elapsed, _ = await judge(lab, "loc.example.com")
+    assert reason(result) == expected, result.problem
+    assert elapsed < 1.0
+
+
+async def test_redirect_chain_changing_scheme_and_host_on_every_hop(lab: L.Lab) -> None:
+    hops = 8
+
+    def handler(request: L.Request) -> L.Reply:
+        step = int(request.host.split(".")[0].removeprefix("h") or 0)
+        if step >= hops:
+            return L.Reply(200, KA.encode())
+        scheme = "https" if step % 2 == 0 else "http"
+        return L.Reply(301, b"", (("Location", f"{scheme}://h{step + 1}.example.org/x"),))
+
+    address = await lab.host(4, handler, handler)
+    lab.zone.add("h0.example.org", a=[address])
+    for i in range(1, hops + 1):
+        lab.zone.add(f"h{i}.example.org", a=[address])
+    result, elapsed, _ = await judge(lab, "h0.example.org")
+    assert result.success, result.problem
+    assert result.redirects == hops
+    assert [r.hostname for r in result.records] == [f"h{i}.example.org" for i in range(hops + 1)]
+    assert [r.url.split(":")[0] for r in result.records[1:]] == [
+        "https" if i % 2 else "http" for i in range(1, hops + 1)
+    ]
+    assert elapsed < 2.0
+
+
+# ------------------------------------------------------------------- fleet of slow
+
+
+def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
+    """The lab runs in its own process, as the servers would be elsewhere in real life."""
+    import signal
+    import subprocess
+    import sys
+
+    from exporter.config import parse
+    from tests.conftest import ROOT, subprocess_env
+    from tests.integration.procs import wait_for
+
+    count = 10_000
+    lab = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.slow_fleet",
+            "--domains",
+            str(count),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for((tmp_path / "ready").exists, 60, "the slow fleet did not start")
+        import yaml
+
+        document = yaml.safe_load((tmp_path / "lab.yml").read_text())
+        document["timeouts"] = {"dial": "1s", "validation": "2s"}
+        document["resolver"]["timeout"] = "3s"
+        config = parse(document)
+        results, healthy_latency, elapsed, growth = asyncio.run(_fleet(config, count))
+    finally:
+        lab.send_signal(signal.SIGTERM)
+        lab.wait(30)
+    assert healthy_latency < 10.0, healthy_latency
+    print(
+        f"\n10,000 slow domains: {elapsed:.1f} s, healthy latency {healthy_latency:.2f} s, "
+        f"RSS growth {growth:.0f} MiB"
+    )
+    # Mostly "Timeout after connect"; a few connects or lookups time out too when 2,000
+    # arrive at once at one server and one resolver, as they would for real.
+    reasons = [reason(r) for r in results]
+    assert set(reasons) <= {
+        (ProblemType.CONNECTION, Reason.READ_TIMEOUT),
+        (ProblemType.CONNECTION, Reason.VALIDATION_TIMEOUT),
+        (ProblemType.DNS, Reason.DNS_TIMEOUT),
+    }
+    assert reasons.count((ProblemType.CONNECTION, Reason.READ_TIMEOUT)) > 0
+    print("outcomes:", {str(r[1]): reasons.count(r) for r in set(reasons) if r})
+    assert max(r.duration_seconds for r in results) < 2.0 + SLACK
+    # Ten waves of 1,000 at 2 s each, plus the CPU to set 10,000 up.
+    assert elapsed < 60
+    assert growth < 400
+
+
+async def _fleet(config: Any, count: int) -> tuple[list[ValidationResult], float, float, float]:
+    v = Validator(config.settings(), config.resolver_client(), Dialer(config.routes()))
+    semaphore = asyncio.Semaphore(1000)
+    before = max_rss_mib()
+
+    async def one(name: str) -> ValidationResult:
+        async with semaphore:
+            return await v.validate(name, token=TOKEN, key_authorization=KA)
+
+    started = time.monotonic()
+    fleet = asyncio.gather(*(one(f"slow{i}.example.com") for i in range(count)))
+    await asyncio.sleep(3.0)  # the fleet is in full swing
+    # A healthy domain, validated with the production deadline while one core is busy
+    # starting 10,000 validations: it must still pass, not be starved.
+    patient = Validator(
+        dataclasses.replace(config.settings(), validation_timeout=20.0),
+        config.resolver_client(),
+        Dialer(config.routes()),
+    )
+    probe_started = time.monotonic()
+    good = await patient.validate("healthy.example.net", token=TOKEN, key_authorization=KA)
+    healthy_latency = time.monotonic() - probe_started
+    assert good.success, good.problem
+    results = await fleet
+    return results, healthy_latency, time.monotonic() - started, max_rss_mib() - before
