@@ -541,8 +541,7 @@ class Lab:
 
     async def stop(self) -> None:
         await self.dns.stop()
-        for server in self._servers:
-            await server.stop()
+        await asyncio.gather(*(server.stop() for server in self._servers))
         for blackhole in self._blackholes.values():
             blackhole.close()
         for refuser in self._refusers.values():
