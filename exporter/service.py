@@ -343,6 +343,9 @@ class Exporter:
 
     async def stop(self) -> None:
         self._stopping = True
+        # Shutting down cancels the validations in flight on purpose; APScheduler would log
+        # each cancelled job (even one not yet started) as an error.
+        logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for task in list(self._tasks):
