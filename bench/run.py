@@ -62,6 +62,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
@@ -106,11 +115,7 @@ def fleet(n: int, mix: str, work: Path) -> Iterator[dict[str, Any]]:
         info["pid"] = proc.pid
         yield info
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @dataclass
@@ -175,11 +180,7 @@ def exporter(config: dict[str, Any], work: Path, name: str) -> Iterator[Exporter
         exp.started = time.monotonic()
         yield exp
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def config_for(info: dict[str, Any], domains: list[dict[str, str]], **over: Any) -> dict[str, Any]:

@@ -49,14 +49,13 @@ def dashboard_exprs() -> list[str]:
 
 
 def substitute(expr: str) -> str:
-    for name, value in (
-        ("$__rate_interval", "1m"),
-        ("$job", ".*"),
-        ("$instance", ".*"),
-        ("$domain", ".*"),
-    ):
-        expr = expr.replace(name, value)
-    return expr
+    """Grafana variables replaced by values any PromQL parser takes (the renderer's rule)."""
+    sys.path.insert(0, str(GRAFANA))
+    try:
+        import render_png
+    finally:
+        sys.path.remove(str(GRAFANA))
+    return str(render_png.substitute(expr))
 
 
 # ------------------------------------------------------------------------- rules
