@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from exporter import lab as L
-from exporter.showcase import lab_config
+from exporter.lab import servers as L
+from exporter.lab.showcase import lab_config
 
 
 def split(n: int, mix: tuple[float, float, float, float]) -> dict[str, int]:

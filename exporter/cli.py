@@ -1,7 +1,9 @@
 """Command line: the exporter service, ``check`` (one-shot diagnosis) and ``lab``.
 
-Rule: wiring only. Parsing arguments, loading the config and choosing what to
-run happen here; every behaviour lives in the modules it calls.
+Rule: wiring only. Every command line is parsed here, the config loaded, and
+the serve loop (web server, exporter, signals: SIGTERM/SIGINT stop, SIGHUP
+reloads) run here; every behaviour lives in the modules it calls. The lab is
+imported only by ``--demo``, ``check --demo`` and ``lab``.
 
     acme-http01-exporter [--config.file FILE] [--web.listen-address ADDR] ...
     acme-http01-exporter check DOMAIN... [--config FILE] [--policy P] [--json] [--demo]
@@ -12,23 +14,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from exporter import __version__
+from exporter.compose import build_validator
 from exporter.config import Config, ConfigError, DomainConfig, load, normalise_domain
-from exporter.dial import Dialer
-from exporter.http01 import Validator
-from exporter.records import Policy, ValidationResult
+from exporter.endpoints import Endpoints
+from exporter.logs import setup_logging
+from exporter.records import FallbackPolicy, ValidationResult
 from exporter.report import render
+from exporter.service import Exporter
+from exporter.shard import Shard, parse_index
+from exporter.web import WebServer, parse_listen_address
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("exporter")
+
+DEFAULT_LISTEN = ":9469"
+DEMO_LISTEN = "127.0.0.1:9469"
 
 
 # ------------------------------------------------------------------------------- check
@@ -49,7 +64,7 @@ def _check_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--policy",
-        choices=[p.value for p in Policy],
+        choices=[p.value for p in FallbackPolicy],
         help="fallback policy: boulder (Let's Encrypt today) or per-hop (its proposed change)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per domain per line")
@@ -64,7 +79,7 @@ def _check_parser() -> argparse.ArgumentParser:
 async def _check(args: argparse.Namespace) -> int:
     showcase = None
     if args.demo:
-        from exporter.showcase import start_showcase
+        from exporter.lab.showcase import start_showcase
 
         showcase = await start_showcase()
         config = showcase.config
@@ -82,10 +97,8 @@ async def _check(args: argparse.Namespace) -> int:
         if not targets:
             print("check: no domains given (name some, or use --config or --demo)", file=sys.stderr)
             return EXIT_USAGE
-        policy = Policy(args.policy) if args.policy else None
-        validator = Validator(
-            config.settings(policy), config.resolver_client(), Dialer(config.routes())
-        )
+        policy = FallbackPolicy(args.policy) if args.policy else None
+        validator = build_validator(config, policy)
         semaphore = asyncio.Semaphore(config.concurrency)
 
         async def one(domain: DomainConfig) -> ValidationResult:
@@ -125,7 +138,7 @@ def _lab_parser() -> argparse.ArgumentParser:
 
 
 async def _lab(args: argparse.Namespace) -> int:
-    from exporter.showcase import SHOWCASE, start_showcase
+    from exporter.lab.showcase import SHOWCASE, start_showcase
 
     showcase = await start_showcase()
     try:
@@ -146,6 +159,169 @@ async def _lab(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- service
+
+
+def _service_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acme-http01-exporter",
+        description="Prometheus exporter: Let's Encrypt HTTP-01 validation outcomes, predicted "
+        "with the CA's own IPv6/IPv4 fallback and redirect rules. Subcommands: check, lab.",
+    )
+    parser.add_argument(
+        "--config.file", dest="config_file", metavar="FILE", help="configuration file (YAML)"
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        metavar="ADDR",
+        help=f"address to listen on (default {DEFAULT_LISTEN}; {DEMO_LISTEN} with --demo)",
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
+    )
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the config file, print every problem, exit 0 or 1",
+    )
+    parser.add_argument(
+        "--shard.index",
+        dest="shard_index",
+        default="0",
+        metavar="N",
+        help="this replica's shard: a number, or a StatefulSet pod name ending in -N (default 0)",
+    )
+    parser.add_argument(
+        "--shard.count",
+        dest="shard_count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="number of replicas sharing the domain list (default 1)",
+    )
+    parser.add_argument(
+        "--perspective",
+        default="",
+        metavar="NAME",
+        help="name of this vantage point (region, cluster), a label of acme_http01_exporter_info",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="start the built-in loopback lab and watch its showcase domains",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def run_service(argv: Sequence[str]) -> int:
+    args = _service_parser().parse_args(list(argv))
+    if args.log_level == "warn":
+        args.log_level = "warning"
+    if args.config_check:
+        if not args.config_file:
+            print("--config.check needs --config.file", file=sys.stderr)
+            return 2
+        try:
+            config = load(args.config_file)
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        print(f"{args.config_file}: OK ({len(config.domains)} domains)")
+        return 0
+    if not args.config_file and not args.demo:
+        print(
+            "acme-http01-exporter: need --config.file FILE or --demo (see --help)", file=sys.stderr
+        )
+        return 2
+    try:
+        Shard(parse_index(args.shard_index), args.shard_count)
+    except ValueError as exc:
+        print(f"acme-http01-exporter: {exc}", file=sys.stderr)
+        return 2
+    listen = args.listen or (DEMO_LISTEN if args.demo else DEFAULT_LISTEN)
+    host, port = parse_listen_address(listen)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return asyncio.run(_serve(args, host, port))
+    except ConfigError as exc:
+        log.error("invalid configuration", extra={"fields": {"problems": str(exc)}})
+        return 1
+
+
+async def _serve(args: argparse.Namespace, host: str | None, port: int) -> int:
+    showcase = None
+    if args.demo:
+        from exporter.lab.showcase import SHOWCASE, start_showcase
+
+        showcase = await start_showcase()
+        config, config_file = showcase.config, None
+    else:
+        config = await asyncio.to_thread(load, args.config_file)
+        config_file = args.config_file
+    exporter = Exporter(
+        config,
+        config_file,
+        shard=Shard(parse_index(args.shard_index), args.shard_count),
+        perspective=args.perspective,
+    )
+    server = WebServer(Endpoints(exporter).handle, host, port)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot listen", extra={"fields": {"address": args.listen, "error": exc}})
+        if showcase is not None:
+            await showcase.stop()
+        return 1
+    exporter.start()
+    for bound_host, bound_port in server.addresses:
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        log.info("listening", extra={"fields": {"address": f"http://{shown}:{bound_port}/"}})
+    if showcase is not None:
+        bound_host, bound_port = server.addresses[0]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        base = f"http://{shown}:{bound_port}"
+        print(
+            f"\nacme-http01-exporter demo: {len(SHOWCASE)} showcase domains on a loopback lab",
+            file=sys.stderr,
+        )
+        for domain in SHOWCASE:
+            print(f"  {domain.name:34} {domain.description}", file=sys.stderr)
+        print(
+            f"\nopen {base}/  (landing page)\n     {base}/metrics\n"
+            f"     {base}/domains/aaaa-timeout-https.example.com\n",
+            file=sys.stderr,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    reloads: set[asyncio.Task[Any]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(exporter.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    await exporter.stop()
+    for task in list(reloads):
+        task.cancel()
+    if showcase is not None:
+        await showcase.stop()
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    return 0
+
+
 # -------------------------------------------------------------------------------- main
 
 
@@ -156,8 +332,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_check(_check_parser().parse_args(args_list[1:])))
         if args_list[:1] == ["lab"]:
             return asyncio.run(_lab(_lab_parser().parse_args(args_list[1:])))
-        from exporter.service import run_service
-
         return run_service(args_list)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

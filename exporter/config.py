@@ -1,7 +1,9 @@
 """The configuration file: YAML in, one frozen :class:`Config` out, or a ConfigError.
 
-Rule: every default lives in this module, in the models below, and nowhere else.
-Unknown keys are errors. A bad file never half-loads: :func:`load` either
+Rule: data and validation only, and the single home of every default: each one
+lives in the models below and nowhere else (``exporter.compose`` builds the
+engine from a config; this module imports no other part of the package but the
+records). Unknown keys are errors. A bad file never half-loads: :func:`load` either
 returns a complete config or raises :class:`ConfigError` listing every problem
 as ``<file>: <key>: <reason>``.
 
@@ -29,13 +31,18 @@ from pydantic import (
     model_validator,
 )
 
-from exporter.dial import Routes
-from exporter.dns import DnspythonResolver
-from exporter.http01 import Settings
-from exporter.policy import AddressPolicy
-from exporter.records import Policy
+from exporter.records import FallbackPolicy
 
-__all__ = ["Config", "ConfigError", "DomainConfig", "load", "parse", "parse_duration"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DomainConfig",
+    "load",
+    "normalise_domain",
+    "parse",
+    "parse_duration",
+    "parse_endpoint",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -161,11 +168,12 @@ class Endpoint(_Model):
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
         if value is not None:
-            _split_endpoint(value)
+            parse_endpoint(value)
         return value
 
 
-def _split_endpoint(value: str) -> tuple[str, int]:
+def parse_endpoint(value: str) -> tuple[str, int]:
+    """``[::1]:8080`` -> ``("::1", 8080)``; only loopback endpoints are accepted."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]")
     try:
@@ -221,7 +229,7 @@ class Config(_Model):
     #: Validations in flight at once.
     concurrency: int = Field(100, ge=1, le=100_000)
     #: ``boulder`` (Let's Encrypt today) or ``per-hop`` (its proposed change).
-    policy: Policy = Policy.BOULDER
+    policy: FallbackPolicy = FallbackPolicy.BOULDER
     timeouts: Timeouts = Field(default_factory=Timeouts)
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
     lab: LabConfig = Field(default_factory=LabConfig)
@@ -255,45 +263,6 @@ class Config(_Model):
     @cached_property
     def _by_name(self) -> dict[str, DomainConfig]:
         return {domain.name: domain for domain in self.domains}
-
-    # ---- what the engine needs
-
-    def routes(self) -> Routes:
-        endpoints = {
-            address: {
-                port: _split_endpoint(spec)
-                for port, spec in ((80, e.http), (443, e.https))
-                if spec is not None
-            }
-            for address, e in self.lab.address_map.items()
-        }
-        ports = {}
-        if self.lab.http_port != 80:
-            ports[80] = self.lab.http_port
-        if self.lab.https_port != 443:
-            ports[443] = self.lab.https_port
-        return Routes(ports=ports, endpoints=endpoints)
-
-    def address_policy(self) -> AddressPolicy:
-        return AddressPolicy(
-            allow_loopback=self.lab.allow_loopback,
-            allow_reserved=self.lab.allow_reserved,
-            lab_addresses=frozenset(self.lab.address_map),
-        )
-
-    def settings(self, policy: Policy | None = None) -> Settings:
-        return Settings(
-            policy=policy or self.policy,
-            dial_timeout=self.timeouts.dial,
-            validation_timeout=self.timeouts.validation,
-            tls_timeout=self.timeouts.tls,
-            addresses=self.address_policy(),
-        )
-
-    def resolver_client(self) -> DnspythonResolver:
-        return DnspythonResolver(
-            self.resolver.nameservers or None, self.resolver.port, self.resolver.timeout
-        )
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -5,9 +5,10 @@ address the policy chose (never resolving anything), bounded only by the dial
 timeout, and turns every connect failure into a :class:`DialFailure` whose
 reason is one of the dial reasons of :func:`exporter.policy.may_fall_back`.
 
-A lab can reroute ``(address, port)`` to a loopback endpoint (:class:`Routes`),
-so that documentation-prefix addresses behave like distinct hosts without any
-privileges, and the lab ports stand in for 80 and 443.
+Where a connect really goes is a :class:`Router`'s answer: in production the
+address as given (:class:`PortMap` can stand other ports in for 80 and 443); the
+lab's router (``exporter.lab.routing``) sends documentation-prefix addresses to
+loopback endpoints, so that they behave like distinct hosts without privileges.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import ipaddress
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from exporter.records import Reason
 
-__all__ = ["DialFailure", "Dialer", "Routes"]
+__all__ = ["DialFailure", "Dialer", "PortMap", "Router"]
 
 
 class DialFailure(Exception):
@@ -32,21 +34,20 @@ class DialFailure(Exception):
         self.reason = reason
 
 
+class Router(Protocol):
+    """Where ``(address, port)`` is really dialled; ``None`` means "connection refused"."""
+
+    def route(self, address: str, port: int) -> tuple[str, int] | None: ...
+
+
 @dataclass(frozen=True, slots=True)
-class Routes:
-    """Where ``(address, port)`` is really dialled. Empty in production."""
+class PortMap:
+    """The production router: every address as given, a port remapped where configured."""
 
     #: Logical port (80, 443) -> the port to dial instead, for every address.
     ports: Mapping[int, int] = field(default_factory=dict)
-    #: Address -> {logical port -> (host, port)}. A mapped address without an entry for
-    #: a port refuses connections on that port.
-    endpoints: Mapping[str, Mapping[int, tuple[str, int]]] = field(default_factory=dict)
 
     def route(self, address: str, port: int) -> tuple[str, int] | None:
-        """The real endpoint, or ``None`` for "connection refused"."""
-        mapped = self.endpoints.get(address)
-        if mapped is not None:
-            return mapped.get(port)
         return address, self.ports.get(port, port)
 
 
@@ -55,12 +56,12 @@ _REFUSED = {errno.ECONNREFUSED}
 
 
 class Dialer:
-    def __init__(self, routes: Routes | None = None) -> None:
-        self.routes = routes or Routes()
+    def __init__(self, router: Router | None = None) -> None:
+        self.router: Router = router or PortMap()
 
     async def dial(self, address: str, port: int, timeout: float) -> socket.socket:
         """Connect to ``address:port`` within ``timeout`` seconds, or raise DialFailure."""
-        target = self.routes.route(address, port)
+        target = self.router.route(address, port)
         if target is None:
             raise DialFailure(Reason.CONNECTION_REFUSED, f"dial {address}:{port}: refused (lab)")
         host, real_port = target

@@ -39,12 +39,7 @@ class Resolver(Protocol):
 class DnspythonResolver:
     """dnspython's async stub resolver, without a cache (Let's Encrypt sees fresh data)."""
 
-    def __init__(
-        self,
-        nameservers: Sequence[str] | None = None,
-        port: int = 53,
-        timeout: float = 5.0,
-    ) -> None:
+    def __init__(self, nameservers: Sequence[str] | None, port: int, timeout: float) -> None:
         if nameservers:
             resolver = dns.asyncresolver.Resolver(configure=False)
             resolver.nameservers = [

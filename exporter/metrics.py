@@ -98,6 +98,20 @@ class DomainState:
     hop_failures: dict[str, int] = field(default_factory=dict)
     _lines: tuple[bool, dict[Metric, str]] | None = field(default=None, repr=False)
 
+    def after(self, result: ValidationResult) -> DomainState:
+        """A new state: ``result`` is the latest, and counted."""
+        new = DomainState(
+            result=result,
+            fallbacks=self.fallbacks + (1 if result.ipv4_fallback else 0),
+            validations=dict(self.validations),
+            hop_failures=dict(self.hop_failures),
+        )
+        new.validations["success" if result.success else "failure"] += 1
+        if result.failed_on_redirect_hop:
+            reason = str(result.reason)
+            new.hop_failures[reason] = new.hop_failures.get(reason, 0) + 1
+        return new
+
     def lines(self, name: str, ipv6_measured: bool) -> dict[Metric, str]:
         cached = self._lines
         if cached is not None and cached[0] == ipv6_measured:
@@ -129,19 +143,8 @@ class ResultStore:
             state = self._domains.get(result.domain)
             if state is None:
                 return None
-            previous = state.result
-            new = DomainState(
-                result=result,
-                fallbacks=state.fallbacks + (1 if result.ipv4_fallback else 0),
-                validations=dict(state.validations),
-                hop_failures=dict(state.hop_failures),
-            )
-            new.validations["success" if result.success else "failure"] += 1
-            if not result.success and (result.failed_hop or 0) > 0 and result.problem:
-                reason = str(result.problem.reason)
-                new.hop_failures[reason] = new.hop_failures.get(reason, 0) + 1
-            self._domains[result.domain] = new
-            return previous
+            self._domains[result.domain] = state.after(result)
+            return state.result
 
     def snapshot(self) -> dict[str, DomainState]:
         with self._lock:
@@ -332,7 +335,7 @@ def domain_samples(
     )
     out[Metric.AAAA_MISMATCH].append((d, 1 if result.aaaa_mismatch else 0))
     out[Metric.IPV4_FALLBACK].append((d, 1 if result.ipv4_fallback else 0))
-    hop_failure = not result.success and (result.failed_hop or 0) > 0
+    hop_failure = result.failed_on_redirect_hop
     out[Metric.REDIRECT_HOP_FAILURE].append((d, 1 if hop_failure else 0))
     out[Metric.REDIRECTS].append((d, result.redirects))
     if result.other_policy is not None:

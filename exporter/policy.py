@@ -28,8 +28,17 @@ from enum import StrEnum
 from functools import cache
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from exporter.gocompat import go_quote, trim_right_space
 from exporter.iana import reserved_block
-from exporter.records import Family, Policy, Problem, ProblemType, Reason
+from exporter.records import (
+    FallbackPolicy,
+    Family,
+    Outcome,
+    Problem,
+    ProblemType,
+    Reason,
+    Record,
+)
 
 __all__ = [
     "ACME_CHALLENGE_PREFIX",
@@ -40,24 +49,32 @@ __all__ = [
     "MAX_RESPONSE_SIZE",
     "REASON_TYPES",
     "REDIRECT_STATUSES",
+    "USER_AGENT",
     "AddressPolicy",
+    "DeadlineVerdict",
     "DnsAnswer",
     "DnsFailure",
     "DnsFailureKind",
     "FallbackAction",
+    "Phase",
     "RedirectRefusal",
     "RedirectTarget",
     "Resolution",
+    "body_matches",
+    "body_read_problem",
     "challenge_url",
     "check_redirect",
     "check_response",
+    "deadline_verdict",
+    "dns_deadline_problem",
     "fallback_action",
-    "go_quote",
     "ip_detail",
+    "is_followed_redirect",
     "may_fall_back",
+    "policies_may_disagree",
+    "redirect_problem",
     "resolve_verdict",
     "transport_problem",
-    "trim_right_space",
 ]
 
 #: va/http.go: ``maxRedirect = 10``, checked *before* the counter is incremented, so 11
@@ -76,6 +93,10 @@ HTTP_PORT = 80
 HTTPS_PORT = 443
 #: core/challenges.go: ``/.well-known/acme-challenge/`` + token.
 ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+#: What Let's Encrypt's production validation servers send.
+USER_AGENT = (
+    "Mozilla/5.0 (compatible; Let's Encrypt validation server; +https://www.letsencrypt.org)"
+)
 
 
 # --------------------------------------------------------------------------- addresses
@@ -249,23 +270,33 @@ class FallbackAction(StrEnum):
 
 
 def fallback_action(
-    policy: Policy,
+    policy: FallbackPolicy,
     *,
-    hop: int,
+    reason: Reason,
     initial_has_unused_fallback: bool,
     hop_has_unused_fallback: bool,
 ) -> FallbackAction:
-    """What Let's Encrypt does after a dial failure on ``hop`` (0 = the initial request).
+    """What Let's Encrypt does after a request on some hop failed with ``reason``.
 
-    ``boulder``: any dial failure in the chain advances the *initial* host to its IPv4
-    address, once, and replays the whole chain; if the initial host has no unused IPv4
-    address, the error stands. ``per-hop`` (boulder PR #8905): the failing hop moves to
-    its own IPv4 address, once, and is requested again.
+    Only a dial failure (:func:`may_fall_back`) may fall back. ``boulder``: any dial
+    failure in the chain advances the *initial* host to its IPv4 address, once, and
+    replays the whole chain; if the initial host has no unused IPv4 address, the error
+    stands. ``per-hop`` (boulder PR #8905): the failing hop moves to its own IPv4
+    address, once, and is requested again.
     """
-    if policy is Policy.BOULDER:
+    if not may_fall_back(reason):
+        return FallbackAction.FAIL
+    if policy is FallbackPolicy.BOULDER:
         return FallbackAction.REPLAY_INITIAL if initial_has_unused_fallback else FallbackAction.FAIL
-    del hop
     return FallbackAction.RETRY_HOP if hop_has_unused_fallback else FallbackAction.FAIL
+
+
+def policies_may_disagree(records: tuple[Record, ...] | list[Record]) -> bool:
+    """Whether ``boulder`` and ``per-hop`` can reach different verdicts on this chain.
+
+    They differ only in how a dial failure on a redirect hop is handled.
+    """
+    return any(r.hop > 0 and r.error is not None and may_fall_back(r.error) for r in records)
 
 
 # --------------------------------------------------------------------------- redirects
@@ -430,6 +461,25 @@ def check_redirect(
     return RedirectTarget(url=url, scheme=scheme, host=host, port=port, is_ip=is_ip)
 
 
+def is_followed_redirect(status: int, location: str | None) -> bool:
+    """Whether Go's client hands this response to the redirect checker at all.
+
+    Go calls ``CheckRedirect`` for 301, 302, 303, 307 and 308 with a ``Location``;
+    any other response ends the chain and is judged as the final response.
+    """
+    return location is not None and status in GO_FOLLOWED_STATUSES
+
+
+def redirect_problem(*, ip: str, location: str, refusal: RedirectRefusal | Problem) -> Problem:
+    """A redirect that was not followed: ``<ip>: Fetching <Location>: <message>``.
+
+    The refusal is the redirect checker's (:class:`RedirectRefusal`) or the new host's
+    DNS problem; Go prefixes its message with the Location it was given, verbatim.
+    """
+    message = refusal.message if isinstance(refusal, RedirectRefusal) else refusal.detail
+    return Problem(refusal.type, refusal.reason, ip_detail(ip, f"Fetching {location}: {message}"))
+
+
 def challenge_url(host: str, token: str) -> str:
     """The initial URL: ``http://<host>/.well-known/acme-challenge/<token>``, no port."""
     return f"http://{host}{ACME_CHALLENGE_PREFIX}{token}"
@@ -504,58 +554,69 @@ def transport_problem(reason: Reason, *, ip: str, url: str, text: str = "") -> P
     return Problem(REASON_TYPES[reason], reason, ip_detail(ip, f"Fetching {url}: {message}"))
 
 
+class Phase(StrEnum):
+    """Where a request was when the validation's overall deadline fired."""
+
+    DNS = "dns"  # looking up a host (the initial one, or a redirect target)
+    DIAL = "dial"  # establishing TCP
+    WAIT = "wait"  # connected: TLS handshake, or waiting for the response head
+    BODY = "body"  # reading a 200 response's body
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineVerdict:
+    """What Let's Encrypt reports when its context deadline ends a validation."""
+
+    problem: Problem
+    outcome: Outcome  # for the record of the request in progress
+    error: Reason  # the record's error
+    hop_offset: int  # 1 when the redirect target's lookup was cut off, else 0
+
+
+def deadline_verdict(
+    phase: Phase, *, ip: str, url: str, redirect_location: str | None
+) -> DeadlineVerdict:
+    """The context deadline fired during ``phase`` of the request to ``url`` via ``ip``.
+
+    Go reports a deadline during a dial as a timeout *after* connect (the dial error is
+    ``context deadline exceeded``, not a dial timeout, so there is no fallback either);
+    while reading a 200 body it is a body read error; while looking up a redirect's
+    target it is reported against that redirect's Location.
+    """
+    if phase is Phase.BODY:
+        return DeadlineVerdict(
+            body_read_problem(ip, "context deadline exceeded"),
+            Outcome.RESPONSE,
+            Reason.BODY_READ_ERROR,
+            0,
+        )
+    if phase is Phase.DNS and redirect_location is not None:
+        problem = transport_problem(Reason.VALIDATION_TIMEOUT, ip=ip, url=redirect_location)
+        return DeadlineVerdict(problem, Outcome.REFUSED_REDIRECT, Reason.VALIDATION_TIMEOUT, 1)
+    reason = Reason.VALIDATION_TIMEOUT if phase is Phase.DIAL else Reason.READ_TIMEOUT
+    return DeadlineVerdict(transport_problem(reason, ip=ip, url=url), Outcome.FAILED, reason, 0)
+
+
+def dns_deadline_problem(host: str) -> Problem:
+    """The deadline fired while looking up the initial host: both lookups time out."""
+    return Problem(
+        ProblemType.DNS,
+        Reason.DNS_TIMEOUT,
+        f"DNS problem: query timed out looking up A for {host}; "
+        f"DNS problem: query timed out looking up AAAA for {host}",
+    )
+
+
+def body_read_problem(ip: str, text: str) -> Problem:
+    """A 200 response whose body could not be read (``text``: Go's io.ReadAll error)."""
+    return Problem(
+        ProblemType.UNAUTHORIZED,
+        Reason.BODY_READ_ERROR,
+        ip_detail(ip, f"Error reading HTTP response body: {text}"),
+    )
+
+
 # ----------------------------------------------------------------------------- response
-
-# Go's unicode.IsSpace: Latin-1 spaces plus the White_Space property (Python's
-# str.isspace also counts U+001C..U+001F, which Go does not).
-_GO_SPACES = frozenset(
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
-
-def trim_right_space(body: bytes) -> bytes:
-    """strings.TrimRightFunc(string(body), unicode.IsSpace), on bytes."""
-    text = body.decode("utf-8", errors="surrogateescape")
-    end = len(text)
-    while end > 0 and text[end - 1] in _GO_SPACES:
-        end -= 1
-    return text[:end].encode("utf-8", errors="surrogateescape")
-
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
-
-
-def go_quote(data: bytes) -> str:
-    """Go's ``%q`` (strconv.Quote) of a byte string, invalid UTF-8 as ``\\xNN``."""
-    out = ['"']
-    text = data.decode("utf-8", errors="surrogateescape")
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch == " " or ch.isprintable():
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def check_response(
@@ -595,7 +656,7 @@ def check_response(
         )
     payload = trim_right_space(body)
     expected = key_authorization.encode()
-    if payload != expected:
+    if not body_matches(body, key_authorization):
         return Problem(
             ProblemType.UNAUTHORIZED,
             Reason.KEY_AUTHORIZATION_MISMATCH,
@@ -603,3 +664,8 @@ def check_response(
             f"Expected {go_quote(expected)} (got {go_quote(payload)})",
         )
     return None
+
+
+def body_matches(body: bytes, key_authorization: str) -> bool:
+    """va/http.go: the body, trailing Unicode whitespace trimmed, equals the key authorization."""
+    return trim_right_space(body) == key_authorization.encode()

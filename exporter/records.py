@@ -17,10 +17,11 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "FallbackPolicy",
     "Family",
     "FamilyProbe",
+    "Mode",
     "Outcome",
-    "Policy",
     "Problem",
     "ProblemType",
     "Reason",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-class Policy(StrEnum):
+class FallbackPolicy(StrEnum):
     """How a dial failure on a redirect hop is handled."""
 
     #: Let's Encrypt production today: a dial failure anywhere in the chain moves the
@@ -38,6 +39,20 @@ class Policy(StrEnum):
     #: Let's Encrypt's proposed change (boulder PR #8905): every hop falls back to its
     #: own first IPv4 address once and re-requests that hop.
     PER_HOP = "per-hop"
+
+
+class Mode(StrEnum):
+    """What a validation's success means."""
+
+    #: A configured token and key authorization: success means Let's Encrypt would accept.
+    CANARY = "canary"
+    #: A random token: success means Let's Encrypt would reach the web server and get a
+    #: 2xx or a 404.
+    REACHABILITY = "reachability"
+
+    @classmethod
+    def of(cls, key_authorization: str | None) -> Mode:
+        return cls.REACHABILITY if key_authorization is None else cls.CANARY
 
 
 class Family(StrEnum):
@@ -189,11 +204,8 @@ class FamilyProbe:
 @dataclass(frozen=True, slots=True)
 class ValidationResult:
     domain: str
-    policy: Policy
-    #: ``canary`` (a configured token and key authorization: success means LE would
-    #: accept) or ``reachability`` (a random token: success means LE would reach the
-    #: web server and get a 2xx or 404).
-    mode: str
+    policy: FallbackPolicy
+    mode: Mode
     success: bool
     problem: Problem | None
     records: tuple[Record, ...]
@@ -207,12 +219,22 @@ class ValidationResult:
     finished_at: float = 0.0
     #: Set when the two fallback policies can disagree (a redirect hop's dial failed):
     #: the other policy and whether it would succeed.
-    other_policy: Policy | None = None
+    other_policy: FallbackPolicy | None = None
     other_policy_success: bool | None = None
+
+    @property
+    def failed_on_redirect_hop(self) -> bool:
+        """The validation failed on a redirect hop (not on the initial request)."""
+        return not self.success and self.failed_hop is not None and self.failed_hop > 0
+
+    @property
+    def reason(self) -> Reason:
+        """The failure's reason, ``none`` for a success."""
+        return Reason.NONE if self.problem is None else self.problem.reason
 
     @classmethod
     def unreached(
-        cls, domain: str, policy: Policy, mode: str, problem: Problem | None = None
+        cls, domain: str, policy: FallbackPolicy, mode: Mode, problem: Problem | None = None
     ) -> ValidationResult:
         """A result with no request sent (DNS failed, or the exporter itself did)."""
         return cls(
@@ -240,7 +262,7 @@ class ValidationResult:
             "domain": self.domain,
             "success": self.success,
             "policy": str(self.policy),
-            "mode": self.mode,
+            "mode": str(self.mode),
             "problem": None if self.problem is None else self.problem.to_json(),
             "ipv4_fallback": self.ipv4_fallback,
             "failed_hop": self.failed_hop,

@@ -5,7 +5,7 @@ Rule: derived from the result record only; nothing here decides an outcome.
 
 from __future__ import annotations
 
-from exporter.records import Family, Outcome, Policy, Reason, ValidationResult
+from exporter.records import FallbackPolicy, Family, Mode, Outcome, Reason, ValidationResult
 
 __all__ = ["fix_hint", "render", "verdict"]
 
@@ -22,7 +22,7 @@ def _problem_address(result: ValidationResult) -> str | None:
 def verdict(result: ValidationResult) -> str:
     """One sentence in Let's Encrypt's terms."""
     if result.success:
-        if result.mode == "reachability":
+        if result.mode is Mode.REACHABILITY:
             text = "Let's Encrypt would reach the web server"
         else:
             text = "Let's Encrypt would accept the challenge"
@@ -64,7 +64,7 @@ def fix_hint(result: ValidationResult) -> str | None:
             "hop (ports 80 and 443), fix or remove the AAAA record, or exempt "
             "/.well-known/acme-challenge/ from the redirect."
         )
-    if ipv6_failed and (result.failed_hop or 0) > 0:
+    if ipv6_failed and result.failed_on_redirect_hop:
         return (
             "Redirect hops are dialled over IPv6 with no fallback. Make IPv6 work on the "
             "redirect target (port 443 for HTTPS), fix or remove its AAAA record, or exempt "
@@ -136,7 +136,7 @@ def render(result: ValidationResult) -> str:
             other = "would FAIL"
         label = (
             "Let's Encrypt's proposed per-hop fallback (boulder PR #8905)"
-            if result.other_policy is Policy.PER_HOP
+            if result.other_policy is FallbackPolicy.PER_HOP
             else "Let's Encrypt today (boulder policy)"
         )
         lines.append(f"  {label}: {other}")

@@ -26,7 +26,7 @@ def subprocess_env() -> dict[str, str]:
 
 @pytest.fixture
 async def lab() -> AsyncIterator[object]:
-    from exporter.lab import Lab
+    from exporter.lab.servers import Lab
 
     async with Lab() as running:
         yield running

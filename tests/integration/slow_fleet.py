@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from exporter import lab as L
-from exporter.showcase import lab_config
+from exporter.lab import servers as L
+from exporter.lab.showcase import lab_config
 
 
 async def main() -> None:

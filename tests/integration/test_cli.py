@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.showcase import SHOWCASE
+from exporter.lab.showcase import SHOWCASE
 from tests.conftest import ROOT, subprocess_env
 from tests.integration.procs import run_cli
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from exporter import lab as L
 from exporter.dns import DnspythonResolver
+from exporter.lab import servers as L
 from exporter.policy import DnsAnswer, DnsFailure, DnsFailureKind
 from exporter.records import Family
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from exporter import lab as L
 from exporter.dial import Dialer
 from exporter.dns import DnspythonResolver
 from exporter.http01 import Settings, Validator
+from exporter.lab import servers as L
 from exporter.policy import AddressPolicy
-from exporter.records import ProblemType, Reason, ValidationResult
+from exporter.records import FallbackPolicy, ProblemType, Reason, ValidationResult
 
 TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
 
@@ -19,8 +19,10 @@ async def validate(
 ) -> tuple[ValidationResult, float]:
     validator = Validator(
         Settings(
+            policy=FallbackPolicy.BOULDER,
             dial_timeout=1.0,
             validation_timeout=5.0,
+            tls_timeout=10.0,
             addresses=AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
         ),
         DnspythonResolver([lab.dns.host], lab.dns.port, timeout=resolver_timeout),

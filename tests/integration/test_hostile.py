@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 
-from exporter import lab as L
+from exporter.compose import build_resolver, build_router, build_settings, build_validator
 from exporter.dial import Dialer
 from exporter.dns import DnspythonResolver
 from exporter.http01 import Settings, Validator
+from exporter.lab import servers as L
 from exporter.policy import AddressPolicy
-from exporter.records import ProblemType, Reason, ValidationResult
+from exporter.records import FallbackPolicy, ProblemType, Reason, ValidationResult
 
 BUDGET = 1.5  # the validation deadline used here
 SLACK = 0.75
@@ -36,6 +37,8 @@ Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 def validator(lab: L.Lab, **settings: Any) -> Validator:
     merged: dict[str, Any] = {
+        "policy": FallbackPolicy.BOULDER,
+        "tls_timeout": 10.0,
         "dial_timeout": 1.0,
         "validation_timeout": BUDGET,
         "addresses": AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
@@ -430,7 +433,7 @@ def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
 
 
 async def _fleet(config: Any, count: int) -> tuple[list[ValidationResult], float, float, float]:
-    v = Validator(config.settings(), config.resolver_client(), Dialer(config.routes()))
+    v = build_validator(config)
     semaphore = asyncio.Semaphore(1000)
     before = max_rss_mib()
 
@@ -444,9 +447,9 @@ async def _fleet(config: Any, count: int) -> tuple[list[ValidationResult], float
     # A healthy domain, validated with the production deadline while one core is busy
     # starting 10,000 validations: it must still pass, not be starved.
     patient = Validator(
-        dataclasses.replace(config.settings(), validation_timeout=20.0),
-        config.resolver_client(),
-        Dialer(config.routes()),
+        dataclasses.replace(build_settings(config), validation_timeout=20.0),
+        build_resolver(config),
+        Dialer(build_router(config)),
     )
     probe_started = time.monotonic()
     good = await patient.validate("healthy.example.net", token=TOKEN, key_authorization=KA)

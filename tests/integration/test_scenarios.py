@@ -14,12 +14,20 @@ from typing import Any
 
 import pytest
 
-from exporter import lab as L
-from exporter.dial import Dialer, Routes
+from exporter.dial import Dialer, PortMap, Router
 from exporter.dns import DnspythonResolver
 from exporter.http01 import Settings, Validator
+from exporter.lab import servers as L
 from exporter.policy import AddressPolicy
-from exporter.records import Family, Outcome, Policy, ProblemType, Reason, ValidationResult
+from exporter.records import (
+    FallbackPolicy,
+    Family,
+    Mode,
+    Outcome,
+    ProblemType,
+    Reason,
+    ValidationResult,
+)
 
 TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
 PATH = f"/.well-known/acme-challenge/{TOKEN}"
@@ -40,17 +48,18 @@ async def validate(
     lab: L.Lab,
     name: str,
     *,
-    policy: Policy = Policy.BOULDER,
+    policy: FallbackPolicy = FallbackPolicy.BOULDER,
     dial: float = 0.5,
     budget: float = 3.0,
     canary: bool = True,
     addresses: AddressPolicy | None = None,
-    routes: Routes | None = None,
+    routes: Router | None = None,
 ) -> ValidationResult:
     settings = Settings(
         policy=policy,
         dial_timeout=dial,
         validation_timeout=budget,
+        tls_timeout=10.0,
         addresses=addresses or AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
     )
     resolver = DnspythonResolver([lab.dns.host], lab.dns.port, timeout=1.0)
@@ -219,7 +228,7 @@ async def test_aaaa_timeout_and_https_redirect_fails_on_hop_1(lab: L.Lab) -> Non
     ]
     assert result.records[2].port == 443 and result.records[2].hostname == name
     # Under the proposed per-hop policy the HTTPS hop would fall back and pass.
-    assert (result.other_policy, result.other_policy_success) == (Policy.PER_HOP, True)
+    assert (result.other_policy, result.other_policy_success) == (FallbackPolicy.PER_HOP, True)
 
 
 async def test_ipv6_dead_on_443_boulder_replays_into_redirect_loop(lab: L.Lab) -> None:
@@ -227,7 +236,7 @@ async def test_ipv6_dead_on_443_boulder_replays_into_redirect_loop(lab: L.Lab) -
     v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.serve())
     name = "dead443.example.com"
     lab.zone.add(name, a=[v4], aaaa=[v6])
-    result = await validate(lab, name, policy=Policy.BOULDER)
+    result = await validate(lab, name, policy=FallbackPolicy.BOULDER)
     assert summary(result) == failed(1, fallback=True, redirects=1)
     assert problem(result) == (
         ProblemType.CONNECTION,
@@ -239,7 +248,7 @@ async def test_ipv6_dead_on_443_boulder_replays_into_redirect_loop(lab: L.Lab) -
         (1, url(name, "https"), v6, FAILED, None, CT),
         (0, url(name), v4, REFUSED_REDIR, 301, Reason.REDIRECT_LOOP),
     ]
-    assert (result.other_policy, result.other_policy_success) == (Policy.PER_HOP, True)
+    assert (result.other_policy, result.other_policy_success) == (FallbackPolicy.PER_HOP, True)
 
 
 async def test_ipv6_dead_on_443_per_hop_succeeds(lab: L.Lab) -> None:
@@ -247,14 +256,14 @@ async def test_ipv6_dead_on_443_per_hop_succeeds(lab: L.Lab) -> None:
     v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.serve())
     name = "dead443.example.com"
     lab.zone.add(name, a=[v4], aaaa=[v6])
-    result = await validate(lab, name, policy=Policy.PER_HOP)
+    result = await validate(lab, name, policy=FallbackPolicy.PER_HOP)
     assert summary(result) == ok(fallback=True, redirects=1)
     assert records(result) == [
         (0, url(name), v6, REDIR, 301, None),
         (1, url(name, "https"), v6, FAILED, None, CT),
         (1, url(name, "https"), v4, RESP, 200, None),
     ]
-    assert (result.other_policy, result.other_policy_success) == (Policy.BOULDER, False)
+    assert (result.other_policy, result.other_policy_success) == (FallbackPolicy.BOULDER, False)
 
 
 async def test_broken_ipv6_on_hop_of_ipv4_only_host_has_no_fallback(lab: L.Lab) -> None:
@@ -290,7 +299,7 @@ async def test_real_ipv6_loopback_socket_refused_falls_back_to_ipv4(lab: L.Lab) 
                 lab,
                 "loop.example.com",
                 addresses=AddressPolicy(allow_loopback=True),
-                routes=Routes(ports={80: server.port}),
+                routes=PortMap(ports={80: server.port}),
             )
         finally:
             probe.close()
@@ -318,7 +327,7 @@ async def test_real_ipv6_loopback_socket_answers(lab: L.Lab) -> None:
             lab,
             "loop.example.com",
             addresses=AddressPolicy(allow_loopback=True),
-            routes=Routes(ports={80: server6.port}),
+            routes=PortMap(ports={80: server6.port}),
         )
     finally:
         await server6.stop()
@@ -607,7 +616,7 @@ async def test_reachability_mode_accepts_404(lab: L.Lab) -> None:
     v4 = await lab.host(4, L.serve(), L.serve())
     lab.zone.add("reach.example.com", a=[v4])
     result = await validate(lab, "reach.example.com", canary=False)
-    assert result.mode == "reachability"
+    assert result.mode is Mode.REACHABILITY
     assert summary(result) == ok()
     assert result.records[0].status == 404
     assert result.records[0].url.startswith("http://reach.example.com/.well-known/acme-challenge/")

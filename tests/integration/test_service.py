@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from exporter.showcase import SHOWCASE
+from exporter.lab.showcase import SHOWCASE
 from tests.conftest import ROOT
 from tests.integration.procs import (
     ExporterProcess,
@@ -462,7 +462,7 @@ async def test_a_crashing_validation_becomes_an_internal_result() -> None:
 
     exporter = Exporter(parse_config({"domains": ["a.example.com"]}))
     exporter.validator.resolver = BrokenResolver()  # type: ignore[assignment]
-    await exporter._run("a.example.com")  # must not raise
+    await exporter._run("a.example.com", None)  # must not raise
     state = exporter.store.get("a.example.com")
     assert state is not None and state.result is not None
     assert state.result.problem is not None

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from exporter.compose import build_router, build_settings
 from exporter.config import ConfigError, load, parse, parse_duration
-from exporter.records import Policy
+from exporter.records import FallbackPolicy
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "configs"
 
@@ -74,7 +75,7 @@ def test_good_config() -> None:
     assert config.interval == 300.0
     assert config.effective_jitter == 20.0
     assert config.concurrency == 50
-    assert config.policy is Policy.PER_HOP
+    assert config.policy is FallbackPolicy.PER_HOP
     assert (config.timeouts.dial, config.timeouts.validation, config.timeouts.tls) == (10, 20, 5)
     assert config.resolver.nameservers == ["127.0.0.1", "::1"]
     assert config.resolver.timeout == 0.5
@@ -84,13 +85,13 @@ def test_good_config() -> None:
         "xn--bcher-kva.example",
     ]
     assert config.domain("www.example.org") is not None
-    routes = config.routes()
+    routes = build_router(config)
     assert routes.route("2001:db8::1", 80) == ("::1", 8080)
     assert routes.route("2001:db8::1", 443) == ("127.0.0.1", 8443)
     assert routes.route("192.0.2.9", 80) == ("192.0.2.9", 8080)
     assert routes.route("192.0.2.9", 443) == ("192.0.2.9", 8443)
-    settings = config.settings()
-    assert settings.policy is Policy.PER_HOP
+    settings = build_settings(config)
+    assert settings.policy is FallbackPolicy.PER_HOP
     assert settings.addresses.allow_loopback is True
     assert settings.addresses.lab_addresses == frozenset({"2001:db8::1"})
 
@@ -100,12 +101,12 @@ def test_defaults() -> None:
     assert config.interval == 300.0
     assert config.effective_jitter == 30.0  # 10% of the interval
     assert config.concurrency == 100
-    assert config.policy is Policy.BOULDER
+    assert config.policy is FallbackPolicy.BOULDER
     assert (config.timeouts.dial, config.timeouts.validation, config.timeouts.tls) == (10, 20, 10)
     assert config.resolver.nameservers == []
     assert config.lab.allow_loopback is False and config.lab.allow_reserved is False
     assert config.probe.allow_any_target is False
-    assert config.routes().route("1.2.3.4", 80) == ("1.2.3.4", 80)
+    assert build_router(config).route("1.2.3.4", 80) == ("1.2.3.4", 80)
 
 
 def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:

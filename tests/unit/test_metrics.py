@@ -6,9 +6,10 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Exposition, ResultStore, ServiceState
 from exporter.records import (
+    FallbackPolicy,
     Family,
     FamilyProbe,
-    Policy,
+    Mode,
     Problem,
     ProblemType,
     Reason,
@@ -29,8 +30,8 @@ def result(
     problem = None if success else Problem(ProblemType.CONNECTION, reason, "x")
     return ValidationResult(
         domain=domain,
-        policy=Policy.BOULDER,
-        mode="canary",
+        policy=FallbackPolicy.BOULDER,
+        mode=Mode.CANARY,
         success=success,
         problem=problem,
         records=(),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter import policy
+from exporter.gocompat import go_quote
 from exporter.iana import reserved_block
 from exporter.policy import (
     AddressPolicy,
@@ -19,7 +20,7 @@ from exporter.policy import (
     RedirectRefusal,
     RedirectTarget,
 )
-from exporter.records import Family, Policy, Problem, ProblemType, Reason
+from exporter.records import FallbackPolicy, Family, Problem, ProblemType, Reason
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -274,16 +275,25 @@ def test_fallback_predicate(reason: Reason, falls_back: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("chosen", "hop", "initial_unused", "hop_unused", "action"),
+    ("chosen", "reason", "initial_unused", "hop_unused", "action"),
     [
-        (Policy.BOULDER, 0, True, True, FallbackAction.REPLAY_INITIAL),
-        (Policy.BOULDER, 0, False, False, FallbackAction.FAIL),
-        (Policy.BOULDER, 2, True, False, FallbackAction.REPLAY_INITIAL),
-        (Policy.BOULDER, 2, True, True, FallbackAction.REPLAY_INITIAL),
-        (Policy.BOULDER, 1, False, True, FallbackAction.FAIL),
-        (Policy.PER_HOP, 0, True, True, FallbackAction.RETRY_HOP),
-        (Policy.PER_HOP, 1, True, False, FallbackAction.FAIL),
-        (Policy.PER_HOP, 1, False, True, FallbackAction.RETRY_HOP),
+        (FallbackPolicy.BOULDER, Reason.CONNECT_TIMEOUT, True, True, FallbackAction.REPLAY_INITIAL),
+        (FallbackPolicy.BOULDER, Reason.CONNECT_TIMEOUT, False, False, FallbackAction.FAIL),
+        (
+            FallbackPolicy.BOULDER,
+            Reason.CONNECTION_REFUSED,
+            True,
+            False,
+            FallbackAction.REPLAY_INITIAL,
+        ),
+        (FallbackPolicy.BOULDER, Reason.CONNECT_TIMEOUT, True, True, FallbackAction.REPLAY_INITIAL),
+        (FallbackPolicy.BOULDER, Reason.CONNECT_TIMEOUT, False, True, FallbackAction.FAIL),
+        (FallbackPolicy.PER_HOP, Reason.CONNECT_TIMEOUT, True, True, FallbackAction.RETRY_HOP),
+        (FallbackPolicy.PER_HOP, Reason.CONNECT_TIMEOUT, True, False, FallbackAction.FAIL),
+        (FallbackPolicy.PER_HOP, Reason.NETWORK_UNREACHABLE, False, True, FallbackAction.RETRY_HOP),
+        (FallbackPolicy.BOULDER, Reason.READ_TIMEOUT, True, True, FallbackAction.FAIL),
+        (FallbackPolicy.PER_HOP, Reason.CONNECTION_RESET, True, True, FallbackAction.FAIL),
+        (FallbackPolicy.BOULDER, Reason.VALIDATION_TIMEOUT, True, True, FallbackAction.FAIL),
     ],
     ids=[
         "boulder-initial",
@@ -294,15 +304,22 @@ def test_fallback_predicate(reason: Reason, falls_back: bool) -> None:
         "per-hop-initial",
         "per-hop-hop-without-v4",
         "per-hop-hop-with-v4",
+        "boulder-not-a-dial-failure",
+        "per-hop-not-a-dial-failure",
+        "deadline-during-dial",
     ],
 )
 def test_fallback_action(
-    chosen: Policy, hop: int, initial_unused: bool, hop_unused: bool, action: FallbackAction
+    chosen: FallbackPolicy,
+    reason: Reason,
+    initial_unused: bool,
+    hop_unused: bool,
+    action: FallbackAction,
 ) -> None:
     assert (
         policy.fallback_action(
             chosen,
-            hop=hop,
+            reason=reason,
             initial_has_unused_fallback=initial_unused,
             hop_has_unused_fallback=hop_unused,
         )
@@ -625,7 +642,7 @@ def test_response_verdict(
     ],
 )
 def test_go_quote(data: bytes, quoted: str) -> None:
-    assert policy.go_quote(data) == quoted
+    assert go_quote(data) == quoted
 
 
 def test_every_reason_has_a_type() -> None:

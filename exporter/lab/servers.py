@@ -6,8 +6,8 @@ privileges. The lab is used by the tests, the demo (``--demo``), ``check
 
 The host has a single IPv6 loopback address, so each lab host gets a
 documentation-prefix address (``2001:db8::/32``, ``192.0.2.0/24``) that DNS
-returns, and the lab's :class:`~exporter.dial.Routes` send each such address's
-port 80 and 443 to its own loopback endpoint: a web server on ``[::1]`` or
+returns, and the lab's router (:class:`~exporter.lab.routing.AddressMap`) sends
+each such address's port 80 and 443 to its own loopback endpoint: a web server on ``[::1]`` or
 ``127.0.0.1``, a port that refuses connections, or a port whose connects time
 out (a listening socket whose tiny backlog is full, so SYNs are dropped).
 """
@@ -21,7 +21,6 @@ import ssl
 import struct
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Literal
 
 import dns.flags
@@ -32,20 +31,24 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from exporter.dial import Routes
+from exporter.lab.routing import AddressMap
+from exporter.lab.tls import lab_ssl_context
 
 __all__ = [
     "CANARY_KA",
     "CANARY_TOKEN",
     "Blackhole",
+    "Handler",
     "Lab",
     "LabDNS",
     "Reply",
     "Request",
+    "WebServer",
     "Zone",
     "body",
     "chain",
     "hang",
+    "plain",
     "raw",
     "redirect",
     "serve",
@@ -334,18 +337,6 @@ def hang() -> Handler:
     return lambda request: None
 
 
-def lab_ssl_context() -> ssl.SSLContext:
-    """The lab's self-signed certificate (Let's Encrypt does not verify it)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    data = resources.files("exporter") / "data"
-    with (
-        resources.as_file(data / "lab-cert.pem") as cert,
-        resources.as_file(data / "lab-key.pem") as key,
-    ):
-        ctx.load_cert_chain(cert, key)
-    return ctx
-
-
 class _TCPServer:
     """A loopback TCP server that tracks its connections and ends them quietly on stop."""
 
@@ -548,8 +539,9 @@ class Lab:
             refuser.close()
 
     @property
-    def routes(self) -> Routes:
-        return Routes(endpoints=self._endpoints)
+    def routes(self) -> AddressMap:
+        """The router that sends each lab address to its endpoints."""
+        return AddressMap(endpoints=self._endpoints)
 
     @property
     def nameserver(self) -> tuple[str, int]:

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter import lab as L
 from exporter.config import Config, parse
+from exporter.lab import servers as L
 
 __all__ = ["SHOWCASE", "Showcase", "ShowcaseDomain", "start_showcase"]
 

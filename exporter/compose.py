@@ -1,0 +1,74 @@
+"""Composition: the validation engine, built from a config.
+
+Rule: the one place where a :class:`~exporter.config.Config` becomes the engine's
+parts (the address policy, the validator's settings, the resolver, the dialer
+and its router). ``check``, ``/probe`` and the scheduler all get their validator
+from :func:`build_validator`, so they cannot drift apart; the config itself knows
+nothing of the engine.
+"""
+
+from __future__ import annotations
+
+from exporter.config import Config, parse_endpoint
+from exporter.dial import Dialer, PortMap, Router
+from exporter.dns import DnspythonResolver
+from exporter.http01 import Settings, Validator
+from exporter.policy import AddressPolicy
+from exporter.records import FallbackPolicy
+
+__all__ = ["build_resolver", "build_router", "build_settings", "build_validator"]
+
+
+def build_router(config: Config) -> Router:
+    """Where connects really go: the addresses as given, unless the lab section says not.
+
+    A config with ``lab.address_map`` was written for the loopback lab (``acme-http01-exporter
+    lab``); its router is the lab's own.
+    """
+    lab = config.lab
+    ports = {
+        logical: real
+        for logical, real in ((80, lab.http_port), (443, lab.https_port))
+        if logical != real
+    }
+    if not lab.address_map:
+        return PortMap(ports)
+    from exporter.lab.routing import AddressMap
+
+    endpoints = {
+        address: {
+            port: parse_endpoint(spec)
+            for port, spec in ((80, endpoint.http), (443, endpoint.https))
+            if spec is not None
+        }
+        for address, endpoint in lab.address_map.items()
+    }
+    return AddressMap(endpoints=endpoints, ports=ports)
+
+
+def build_settings(config: Config, policy: FallbackPolicy | None = None) -> Settings:
+    """The validator's settings; ``policy`` overrides the configured fallback policy."""
+    return Settings(
+        policy=policy or config.policy,
+        dial_timeout=config.timeouts.dial,
+        validation_timeout=config.timeouts.validation,
+        tls_timeout=config.timeouts.tls,
+        addresses=AddressPolicy(
+            allow_loopback=config.lab.allow_loopback,
+            allow_reserved=config.lab.allow_reserved,
+            lab_addresses=frozenset(config.lab.address_map),
+        ),
+    )
+
+
+def build_resolver(config: Config) -> DnspythonResolver:
+    """The resolver: the configured nameservers, or the system's (/etc/resolv.conf)."""
+    resolver = config.resolver
+    return DnspythonResolver(resolver.nameservers or None, resolver.port, resolver.timeout)
+
+
+def build_validator(config: Config, policy: FallbackPolicy | None = None) -> Validator:
+    """A validator for ``config`` (under ``policy`` instead of the configured one, if given)."""
+    return Validator(
+        build_settings(config, policy), build_resolver(config), Dialer(build_router(config))
+    )

@@ -1,0 +1,67 @@
+"""The lab's TLS certificate, made at start: no key material in the repository.
+
+Rule: test infrastructure only. Let's Encrypt does not verify the certificate of
+a server it validates, so any self-signed certificate will do; a fresh EC key is
+made once per process (milliseconds) and kept in memory and a private temporary
+file only for as long as ``ssl`` needs to load it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import ssl
+import tempfile
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+__all__ = ["lab_certificate", "lab_ssl_context"]
+
+
+@functools.cache
+def lab_certificate() -> tuple[bytes, bytes]:
+    """A self-signed certificate for the lab's names: ``(cert PEM, key PEM)``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "acme-http01-exporter lab")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("*.example.com"), x509.DNSName("lab")]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert_pem, key_pem
+
+
+def lab_ssl_context() -> ssl.SSLContext:
+    """A server context with the lab's certificate."""
+    cert_pem, key_pem = lab_certificate()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # ssl loads a key from a file only; the file lives for the duration of this call,
+    # readable by this user alone.
+    fd, path = tempfile.mkstemp(prefix="lab-tls-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(cert_pem + key_pem)
+        ctx.load_cert_chain(path)
+    finally:
+        os.unlink(path)
+    return ctx

@@ -1,0 +1,194 @@
+"""The schedule: one APScheduler job per domain, and the guard around every validation.
+
+Rule: timing and isolation only. Each domain is one job (first run soon after
+start, spread by jitter; then every interval at the domain's own phase, so the
+load is even; never two runs of one domain at once; late runs coalesced). Jobs
+are added and removed to match the domain list, and :meth:`Scheduler.start` and
+:meth:`Scheduler.stop` are symmetric: stop cancels the runs in flight and
+waits for them. What a run does is the caller's callback. :func:`guarded`
+wraps one validation: it never raises, and an exporter bug becomes a failed
+result with reason ``internal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+from exporter.config import DomainConfig
+from exporter.http01 import Validator
+from exporter.metrics import SelfMetrics
+from exporter.records import Mode, Problem, ProblemType, Reason, ValidationResult
+
+__all__ = ["PhasedInterval", "Scheduler", "guarded"]
+
+log = logging.getLogger("exporter")
+
+#: A run's callback: the domain's name and when the run was due (None if unknown).
+RunCallback = Callable[[str, dt.datetime | None], Awaitable[None]]
+
+
+class PhasedInterval(BaseTrigger):  # type: ignore[misc]
+    """Every ``interval`` seconds at a fixed phase, plus up to ``jitter``; the first run at
+    ``first``. With one random phase per domain the steady-state load is spread evenly over
+    the interval, instead of every domain coming due in the same burst after a start."""
+
+    def __init__(
+        self, *, interval: float, jitter: float, first: dt.datetime, anchor: dt.datetime
+    ) -> None:
+        self.interval = dt.timedelta(seconds=interval)
+        self.jitter = jitter
+        self.first = first
+        self.anchor = anchor
+
+    def get_next_fire_time(
+        self, previous_fire_time: dt.datetime | None, now: dt.datetime
+    ) -> dt.datetime:
+        if previous_fire_time is None:
+            return self.first
+        # The first slot of the phase after the previous run: no gap is ever longer than
+        # the interval (plus jitter), the first one after a start may be shorter.
+        periods = (previous_fire_time - self.anchor) // self.interval + 1
+        due = self.anchor + periods * self.interval
+        return due + dt.timedelta(seconds=random.uniform(0, self.jitter))
+
+    def __str__(self) -> str:
+        return f"phased interval[{self.interval}]"
+
+
+class Scheduler:
+    """One job per domain name; each run calls ``run(name, due)``."""
+
+    def __init__(self, run: RunCallback, metrics: SelfMetrics) -> None:
+        self._run = run
+        self._metrics = metrics
+        self._scheduler = AsyncIOScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=dt.UTC,
+        )
+        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._due: dict[str, dt.datetime] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    def sync(
+        self, names: Iterable[str], *, interval: float, jitter: float, reschedule: bool
+    ) -> None:
+        """Make the jobs match ``names``; with ``reschedule``, existing jobs take the new
+        interval and jitter, keeping their place in the cycle (no burst)."""
+        wanted = list(names)
+        keep = set(wanted)
+        for job in self._scheduler.get_jobs():
+            if job.id not in keep:
+                job.remove()
+        existing = {job.id: job for job in self._scheduler.get_jobs()}
+        now = dt.datetime.now(dt.UTC)
+        period = dt.timedelta(seconds=interval)
+        for name in wanted:
+            job = existing.get(name)
+            if job is not None:
+                if reschedule:
+                    # A new interval keeps each domain's place in the cycle (or comes
+                    # sooner, spread out, when the new interval is shorter).
+                    first = job.next_run_time
+                    if first is None or first > now + period:
+                        first = now + dt.timedelta(seconds=random.uniform(0, interval))
+                    self._scheduler.reschedule_job(
+                        name,
+                        trigger=PhasedInterval(
+                            interval=interval, jitter=jitter, first=first, anchor=first
+                        ),
+                    )
+                continue
+            trigger = PhasedInterval(
+                interval=interval,
+                jitter=jitter,
+                first=now + dt.timedelta(seconds=random.uniform(0, jitter)),
+                anchor=now + dt.timedelta(seconds=random.uniform(0, interval)),
+            )
+            self._scheduler.add_job(self._job, trigger=trigger, args=[name], id=name, name=name)
+
+    def start(self) -> None:
+        self._stopping = False
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        """Stop scheduling, cancel the runs in flight and wait for them to end."""
+        self._stopping = True
+        # Shutting down cancels the validations in flight on purpose; APScheduler would log
+        # each cancelled job (even one not yet started) as an error.
+        logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        if event.scheduled_run_times:
+            self._due[event.job_id] = event.scheduled_run_times[-1]
+
+    def _on_skipped(self, event: JobEvent) -> None:
+        reason = "max_instances" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+        self._metrics.skipped_runs.labels(reason).inc()
+        log.debug("run skipped", extra={"fields": {"domain": event.job_id, "reason": reason}})
+
+    async def _job(self, name: str) -> None:
+        """One scheduled run; never raises (a cancellation at shutdown ends it quietly)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._run(name, self._due.pop(name, None))
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+
+async def guarded(
+    validator: Validator, domain: DomainConfig, metrics: SelfMetrics
+) -> ValidationResult:
+    """One validation of ``domain``, counted and timed; an exporter bug becomes a result."""
+    metrics.in_flight.inc()
+    started = time.monotonic()
+    try:
+        return await validator.validate(
+            domain.name, token=domain.token, key_authorization=domain.key_authorization
+        )
+    except Exception as exc:
+        log.exception("validation crashed", extra={"fields": {"domain": domain.name}})
+        problem = Problem(
+            ProblemType.SERVER_INTERNAL,
+            Reason.INTERNAL,
+            f"internal error: {type(exc).__name__}: {exc}",
+        )
+        mode = Mode.of(domain.key_authorization)
+        return dataclasses.replace(
+            ValidationResult.unreached(domain.name, validator.settings.policy, mode, problem),
+            duration_seconds=time.monotonic() - started,
+            finished_at=time.time(),
+        )
+    finally:
+        metrics.in_flight.dec()
+        metrics.latency.observe(time.monotonic() - started)
