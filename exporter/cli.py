@@ -32,6 +32,7 @@ from exporter.endpoints import Endpoints
 from exporter.logs import setup_logging
 from exporter.records import FallbackPolicy, ValidationResult
 from exporter.report import render
+from exporter.scheduler import guarded
 from exporter.service import Exporter
 from exporter.shard import Shard, parse_index
 from exporter.web import WebServer, parse_listen_address
@@ -99,13 +100,18 @@ async def _check(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         policy = FallbackPolicy(args.policy) if args.policy else None
         validator = build_validator(config, policy)
+        if not await validator.resolver.validating():
+            print(
+                "warning: the resolver does not validate DNSSEC; Let's Encrypt's does, so a "
+                "zone with broken DNSSEC or a split-horizon view may be judged differently "
+                "(see the README: DNS as Let's Encrypt sees it)",
+                file=sys.stderr,
+            )
         semaphore = asyncio.Semaphore(config.concurrency)
 
         async def one(domain: DomainConfig) -> ValidationResult:
             async with semaphore:
-                return await validator.validate(
-                    domain.name, token=domain.token, key_authorization=domain.key_authorization
-                )
+                return await guarded(validator, domain, None)
 
         results = await asyncio.gather(*(one(d) for d in targets))
     finally:

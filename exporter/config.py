@@ -102,12 +102,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _account_uris(value: list[str] | None) -> list[str] | None:
+    for uri in value or ():
+        if not re.match(r"^https://[^/\s]+/\S*$", uri):
+            raise ValueError(f"{uri!r} is not an ACME account URI such as {_ACCOUNT_EXAMPLE}")
+    return value
+
+
+_ACCOUNT_EXAMPLE = "https://acme-v02.api.letsencrypt.org/acme/acct/123456789"
+
+
 class DomainConfig(_Model):
     """One domain to validate; with a token and key authorization it is a canary."""
 
     name: str
     token: str | None = None
     key_authorization: str | None = None
+    #: The ACME account URIs this domain's certificates are ordered with, for CAA
+    #: ``accounturi`` (absent: ``caa.account_uris``).
+    account_uris: list[str] | None = None
+
+    _uris = field_validator("account_uris")(_account_uris)
 
     @field_validator("name")
     @classmethod
@@ -214,6 +229,17 @@ class LabConfig(_Model):
         return out
 
 
+class CaaConfig(_Model):
+    #: Check CAA as Let's Encrypt does: a refusal fails the validation.
+    enabled: bool = True
+    #: The ACME account URIs the domains' certificates are ordered with (Let's Encrypt's
+    #: ``https://acme-v02.api.letsencrypt.org/acme/acct/<id>``), to compare with a CAA
+    #: ``accounturi``. Empty: such a restriction is reported as not checked, never guessed.
+    account_uris: list[str] = Field(default_factory=list)
+
+    _uris = field_validator("account_uris")(_account_uris)
+
+
 class ProbeConfig(_Model):
     #: Let ``/probe`` validate names that are not configured (an open validator: careful).
     allow_any_target: bool = False
@@ -232,6 +258,7 @@ class Config(_Model):
     policy: FallbackPolicy = FallbackPolicy.BOULDER
     timeouts: Timeouts = Field(default_factory=Timeouts)
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
+    caa: CaaConfig = Field(default_factory=CaaConfig)
     lab: LabConfig = Field(default_factory=LabConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     domains: list[DomainConfig] = Field(default_factory=list)

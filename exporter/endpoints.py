@@ -142,6 +142,14 @@ class Endpoints:
                 '<p class="warn">This host cannot route IPv6. Let\'s Encrypt dials IPv6 first, '
                 "so verdicts for domains with AAAA records are not measured here.</p>"
             )
+        if not self.exporter.state.resolver_validating:
+            warning += (
+                '<p class="warn">The resolver does not validate DNSSEC (or has not answered '
+                "the check yet). Let's Encrypt resolves "
+                "every name itself with a validating recursive resolver: predictions here are "
+                "only as good as this resolver's view (a split-horizon DNS or a zone with broken "
+                "DNSSEC looks different to Let's Encrypt). Run Unbound beside the exporter.</p>"
+            )
         if not self.exporter.state.reload_successful:
             warning += '<p class="warn">The last config reload failed; see the log.</p>'
         return _LANDING.format(
@@ -158,7 +166,7 @@ def _landing_rows(name: str, result: ValidationResult | None) -> list[str]:
     link = f'<a href="/domains/{html.escape(name)}">trace</a>'
     probe = f'<a href="/probe?target={html.escape(name)}&amp;debug=true">run now</a>'
     if result is None:
-        cells = [name, "pending", "", "", "", "", ""]
+        cells = [name, "pending", "", "", "", "", "", "", ""]
     else:
         problem = result.problem
         cells = [
@@ -168,6 +176,8 @@ def _landing_rows(name: str, result: ValidationResult | None) -> list[str]:
             "yes" if result.ipv4_fallback else "",
             "yes" if result.aaaa_mismatch else "",
             "yes" if result.failed_on_redirect_hop else "",
+            _caa_cell(result),
+            ", ".join(f"{e.family} {e.reason}" for e in result.dns_family_errors if e.hop == 0),
             time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.finished_at)),
         ]
     title = html.escape(verdict(result) if result else "")
@@ -177,8 +187,19 @@ def _landing_rows(name: str, result: ValidationResult | None) -> list[str]:
     rows = [row + "</tr>"]
     hint = fix_hint(result) if result is not None else None
     if hint:
-        rows.append(f'<tr class="hint"><td></td><td colspan="7">{html.escape(hint)}</td></tr>')
+        rows.append(f'<tr class="hint"><td></td><td colspan="9">{html.escape(hint)}</td></tr>')
     return rows
+
+
+def _caa_cell(result: ValidationResult) -> str:
+    check = result.caa
+    if check is None:
+        return ""
+    if check.permitted is None:
+        return "lookup failed"
+    if not check.permitted:
+        return f"forbids ({check.relevant_name})"
+    return "permits" if check.account_checked else "permits (accounturi not checked)"
 
 
 _LANDING = """<!doctype html>
@@ -197,7 +218,8 @@ redirect rules (policy <b>{policy}</b>, every {interval:g}s).
 <a href="/-/ready">Ready</a></p>
 {warning}
 <table><tr><th>domain</th><th>verdict</th><th>problem</th><th>IPv4 fallback</th>
-<th>AAAA mismatch</th><th>redirect-hop failure</th><th>last run</th><th></th></tr>
+<th>AAAA mismatch</th><th>redirect-hop failure</th><th>CAA</th><th>hidden DNS failure</th>
+<th>last run</th><th></th></tr>
 {rows}
 </table></body></html>
 """

@@ -12,14 +12,25 @@ address the policy chose through the ``Dialer`` seam, whatever host the URL
 names (the Host header and SNI keep the name). That is what lets a TCP dial
 failure be told from a TLS failure.
 
+It speaks like Let's Encrypt's Go client, not like Python's defaults: the Host
+header is the URL's host as written (``host:80`` stays), the TLS ClientHello
+offers Go's cipher suites and no ALPN, TLS alerts are reported in Go's words, and
+a chunked body is decoded by Go's reader (``exporter.gocompat``) so that the
+framings Go refuses are refused with Go's texts.
+
 How errors are told apart (only the first kind may fall back)::
 
     DialFailure                   TCP connect failed (timeout, refused, unreachable)
     httpcore.ConnectTimeout       TLS handshake took longer than the TLS timeout
     httpcore.ConnectError         TLS handshake failed (alert, garbage, reset)
     httpcore.RemoteProtocolError  not HTTP/1.x (HTTP/0.9, HTTP/2 preface, bad status line)
-    httpcore.ReadError            reset or EOF while waiting for the response
+    httpcore.ReadError            reset or EOF while waiting for the response, or an
+                                  alert on the first read after a TLS 1.3 handshake
     BodyError                     a response whose body could not be read
+
+A reset is ``connection_reset`` only while nothing of the response has arrived;
+once any byte of it has (a partial status line or header), Go's client reports a
+broken response instead, which Let's Encrypt words "Error getting validation data".
 
 A :class:`Progress` tells the caller where a request was when the caller's
 deadline fired (dialling, waiting, reading the body).
@@ -30,10 +41,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import re
 import ssl
 import zlib
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -41,12 +54,14 @@ import anyio.streams.tls
 import httpcore
 import httpx
 
-from exporter import policy
+from exporter import gocompat, policy
 from exporter.dial import Dialer, DialFailure
 from exporter.policy import Phase
 from exporter.records import Reason
 
 __all__ = ["BodyError", "Failed", "Fetcher", "Progress", "Response"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -54,13 +69,12 @@ class Progress:
     """Where a request is, so that a deadline can be reported like Let's Encrypt does."""
 
     phase: Phase = Phase.DNS
-    first_bytes: bytes = b""  # the start of what the server sent (to recognise HTTP/2)
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    location: str | None
+    location: str | None  # the first Location, UTF-8 with undecodable bytes escaped
     body: bytes  # at most policy.MAX_RESPONSE_SIZE bytes; empty unless the status is 200
 
 
@@ -83,13 +97,63 @@ class BodyError(Exception):
 
 # ------------------------------------------------------------------- the network layer
 
+#: Bytes of the response head kept (h11 refuses heads over 100 kB, reads are 64 kB).
+_HEAD_CAPTURE = 256 * 1024
+#: Bytes of a TLS handshake kept, to find an alert OpenSSL could not name.
+_HANDSHAKE_CAPTURE = 64 * 1024
+
+
+class _Tap:
+    """What the server sent on this request's connection, for the classifications below."""
+
+    __slots__ = ("capturing", "handshake", "head", "received", "stream")
+
+    def __init__(self) -> None:
+        self.received = 0  # bytes of the HTTP response (after any TLS handshake)
+        self.head = bytearray()  # the start of them, until the response head is parsed
+        self.capturing = True
+        self.handshake = bytearray()  # raw bytes received during the TLS handshake
+        self.stream: _Stream | None = None  # the stream the response is read from
+
+
+class _Recorder(anyio.abc.ByteStream):
+    """The TCP stream under a TLS handshake, keeping what the server sent."""
+
+    def __init__(self, inner: anyio.abc.ByteStream, tap: _Tap) -> None:
+        self._inner = inner
+        self._tap = tap
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        data = await self._inner.receive(max_bytes)
+        room = _HANDSHAKE_CAPTURE - len(self._tap.handshake)
+        if room > 0:
+            self._tap.handshake += data[:room]
+        return data
+
+    async def send(self, item: bytes) -> None:
+        await self._inner.send(item)
+
+    async def send_eof(self) -> None:
+        await self._inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return self._inner.extra_attributes
+
 
 class _Stream(httpcore.AsyncNetworkStream):
-    """An anyio byte stream as httpcore's network stream; keeps the server's first bytes."""
+    """An anyio byte stream as httpcore's network stream; counts what the server sent."""
 
-    def __init__(self, stream: anyio.abc.ByteStream, progress: Progress) -> None:
+    def __init__(
+        self, stream: anyio.abc.ByteStream, tap: _Tap, tls_context: ssl.SSLContext
+    ) -> None:
         self._stream = stream
-        self._progress = progress
+        self._tap = tap
+        self._tls_context = tls_context
+        tap.stream = self
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
@@ -101,8 +165,10 @@ class _Stream(httpcore.AsyncNetworkStream):
             raise httpcore.ReadTimeout(str(exc)) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise httpcore.ReadError(str(exc)) from exc
-        if len(self._progress.first_bytes) < 16:
-            self._progress.first_bytes += data[: 16 - len(self._progress.first_bytes)]
+        tap = self._tap
+        tap.received += len(data)
+        if tap.capturing and len(tap.head) < _HEAD_CAPTURE:
+            tap.head += data
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -125,11 +191,13 @@ class _Stream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        # httpcore hands over a context it has just set ALPN on; Go's transport sends
+        # no ALPN, so the handshake uses the fetcher's own context (see _tls_context).
         try:
             with anyio.fail_after(timeout):
                 tls = await anyio.streams.tls.TLSStream.wrap(
-                    self._stream,
-                    ssl_context=ssl_context,
+                    _Recorder(self._stream, self._tap),
+                    ssl_context=self._tls_context,
                     hostname=server_hostname,
                     standard_compatible=False,
                     server_side=False,
@@ -144,7 +212,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             if isinstance(exc, anyio.BrokenResourceError | anyio.EndOfStream | ssl.SSLError):
                 raise httpcore.ConnectError(str(exc)) from exc
             raise
-        return _Stream(tls, self._progress)
+        return _Stream(tls, self._tap, self._tls_context)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "ssl_object":
@@ -161,11 +229,21 @@ class _Stream(httpcore.AsyncNetworkStream):
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
     """Dials the one address chosen by the policy, whatever host the URL names."""
 
-    def __init__(self, dialer: Dialer, address: str, timeout: float, progress: Progress):
+    def __init__(
+        self,
+        dialer: Dialer,
+        address: str,
+        timeout: float,
+        progress: Progress,
+        tap: _Tap,
+        tls_context: ssl.SSLContext,
+    ):
         self._dialer = dialer
         self._address = address
         self._timeout = timeout
         self._progress = progress
+        self._tap = tap
+        self._tls_context = tls_context
 
     async def connect_tcp(
         self,
@@ -183,7 +261,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         except BaseException:
             sock.close()
             raise
-        return _Stream(stream, self._progress)
+        return _Stream(stream, self._tap, self._tls_context)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
@@ -197,12 +275,28 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
 # ---------------------------------------------------------------------- the fetcher
 
 
-def _ssl_context() -> ssl.SSLContext:
-    """No certificate verification (the server has no certificate yet), TLS >= 1.2."""
+def _tls_context() -> ssl.SSLContext:
+    """Go's ClientHello as far as ``ssl`` can set it: TLS 1.2 and 1.3, Go's default
+    TLS 1.2 cipher suites (the TLS 1.3 ones are the same), no ALPN; no certificate
+    verification (the server has no certificate yet).
+
+    Not settable from Python 3.11: the key-exchange groups (Go: X25519MLKEM768, X25519,
+    P-256, P-384, P-521; OpenSSL adds X448 and the FFDHE groups) and the signature
+    algorithms. A server that accepts only one of those differences can still tell.
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(":".join(gocompat.TLS12_CIPHER_SUITES))
+    return ctx
+
+
+def _decoy_context() -> ssl.SSLContext:
+    """The context httpcore is given (and sets ALPN on); the handshake never uses it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
     return ctx
 
 
@@ -214,7 +308,8 @@ class Fetcher:
     ) -> None:
         self._dialer = dialer
         self._dial_timeout = dial_timeout
-        self._ssl = _ssl_context()
+        self._tls = _tls_context()
+        self._decoy = _decoy_context()
         self._headers = {
             "User-Agent": user_agent,
             "Accept": "*/*",
@@ -230,12 +325,18 @@ class Fetcher:
     async def fetch(self, url: str, address: str, progress: Progress) -> Response:
         """One GET of ``url`` pinned to ``address``; the body only for a 200 response.
 
+        ``url`` is printed as Go prints it (``exporter.gocompat.GoURL``); its host, as
+        written, is the Host header, as Go's client sends it.
+
         Raises :class:`Failed` when no response came back, :class:`BodyError` when a
         200 response's body could not be read.
         """
-        backend = _PinnedBackend(self._dialer, address, self._dial_timeout, progress)
+        tap = _Tap()
+        backend = _PinnedBackend(
+            self._dialer, address, self._dial_timeout, progress, tap, self._tls
+        )
         pool = httpcore.AsyncConnectionPool(
-            ssl_context=self._ssl,
+            ssl_context=self._decoy,
             max_connections=1,
             max_keepalive_connections=0,
             http1=True,
@@ -243,7 +344,7 @@ class Fetcher:
             network_backend=backend,
         )
         try:
-            request = httpx.Request("GET", url, headers=self._headers)
+            request = httpx.Request("GET", url, headers=self._request_headers(url))
             core_request = httpcore.Request(
                 method=request.method,
                 url=httpcore.URL(
@@ -256,24 +357,69 @@ class Fetcher:
                 extensions=self._extensions,
             )
             response = await pool.handle_async_request(core_request)
+            tap.capturing = False
             try:
-                headers = httpx.Headers(response.headers)
-                location = headers.get("location")
+                location = _location(response.headers)
                 if response.status != 200:
                     # Let's Encrypt reads the body of a 200 response only.
                     return Response(response.status, location, b"")
                 progress.phase = Phase.BODY
+                headers = httpx.Headers(response.headers)
                 gzipped = headers.get("content-encoding", "").strip().lower() == "gzip"
-                body = await _read_body(response, gzipped)
+                chunked = headers.get("transfer-encoding", "").strip().lower() == "chunked"
+                whole = len(tap.head) < _HEAD_CAPTURE  # never short in practice
+                start = _body_start(bytes(tap.head)) if chunked and whole else None
+                if start is not None and tap.stream is not None:
+                    body = await _read_chunked_body(tap.stream, bytes(tap.head[start:]), gzipped)
+                else:
+                    body = await _read_body(response, gzipped)
                 return Response(response.status, location, body)
             finally:
                 await response.aclose()
         except (BodyError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            raise _classify(exc, progress.first_bytes) from None
+            raise _classify(exc, tap) from None
         finally:
             await pool.aclose()
+
+    def _request_headers(self, url: str) -> dict[str, str]:
+        """Go's request headers: Host first, the URL's host[:port] as written."""
+        try:
+            host = gocompat.GoURL.parse(url).host_text
+        except gocompat.GoURLError:
+            return self._headers  # httpx refuses the URL too, with the same verdict
+        return {"Host": host, **self._headers}
+
+
+def _location(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Header.Get("Location"): the first one, its bytes as sent (UTF-8, else escaped)."""
+    for name, value in headers:
+        if name.lower() == b"location":
+            return value.decode("utf-8", errors="surrogateescape")
+    return None
+
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # h11's end of a head
+
+
+def _body_start(received: bytes) -> int | None:
+    """Where the body starts in what was received: after the final response's head.
+
+    h11 has parsed the head and keeps the body's first bytes buffered; informational
+    (1xx) heads before it are skipped, as httpcore and Go skip them.
+    """
+    start = 0
+    while True:
+        end = _BLANK_LINE.search(received, start)
+        if end is None:
+            return None
+        status = received[start : received.find(b"\n", start)].split(None, 2)
+        code = int(status[1]) if len(status) > 1 and status[1].isdigit() else 0
+        if 100 <= code < 200 and code != 101:
+            start = end.end()
+            continue
+        return end.end()
 
 
 async def _read_body(response: httpcore.Response, gzipped: bool) -> bytes:
@@ -299,11 +445,66 @@ async def _read_body(response: httpcore.Response, gzipped: bool) -> bytes:
     return bytes(body)
 
 
+async def _read_chunked_body(stream: _Stream, prefix: bytes, gzipped: bool) -> bytes:
+    """A chunked body read by Go's reader: the bytes h11 buffered after the head, then
+    the connection itself, until Let's Encrypt's 128 bytes are read or Go would fail.
+
+    With gzip, Go's decompressor pulls the chunked body 4 KiB at a time; here it is fed
+    one Go read at a time, so a framing error after the first 128 decoded bytes may be
+    seen where Go's buffering would not reach it (or the reverse).
+    """
+    limit = policy.MAX_RESPONSE_SIZE
+    reader = gocompat.ChunkedBody()
+    reader.feed(prefix)
+    try:
+        if not gzipped:
+            body, error = await _drive(reader.read_all(limit), reader, stream)
+            if error is not None:
+                raise BodyError(error)
+            return body
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = bytearray()
+        while len(out) < limit:
+            data, error, at_end = await _drive(reader.read(4096), reader, stream)
+            out += decoder.decompress(data, limit - len(out))
+            if error is not None:
+                raise BodyError(error)
+            if at_end:
+                break
+        return bytes(out[:limit])
+    except (httpcore.NetworkError, httpcore.TimeoutException) as exc:
+        raise BodyError(_body_error_text(exc)) from None
+    except zlib.error:
+        raise BodyError("gzip: invalid header") from None
+
+
+async def _drive(
+    step: Generator[None, None, _T], reader: gocompat.ChunkedBody, stream: _Stream
+) -> _T:
+    """Run one of Go's reads: whenever it would block, read the connection and resume."""
+    try:
+        step.send(None)
+        while True:
+            data = await stream.read(65536)
+            if data:
+                reader.feed(data)
+            else:
+                reader.close()
+            step.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
 def _body_error_text(exc: Exception) -> str:
     """Go's io.ReadAll error text for what went wrong reading the body."""
     if isinstance(exc, httpcore.RemoteProtocolError):
         return "unexpected EOF"
+    alert = _alert_number(exc, b"")
+    if alert is not None:
+        return gocompat.tls_remote_error(alert)
     if _caused_by_reset(exc):
+        # Go: "read tcp <local>-><remote>: read: connection reset by peer"; the local
+        # port is not reproducible.
         return "connection reset by peer"
     return "unexpected EOF"
 
@@ -322,15 +523,88 @@ def _caused_by_reset(exc: BaseException) -> bool:
     return False
 
 
-def _ssl_failure(exc: BaseException) -> Failed:
-    """Classify a failed TLS handshake. Only an alert from the peer is type ``tls``."""
+#: OpenSSL's reasons for "the peer sent alert N" (reason code 1000 + N, ssl/sslerr.h), by
+#: name. ``ssl.SSLError.reason`` carries the name when Python knows it; otherwise the
+#: message carries OpenSSL's reason string, the same name in lower case with spaces
+#: (Python 3.11 has no name for 115 and 120). ``_ssl``'s own table is private.
+_OPENSSL_ALERTS = {
+    "SSLV3_ALERT_UNEXPECTED_MESSAGE": 10,
+    "SSLV3_ALERT_BAD_RECORD_MAC": 20,
+    "TLSV1_ALERT_DECRYPTION_FAILED": 21,
+    "TLSV1_ALERT_RECORD_OVERFLOW": 22,
+    "SSLV3_ALERT_DECOMPRESSION_FAILURE": 30,
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": 40,
+    "SSLV3_ALERT_NO_CERTIFICATE": 41,
+    "SSLV3_ALERT_BAD_CERTIFICATE": 42,
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": 43,
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": 44,
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": 45,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": 46,
+    "SSLV3_ALERT_ILLEGAL_PARAMETER": 47,
+    "TLSV1_ALERT_UNKNOWN_CA": 48,
+    "TLSV1_ALERT_ACCESS_DENIED": 49,
+    "TLSV1_ALERT_DECODE_ERROR": 50,
+    "TLSV1_ALERT_DECRYPT_ERROR": 51,
+    "TLSV1_ALERT_EXPORT_RESTRICTION": 60,
+    "TLSV1_ALERT_PROTOCOL_VERSION": 70,
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY": 71,
+    "TLSV1_ALERT_INTERNAL_ERROR": 80,
+    "TLSV1_ALERT_INAPPROPRIATE_FALLBACK": 86,
+    "TLSV1_ALERT_USER_CANCELLED": 90,
+    "TLSV1_ALERT_NO_RENEGOTIATION": 100,
+    "TLSV13_ALERT_MISSING_EXTENSION": 109,
+    "TLSV1_UNSUPPORTED_EXTENSION": 110,
+    "TLSV1_CERTIFICATE_UNOBTAINABLE": 111,
+    "TLSV1_UNRECOGNIZED_NAME": 112,
+    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE": 113,
+    "TLSV1_BAD_CERTIFICATE_HASH_VALUE": 114,
+    "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY": 115,
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": 116,
+    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": 120,
+}
+_SSL_MESSAGE = re.compile(r"^\[SSL(?:: [A-Z0-9_]+)?\] (.*?) \(_ssl\.c:\d+\)$")
+
+
+def _plaintext_alert(received: bytes) -> int | None:
+    """The last fatal alert sent in the clear (a 2-byte record of type 21), if any.
+
+    Alerts during a handshake are plaintext until encryption starts (TLS 1.2: the
+    server's Finished; TLS 1.3: after ServerHello); this finds the number of one
+    that OpenSSL has no name for.
+    """
+    alert, pos = None, 0
+    while pos + 5 <= len(received):
+        kind, length = received[pos], int.from_bytes(received[pos + 3 : pos + 5], "big")
+        if kind == 21 and length == 2 and pos + 7 <= len(received) and received[pos + 5] == 2:
+            alert = received[pos + 6]
+        pos += 5 + length
+    return alert
+
+
+def _alert_number(exc: BaseException, handshake: bytes) -> int | None:
+    """The alert the server sent, if an ``ssl.SSLError`` in ``exc``'s chain reports one."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ssl.SSLError):
-            name = (cause.reason or "").upper()
-            if "ALERT" in name:
-                alert = name.split("ALERT_", 1)[-1].replace("_", " ").lower()
-                return Failed(Reason.TLS_ALERT, f"remote error: tls: {alert}")
+            name = cause.reason
+            if name is None:
+                match = _SSL_MESSAGE.match(str(cause))
+                name = match.group(1).upper().replace(" ", "_") if match else None
+            if name in _OPENSSL_ALERTS:
+                return _OPENSSL_ALERTS[name]
+            return _plaintext_alert(handshake) if cause.reason is None else None
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _ssl_failure(exc: BaseException, tap: _Tap) -> Failed:
+    """Classify a failed TLS handshake. Only an alert from the peer is type ``tls``."""
+    alert = _alert_number(exc, bytes(tap.handshake))
+    if alert is not None:
+        return Failed(Reason.TLS_ALERT, gocompat.tls_remote_error(alert))
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
             return Failed(Reason.TLS_ERROR)
         if isinstance(cause, ConnectionResetError) or (
             isinstance(cause, OSError) and cause.errno == errno.ECONNRESET
@@ -345,19 +619,26 @@ def _looks_like_http2(first: bytes) -> bool:
     return len(first) >= 9 and first[3] == 0x04 and first[:1] == b"\x00"
 
 
-def _classify(exc: Exception, first: bytes) -> Failed:
+def _classify(exc: Exception, tap: _Tap) -> Failed:
     if isinstance(exc, DialFailure):
         return Failed(exc.reason, str(exc))
     if isinstance(exc, httpcore.ConnectTimeout):
         return Failed(Reason.TLS_HANDSHAKE_TIMEOUT)
     if isinstance(exc, httpcore.ConnectError):
-        return _ssl_failure(exc)
+        return _ssl_failure(exc, tap)
     if isinstance(exc, httpcore.RemoteProtocolError):
-        if _looks_like_http2(first):
+        if _looks_like_http2(bytes(tap.head[:16])):
             return Failed(Reason.HTTP2_OVER_HTTP)
         return Failed(Reason.PROTOCOL_ERROR, str(exc))
     if isinstance(exc, httpcore.ReadError | httpcore.WriteError):
-        if _caused_by_reset(exc):
+        # An alert right after a TLS 1.3 handshake (certificate required, say) arrives
+        # on the first read; Go reports it as the handshake's would be.
+        alert = _alert_number(exc, b"")
+        if alert is not None:
+            return Failed(Reason.TLS_ALERT, gocompat.tls_remote_error(alert))
+        # Go finds ECONNRESET only while nothing of the response has arrived; a
+        # connection that dies mid-head is a broken response (erratum 13).
+        if _caused_by_reset(exc) and tap.received == 0:
             return Failed(Reason.CONNECTION_RESET)
         return Failed(Reason.PROTOCOL_ERROR, str(exc))
     if isinstance(

@@ -1,15 +1,41 @@
-"""Go standard-library behaviour that Let's Encrypt's texts depend on.
+"""Go standard-library behaviour that Let's Encrypt's texts and decisions depend on.
 
 Rule: pure functions, no I/O and no Let's Encrypt policy. Boulder is written in
-Go, so the words it sends to users are formatted by Go's runtime: a body is
-quoted with ``%q`` (``strconv.Quote``) and trimmed with ``unicode.IsSpace``.
-Python's own ``repr`` and ``str.isspace`` differ in small ways that users would
-see; this module reproduces Go's.
+Go, so the words it sends to users are formatted by Go's runtime, and what it
+accepts is what Go's standard library accepts. Python's own libraries differ in
+small ways that users would see; this module reproduces Go's (Go 1.26, the
+version Boulder is built with):
+
+* ``fmt``/``strconv``/``strings``/``unicode``: ``%q`` quoting (:func:`go_quote`),
+  ``unicode.IsSpace`` trimming (:func:`trim_right_space`), ``strings.ToLower``
+  (:func:`to_lower`);
+* ``net/url``: parsing a ``Location``, resolving it and printing the result
+  (:class:`GoURL`);
+* ``net/http``: the client's reader of a chunked body and its error texts
+  (:class:`ChunkedBody`);
+* ``crypto/tls``: alert texts (:func:`tls_remote_error`) and the client's default
+  cipher suites (:data:`TLS12_CIPHER_SUITES`).
 """
 
 from __future__ import annotations
 
-__all__ = ["GO_SPACES", "go_quote", "trim_right_space"]
+import ipaddress
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+
+__all__ = [
+    "GO_SPACES",
+    "NEED_MORE",
+    "TLS12_CIPHER_SUITES",
+    "TLS_ALERT_TEXT",
+    "ChunkedBody",
+    "GoURL",
+    "GoURLError",
+    "go_quote",
+    "tls_remote_error",
+    "to_lower",
+    "trim_right_space",
+]
 
 #: Go's unicode.IsSpace: Latin-1 spaces plus the White_Space property (Python's
 #: str.isspace also counts U+001C..U+001F, which Go does not).
@@ -61,3 +87,669 @@ def go_quote(data: bytes) -> str:
             out.append(f"\\U{code:08x}")
     out.append('"')
     return "".join(out)
+
+
+# ------------------------------------------------------------------------ crypto/tls
+
+#: crypto/tls alert.go ``alertText`` (Go 1.26): the words after ``tls: `` for each alert.
+TLS_ALERT_TEXT: dict[int, str] = {
+    0: "close notify",
+    10: "unexpected message",
+    20: "bad record MAC",
+    21: "decryption failed",
+    22: "record overflow",
+    30: "decompression failure",
+    40: "handshake failure",
+    42: "bad certificate",
+    43: "unsupported certificate",
+    44: "revoked certificate",
+    45: "expired certificate",
+    46: "unknown certificate",
+    47: "illegal parameter",
+    48: "unknown certificate authority",
+    49: "access denied",
+    50: "error decoding message",
+    51: "error decrypting message",
+    60: "export restriction",
+    70: "protocol version not supported",
+    71: "insufficient security level",
+    80: "internal error",
+    86: "inappropriate fallback",
+    90: "user canceled",
+    100: "no renegotiation",
+    109: "missing extension",
+    110: "unsupported extension",
+    111: "certificate unobtainable",
+    112: "unrecognized name",
+    113: "bad certificate status response",
+    114: "bad certificate hash value",
+    115: "unknown PSK identity",
+    116: "certificate required",
+    120: "no application protocol",
+    121: "encrypted client hello required",
+}
+
+
+def tls_remote_error(alert: int) -> str:
+    """What Go's TLS client reports for an alert the server sent.
+
+    ``&net.OpError{Op: "remote error", Err: alert(n)}``: ``remote error: tls: <text>``,
+    ``tls: alert(<n>)`` for a number Go has no text for.
+    """
+    text = TLS_ALERT_TEXT.get(alert, f"alert({alert})")
+    return f"remote error: tls: {text}"
+
+
+#: crypto/tls defaults.go (Go 1.26, GODEBUG defaults): the TLS 1.2 cipher suites a Go client
+#: offers, in OpenSSL's names. No RSA key exchange (Go 1.22), no 3DES (Go 1.23), no
+#: CBC-SHA256 and no DHE (never). TLS 1.3 suites are the same three everywhere.
+TLS12_CIPHER_SUITES = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-RSA-AES256-SHA",
+)
+
+
+# ------------------------------------------------------------------------------ strings
+
+
+def to_lower(text: str) -> str:
+    """strings.ToLower: ASCII fast path, else unicode.ToLower per rune.
+
+    Go's per-rune mapping is the simple one (U+0130 becomes ``i``, a final sigma stays
+    ``σ``), and a byte that is not UTF-8 (here a surrogate escape) becomes U+FFFD.
+    """
+    if text.isascii():
+        return text.lower()
+    out = []
+    for ch in text:
+        if 0xDC80 <= ord(ch) <= 0xDCFF:
+            out.append("\ufffd")
+        else:
+            out.append(ch.lower()[0])
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------ net/url
+#
+# Go's net/url (Go 1.26, urlstrictcolons=1) as the HTTP client uses it for a redirect:
+# ``req.URL.Parse(location)`` (Parse, then ResolveReference) and ``URL.String()``. Go
+# strings are bytes, so the URL's parts are bytes here; text comes in and goes out with
+# undecodable bytes as surrogate escapes.
+
+_PATH, _PATH_SEGMENT, _HOST, _ZONE, _USER_PASSWORD, _QUERY_COMPONENT, _FRAGMENT = range(1, 8)
+_HEX = b"0123456789abcdefABCDEF"
+
+
+class GoURLError(ValueError):
+    """url.Parse failed; the message is Go's (it is never shown to users by Boulder)."""
+
+
+def _should_escape(c: int, mode: int) -> bool:
+    if 0x61 <= c <= 0x7A or 0x41 <= c <= 0x5A or 0x30 <= c <= 0x39:
+        return False
+    if mode in (_HOST, _ZONE) and c in b"!$&'()*+,;=:[]<>\"":
+        return False
+    if c in b"-_.~":
+        return False
+    if c in b"$&+,/:;=?@":
+        if mode == _PATH:
+            return c == 0x3F
+        if mode == _PATH_SEGMENT:
+            return c in b"/;,?"
+        if mode == _USER_PASSWORD:
+            return c in b"@/?:"
+        if mode == _QUERY_COMPONENT:
+            return True
+        if mode == _FRAGMENT:
+            return False
+    return not (mode == _FRAGMENT and c in b"!()*")
+
+
+def _unhex(c: int) -> int:
+    return int(chr(c), 16)
+
+
+def _unescape(s: bytes, mode: int) -> bytes:
+    """url.unescape: %XX decoding, with the host's and the zone's restrictions."""
+    i, count = 0, 0
+    while i < len(s):
+        c = s[i]
+        if c == 0x25:  # %
+            count += 1
+            if i + 2 >= len(s) or s[i + 1] not in _HEX or s[i + 2] not in _HEX:
+                raise GoURLError(f"invalid URL escape {go_quote(s[i : i + 3])}")
+            if mode == _HOST and _unhex(s[i + 1]) < 8 and s[i : i + 3] != b"%25":
+                raise GoURLError(f"invalid URL escape {go_quote(s[i : i + 3])}")
+            if mode == _ZONE:
+                v = _unhex(s[i + 1]) << 4 | _unhex(s[i + 2])
+                if s[i : i + 3] != b"%25" and v != 0x20 and _should_escape(v, _HOST):
+                    raise GoURLError(f"invalid URL escape {go_quote(s[i : i + 3])}")
+            i += 3
+        else:
+            if mode in (_HOST, _ZONE) and c < 0x80 and _should_escape(c, mode):
+                raise GoURLError(f"invalid character {go_quote(s[i : i + 1])} in host name")
+            i += 1
+    if count == 0 and not (mode == _QUERY_COMPONENT and b"+" in s):
+        return s
+    out = bytearray()
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == 0x25:
+            out.append(_unhex(s[i + 1]) << 4 | _unhex(s[i + 2]))
+            i += 3
+            continue
+        out.append(0x20 if c == 0x2B and mode == _QUERY_COMPONENT else c)
+        i += 1
+    return bytes(out)
+
+
+def _escape(s: bytes, mode: int) -> bytes:
+    out = bytearray()
+    for c in s:
+        if c == 0x20 and mode == _QUERY_COMPONENT:
+            out.append(0x2B)
+        elif _should_escape(c, mode):
+            out += b"%%%02X" % c
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def _valid_encoded(s: bytes, mode: int) -> bool:
+    return all(c in b"!$&'()*+,;=:@[]%" or not _should_escape(c, mode) for c in s)
+
+
+def _valid_optional_port(port: bytes) -> bool:
+    if port == b"":
+        return True
+    return port[:1] == b":" and all(0x30 <= c <= 0x39 for c in port[1:])
+
+
+def _valid_userinfo(s: bytes) -> bool:
+    return all(
+        0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c in b"-._:~!$&'()*+,;=%@"
+        for c in s
+    )
+
+
+def _parse_ip(text: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """netip.ParseAddr, for the checks net/url makes on a bracketed host."""
+    try:
+        return ipaddress.ip_address(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _parse_host(scheme: bytes, host: bytes) -> bytes:
+    """url.parseHost (Go 1.26): brackets hold an IPv6 literal only; one colon at most."""
+    open_bracket = host.rfind(b"[")
+    if open_bracket > 0:
+        raise GoURLError("invalid IP-literal")
+    if open_bracket == 0:
+        close = host.rfind(b"]")
+        if close < 0:
+            raise GoURLError("missing ']' in host")
+        colon_port = host[close + 1 :]
+        if not _valid_optional_port(colon_port):
+            raise GoURLError(f"invalid port {go_quote(colon_port)} after host")
+        colon_port = _unescape(colon_port, _HOST)
+        name = host[1:close]
+        zone = name.find(b"%25")
+        if zone >= 0:
+            literal = _unescape(name[:zone], _HOST) + _unescape(name[zone:], _ZONE)
+        else:
+            literal = _unescape(name, _HOST)
+        ip = _parse_ip(literal)
+        if ip is None:
+            raise GoURLError("invalid host")
+        if ip.version == 4:
+            raise GoURLError("invalid IP-literal")
+        return b"[" + literal + b"]" + colon_port
+    first = host.find(b":")
+    if first >= 0:
+        last = host.rfind(b":")
+        # Strict colons for http and https (go.dev/issue/75223): the port follows the
+        # first colon, so "h:80:80" has the port ":80:80", which is invalid.
+        colon = first if scheme in (b"http", b"https") else last
+        if not _valid_optional_port(host[colon:]):
+            raise GoURLError(f"invalid port {go_quote(host[colon:])} after host")
+    return _unescape(host, _HOST)
+
+
+def _resolve_path(base: bytes, ref: bytes) -> bytes:
+    """url.resolvePath: RFC 3986 dot-segment removal, Go's way."""
+    if ref == b"":
+        full = base
+    elif ref[:1] != b"/":
+        full = base[: base.rfind(b"/") + 1] + ref
+    else:
+        full = ref
+    if full == b"":
+        return b""
+    dst = bytearray(b"/")
+    first, elem, remaining, found = True, b"", full, True
+    while found:
+        elem, sep, remaining = remaining.partition(b"/")
+        found = bool(sep)
+        if elem == b".":
+            first = False
+            continue
+        if elem == b"..":
+            i = dst.rfind(b"/", 1)
+            del dst[i if i > 0 else 1 :]
+            first = len(dst) == 1
+        else:
+            if not first:
+                dst += b"/"
+            dst += elem
+            first = False
+    if elem in (b".", b".."):
+        dst += b"/"
+    if len(dst) > 1 and dst[1:2] == b"/":
+        return bytes(dst[1:])
+    return bytes(dst)
+
+
+def _split_host_port(hostport: bytes) -> tuple[bytes, bytes]:
+    """url.splitHostPort: a valid port after the last colon; brackets removed."""
+    host, port = hostport, b""
+    colon = host.rfind(b":")
+    if colon != -1 and _valid_optional_port(host[colon:]):
+        host, port = host[:colon], host[colon + 1 :]
+    if host.startswith(b"[") and host.endswith(b"]"):
+        host = host[1:-1]
+    return host, port
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def _s(data: bytes) -> str:
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+@dataclass(frozen=True, slots=True)
+class GoURL:
+    """net/url.URL. Text in and out: undecodable bytes travel as surrogate escapes."""
+
+    scheme: bytes = b""
+    opaque: bytes = b""
+    user: tuple[bytes, bytes | None] | None = None  # (username, password if set)
+    host: bytes = b""
+    path: bytes = b""
+    raw_path: bytes = b""
+    omit_host: bool = False
+    force_query: bool = False
+    raw_query: bytes = b""
+    fragment: bytes = b""
+    raw_fragment: bytes = b""
+
+    # ---------------------------------------------------------------- parsing
+
+    @classmethod
+    def parse(cls, text: str) -> GoURL:
+        """url.Parse; raises :class:`GoURLError` where Go returns an error."""
+        raw, _, fragment = _b(text).partition(b"#")
+        url = cls._parse(raw)
+        if fragment:
+            decoded = _unescape(fragment, _FRAGMENT)
+            url = replace(
+                url,
+                fragment=decoded,
+                raw_fragment=b"" if _escape(decoded, _FRAGMENT) == fragment else fragment,
+            )
+        return url
+
+    @classmethod
+    def _parse(cls, raw: bytes) -> GoURL:
+        if any(c < 0x20 or c == 0x7F for c in raw):
+            raise GoURLError("net/url: invalid control character in URL")
+        if raw == b"*":
+            return cls(path=b"*")
+        scheme, rest = b"", raw
+        for i, c in enumerate(raw):
+            if 0x61 <= c <= 0x7A or 0x41 <= c <= 0x5A:
+                continue
+            if 0x30 <= c <= 0x39 or c in b"+-.":
+                if i == 0:
+                    break
+                continue
+            if c == 0x3A:
+                if i == 0:
+                    raise GoURLError("missing protocol scheme")
+                scheme, rest = raw[:i].lower(), raw[i + 1 :]
+            break
+        force_query, raw_query = False, b""
+        if rest.endswith(b"?") and rest.count(b"?") == 1:
+            force_query, rest = True, rest[:-1]
+        else:
+            rest, _, raw_query = rest.partition(b"?")
+        if not rest.startswith(b"/"):
+            if scheme:
+                return cls(scheme=scheme, opaque=rest, force_query=force_query, raw_query=raw_query)
+            if b":" in rest.partition(b"/")[0]:
+                raise GoURLError("first path segment in URL cannot contain colon")
+        user: tuple[bytes, bytes | None] | None = None
+        host, omit_host = b"", False
+        if (scheme or not rest.startswith(b"///")) and rest.startswith(b"//"):
+            authority, rest = rest[2:], b""
+            slash = authority.find(b"/")
+            if slash >= 0:
+                authority, rest = authority[:slash], authority[slash:]
+            at = authority.rfind(b"@")
+            host = _parse_host(scheme, authority[at + 1 :])
+            if at >= 0:
+                userinfo = authority[:at]
+                if not _valid_userinfo(userinfo):
+                    raise GoURLError("net/url: invalid userinfo")
+                name, colon, password = userinfo.partition(b":")
+                user = (
+                    _unescape(name, _USER_PASSWORD),
+                    _unescape(password, _USER_PASSWORD) if colon else None,
+                )
+        elif scheme and rest.startswith(b"/"):
+            omit_host = True
+        return cls(
+            scheme=scheme,
+            user=user,
+            host=host,
+            omit_host=omit_host,
+            force_query=force_query,
+            raw_query=raw_query,
+        )._with_path(rest)
+
+    def _with_path(self, escaped: bytes) -> GoURL:
+        """URL.setPath: Path decoded, RawPath kept only when it differs from the default."""
+        path = _unescape(escaped, _PATH)
+        return replace(
+            self, path=path, raw_path=b"" if _escape(path, _PATH) == escaped else escaped
+        )
+
+    def resolve(self, text: str) -> GoURL:
+        """URL.Parse(ref): parse ``text`` and resolve it against this URL (RFC 3986 5.2)."""
+        ref = GoURL.parse(text)
+        scheme = ref.scheme or self.scheme
+        if ref.scheme or ref.host or ref.user is not None:
+            return replace(ref, scheme=scheme)._with_path(_resolve_path(ref.escaped_path(), b""))
+        if ref.opaque:
+            return replace(ref, scheme=scheme, user=None, host=b"", path=b"")
+        url = replace(ref, scheme=scheme)
+        if ref.path == b"" and not ref.force_query and ref.raw_query == b"":
+            url = replace(url, raw_query=self.raw_query)
+            if ref.fragment == b"":
+                url = replace(url, fragment=self.fragment, raw_fragment=self.raw_fragment)
+        if ref.path == b"" and self.opaque:
+            return replace(url, opaque=self.opaque, user=None, host=b"", path=b"")
+        url = replace(url, host=self.host, user=self.user)
+        return url._with_path(_resolve_path(self.escaped_path(), ref.escaped_path()))
+
+    # --------------------------------------------------------------- accessors
+
+    def escaped_path(self) -> bytes:
+        if self.raw_path and _valid_encoded(self.raw_path, _PATH):
+            try:
+                if _unescape(self.raw_path, _PATH) == self.path:
+                    return self.raw_path
+            except GoURLError:
+                pass
+        if self.path == b"*":
+            return b"*"
+        return _escape(self.path, _PATH)
+
+    def escaped_fragment(self) -> bytes:
+        if self.raw_fragment and _valid_encoded(self.raw_fragment, _FRAGMENT):
+            try:
+                if _unescape(self.raw_fragment, _FRAGMENT) == self.fragment:
+                    return self.raw_fragment
+            except GoURLError:
+                pass
+        return _escape(self.fragment, _FRAGMENT)
+
+    def string(self) -> str:
+        """URL.String()."""
+        out = bytearray()
+        if self.scheme:
+            out += self.scheme + b":"
+        if self.opaque:
+            out += self.opaque
+        else:
+            no_authority = self.omit_host and self.host == b"" and self.user is None
+            if (self.scheme or self.host or self.user is not None) and not no_authority:
+                if self.host or self.path or self.user is not None:
+                    out += b"//"
+                if self.user is not None:
+                    name, password = self.user
+                    out += _escape(name, _USER_PASSWORD)
+                    if password is not None:
+                        out += b":" + _escape(password, _USER_PASSWORD)
+                    out += b"@"
+                if self.host:
+                    out += _escape(self.host, _HOST)
+            path = self.escaped_path()
+            if no_authority and path.startswith(b"//"):
+                out += b"%2F"
+                path = path[1:]
+            if path and path[:1] != b"/" and self.host:
+                out += b"/"
+            if not out and b":" in path.partition(b"/")[0]:
+                out += b"./"
+            out += path
+        if self.force_query or self.raw_query:
+            out += b"?" + self.raw_query
+        if self.fragment:
+            out += b"#" + self.escaped_fragment()
+        return _s(bytes(out))
+
+    @property
+    def host_text(self) -> str:
+        """URL.Host: host[:port] as parsed (what Go's client sends as the Host header)."""
+        return _s(self.host)
+
+    def hostname(self) -> str:
+        """URL.Hostname(): the host without a valid port, brackets removed."""
+        return _s(_split_host_port(self.host)[0])
+
+    def port(self) -> str:
+        """URL.Port(): the digits after the last colon, or ``""``."""
+        return _s(_split_host_port(self.host)[1])
+
+    @property
+    def path_text(self) -> str:
+        return _s(self.path)
+
+    def with_host(self, host: str) -> GoURL:
+        return replace(self, host=_b(host))
+
+
+# ------------------------------------------------------------------- net/http chunked
+
+#: net/http's bufio.Reader size on a client connection (Transport.ReadBufferSize, 4 KiB).
+_BUFIO_SIZE = 4096
+
+#: What :meth:`ChunkedBody.read` yields when it would block: feed it or close it, then resume.
+NEED_MORE = None
+
+
+class ChunkedBody:
+    """Go's client-side reader of a chunked body (net/http/internal/chunked.go, Go 1.26,
+    and ``body.readTrailer`` from transfer.go), fed with bytes as they arrive.
+
+    Pure: the caller does the I/O. :meth:`read` and :meth:`read_all` are generators that
+    yield :data:`NEED_MORE` wherever Go's reader would block on the connection; the caller
+    then :meth:`feed`\\ s the next bytes received (or :meth:`close`\\ s at EOF) and resumes.
+    Bytes already received count as buffered, as they would be in Go's ``bufio.Reader``.
+    Errors are Go's texts (``invalid byte in chunk length``, ``malformed chunked
+    encoding``, ``unexpected EOF``, ...).
+    """
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._closed = False
+        self._left = 0  # unread bytes of the current chunk (cr.n)
+        self._check_end = False  # the CRLF after a chunk's data is due
+        self._excess = 0
+        self._error: str | None = None  # sticky (cr.err other than EOF)
+        self._eof = False  # the last chunk and the trailer were read
+
+    # ------------------------------------------------------------------ input
+
+    def feed(self, data: bytes) -> None:
+        self._data += data
+
+    def close(self) -> None:
+        """The connection ended: reads that need more bytes now fail as Go's do."""
+        self._closed = True
+
+    # ------------------------------------------------------------- buffer ops
+
+    def _take(self, n: int) -> bytes:
+        out = bytes(self._data[:n])
+        del self._data[:n]
+        return out
+
+    def _wait(self, n: int) -> Generator[None, None, bool]:
+        """Block until ``n`` bytes are buffered; False if the connection ends first."""
+        while len(self._data) < n:
+            if self._closed:
+                return False
+            yield NEED_MORE
+        return True
+
+    def _read_line(self) -> Generator[None, None, bytes]:
+        """readChunkLine: a CRLF-terminated line within the 4 KiB buffer."""
+        while True:
+            end = self._data.find(b"\n", 0, _BUFIO_SIZE)
+            if end >= 0:
+                break
+            if len(self._data) >= _BUFIO_SIZE:
+                raise _ChunkError("header line too long")  # bufio.ErrBufferFull
+            if self._closed:
+                self._data.clear()
+                raise _ChunkError("unexpected EOF")
+            yield NEED_MORE
+        line = self._take(end + 1)
+        cr = line.find(b"\r")
+        if cr < 0:
+            raise _ChunkError("chunked line ends with bare LF")
+        if cr != len(line) - 2:
+            raise _ChunkError("invalid CR in chunked line")
+        line = line[:-2]
+        if len(line) >= _BUFIO_SIZE:
+            raise _ChunkError("header line too long")
+        return line
+
+    # ---------------------------------------------------------- chunkedReader
+
+    def _begin_chunk(self) -> Generator[None, None, bool]:
+        """chunkedReader.beginChunk; True at the last (zero-length) chunk."""
+        line = yield from self._read_line()
+        self._excess += len(line) + 2
+        line = line.rstrip(b" \t").partition(b";")[0]
+        if not line:
+            raise _ChunkError("empty hex number for chunk length")
+        size = 0
+        for i, c in enumerate(line):
+            if c not in b"0123456789abcdefABCDEF":
+                raise _ChunkError("invalid byte in chunk length")
+            if i == 16:
+                raise _ChunkError("http chunk length too large")
+            size = size << 4 | int(chr(c), 16)
+        self._left = size
+        self._excess = max(self._excess - (16 + 2 * size), 0)
+        if size == 0:
+            return True
+        if self._excess > 16 * 1024:
+            raise _ChunkError("chunked encoding contains too much non-data")
+        return False
+
+    def _chunked_read(self, size: int, out: bytearray) -> Generator[None, None, bool]:
+        """chunkedReader.Read into ``out`` (up to ``size`` bytes); True at the last chunk."""
+        n = 0
+        while True:
+            if self._check_end:
+                if n > 0 and len(self._data) < 2:
+                    return False
+                if not (yield from self._wait(2)):
+                    self._data.clear()
+                    raise _ChunkError("unexpected EOF")
+                if self._take(2) != b"\r\n":
+                    raise _ChunkError("malformed chunked encoding")
+                self._check_end = False
+            if self._left == 0:
+                if n > 0 and self._data.find(b"\n", 0, _BUFIO_SIZE) < 0:
+                    return False
+                if (yield from self._begin_chunk()):
+                    return True
+                continue
+            if n == size:
+                return False
+            if not (yield from self._wait(1)):
+                raise _ChunkError("unexpected EOF")
+            data = self._take(min(size - n, self._left))
+            out += data
+            n += len(data)
+            self._left -= len(data)
+            if self._left == 0:
+                self._check_end = True
+
+    def _read_trailer(self) -> Generator[None, None, None]:
+        """body.readTrailer: an empty trailer, or one ending in CRLF CRLF within 4 KiB."""
+        yield from self._wait(2)
+        if self._data[:2] == b"\r\n":
+            self._take(2)
+            return
+        if len(self._data) < 2:
+            raise _ChunkError("http: unexpected EOF reading trailer")
+        while True:
+            end = self._data.find(b"\r\n\r\n", 0, _BUFIO_SIZE)
+            if end >= 0:
+                self._take(end + 4)  # textproto's header syntax is not checked here
+                return
+            if len(self._data) >= _BUFIO_SIZE or self._closed:
+                raise _ChunkError("http: suspiciously long trailer after chunked body")
+            yield NEED_MORE
+
+    # -------------------------------------------------------------- the API
+
+    def read(self, size: int) -> Generator[None, None, tuple[bytes, str | None, bool]]:
+        """body.Read(p) with ``len(p) == size``: ``(data, error, at_end)``."""
+        if self._error is not None:
+            return b"", self._error, False
+        if self._eof:
+            return b"", None, True
+        out = bytearray()
+        try:
+            last = yield from self._chunked_read(size, out)
+            if last:
+                yield from self._read_trailer()
+                self._eof = True
+        except _ChunkError as exc:
+            self._error = str(exc)
+            return bytes(out), self._error, False
+        return bytes(out), None, self._eof
+
+    def read_all(self, limit: int) -> Generator[None, None, tuple[bytes, str | None]]:
+        """io.ReadAll(io.LimitedReader{N: limit}): what Let's Encrypt reads of a body."""
+        body = bytearray()
+        while len(body) < limit:
+            data, error, at_end = yield from self.read(limit - len(body))
+            body += data
+            if error is not None:
+                return bytes(body), error
+            if at_end:
+                break
+        return bytes(body), None
+
+
+class _ChunkError(Exception):
+    pass

@@ -29,12 +29,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from exporter import policy
+from exporter import caa, policy
 from exporter.dial import Dialer
 from exporter.dns import Resolver
 from exporter.fetch import BodyError, Failed, Fetcher, Progress, Response
 from exporter.policy import AddressPolicy, FallbackAction, Phase, Resolution
 from exporter.records import (
+    CaaCheck,
+    DnsFamilyError,
     FallbackPolicy,
     Family,
     FamilyProbe,
@@ -58,6 +60,10 @@ class Settings:
     validation_timeout: float
     tls_timeout: float
     addresses: AddressPolicy
+    #: Check CAA as Let's Encrypt does, as part of every validation.
+    caa: bool
+    #: The ACME account URIs a CAA ``accounturi`` may name (when a domain names none).
+    account_uris: frozenset[str]
 
 
 class Target:
@@ -110,6 +116,17 @@ class _Chain:
     progress: Progress = field(default_factory=Progress)
     #: the outcome of the first request to each address of the initial URL
     first_outcomes: dict[str, Response | Failed] = field(default_factory=dict)
+    #: one family's lookup errors that Let's Encrypt drops, per hop
+    family_errors: list[DnsFamilyError] = field(default_factory=list)
+
+    def resolved(self, resolution: Resolution, hop: int) -> None:
+        """Keep what Let's Encrypt hides of ``hop``'s lookup (a replay looks up again)."""
+        for hidden in resolution.hidden:
+            error = DnsFamilyError(
+                hop, resolution.host, hidden.family, hidden.reason, hidden.detail
+            )
+            if error not in self.family_errors:
+                self.family_errors.append(error)
 
     def begin(self, url: str, hostname: str, port: int, target: Target, hop: int) -> None:
         """A new record for the request about to be sent to ``target.current``."""
@@ -166,29 +183,56 @@ class Validator:
         *,
         token: str | None = None,
         key_authorization: str | None = None,
+        account_uris: frozenset[str] | None = None,
     ) -> ValidationResult:
         """Validate ``domain`` as Let's Encrypt would; never raises for a domain's fault.
 
-        When a redirect hop's dial failed, the two fallback policies can disagree, so
-        the other one is run too and its verdict kept in ``other_policy_success``.
+        The CAA check runs beside the HTTP-01 fetch (``account_uris``: the domain's own,
+        else the settings'); the verdict is Let's Encrypt's: both must pass, and the
+        problem is the fetch's if it failed, else CAA's. When a redirect hop's dial
+        failed, the two fallback policies can disagree, so the other one is run too
+        and its verdict kept in ``other_policy_success``.
         """
+        started = time.monotonic()
         if key_authorization is None or token is None:
             token, key_authorization = secrets.token_urlsafe(32), None
-        primary = self.settings.policy
-        result = await self._validate(domain, token, key_authorization, primary, compare=True)
-        if policy.policies_may_disagree(result.records):
-            other = (
-                FallbackPolicy.PER_HOP
-                if primary is FallbackPolicy.BOULDER
-                else FallbackPolicy.BOULDER
-            )
-            alternative = await self._validate(
-                domain, token, key_authorization, other, compare=False
-            )
-            result = dataclasses.replace(
-                result, other_policy=other, other_policy_success=alternative.success
-            )
-        return result
+        check: asyncio.Task[CaaCheck] | None = None
+        if self.settings.caa:
+            check = asyncio.create_task(self.check_caa(domain, account_uris))
+        try:
+            primary = self.settings.policy
+            result = await self._validate(domain, token, key_authorization, primary, compare=True)
+            other_success: bool | None = None
+            other: FallbackPolicy | None = None
+            if policy.policies_may_disagree(result.records):
+                other = (
+                    FallbackPolicy.PER_HOP
+                    if primary is FallbackPolicy.BOULDER
+                    else FallbackPolicy.BOULDER
+                )
+                alternative = await self._validate(
+                    domain, token, key_authorization, other, compare=False
+                )
+                other_success = alternative.success
+            caa_check = None if check is None else await check
+        finally:
+            if check is not None and not check.done():
+                check.cancel()
+        combined = policy.combine_caa(
+            result, caa_check, other_policy=other, other_policy_success=other_success
+        )
+        # The fetch and the CAA lookups run side by side: the validation took the longer.
+        elapsed = time.monotonic() - started
+        if caa_check is not None and elapsed > combined.duration_seconds:
+            combined = dataclasses.replace(combined, duration_seconds=elapsed)
+        return combined
+
+    async def check_caa(self, domain: str, account_uris: frozenset[str] | None = None) -> CaaCheck:
+        """Let's Encrypt's CAA check of ``domain``: every name up to the TLD, at once."""
+        names = caa.caa_names(domain)
+        answers = await asyncio.gather(*(self.resolver.lookup_caa(name) for name in names))
+        uris = self.settings.account_uris if account_uris is None else account_uris
+        return caa.check_caa(domain, answers, account_uris=uris)
 
     async def _validate(
         self,
@@ -214,6 +258,7 @@ class Validator:
                     start = await self._lookup(domain)
                     if isinstance(start, Problem):
                         return _unreached(domain, chosen, mode, start, started)
+                    chain.resolved(start, 0)
                     if compare and start.fallback is not None:
                         probe = asyncio.create_task(self._probe(chain.url, start.fallback))
                     response, problem, failed_hop = await self._run(chain, Target(start))
@@ -259,6 +304,7 @@ class Validator:
             aaaa_mismatch=len(families) == 2 and families[0].signature() != families[1].signature(),
             families=families,
             dns_addresses={Family.IPV4: start.v4, Family.IPV6: start.v6},
+            dns_family_errors=tuple(chain.family_errors),
             duration_seconds=time.monotonic() - started,
             finished_at=time.time(),
         )
@@ -326,6 +372,8 @@ class Validator:
     async def _request(self, chain: _Chain, url: str, address: str, hop: int) -> Response | Failed:
         """One request; a failure is recorded and returned, a body error ends the chain."""
         try:
+            if not policy.is_dialable_host(chain.records[-1].hostname):
+                raise Failed(Reason.PROTOCOL_ERROR)  # Go dials another name than it resolved
             response = await self.fetcher.fetch(url, address, chain.progress)
         except Failed as failed:
             chain.finish(Outcome.FAILED, error=failed.reason)
@@ -361,10 +409,11 @@ class Validator:
                     decision.host, (decision.host,), (decision.host,), v4=0, v6=0
                 )
             else:
-                chain.location = location
+                chain.location = policy.valid_utf8(location)  # a deadline names it
                 chain.progress.phase = Phase.DNS
                 resolved = await self._lookup(decision.host)
             if isinstance(resolved, Resolution):
+                chain.resolved(resolved, chain.hop + 1)
                 chain.finish(Outcome.REDIRECT, status=status)
                 return decision, Target(resolved)
             refusal = resolved

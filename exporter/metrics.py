@@ -67,12 +67,15 @@ class Metric(StrEnum):
     DNS_ADDRESSES = "acme_http01_dns_addresses"
     FAMILY_RESPONSE = "acme_http01_family_response"
     OTHER_POLICY_SUCCESS = "acme_http01_other_policy_success"
+    CAA_PERMITTED = "acme_http01_caa_permitted"
+    DNS_FAMILY_ERROR = "acme_http01_dns_family_error"
     VALIDATION_DURATION = "acme_http01_validation_duration_seconds"
     LAST_VALIDATION = "acme_http01_last_validation_timestamp_seconds"
     VALIDATIONS = "acme_http01_validations"  # counter: _total
     DOMAINS = "acme_http01_domains"
     INTERVAL = "acme_http01_validation_interval_seconds"
     IPV6_CAPABLE = "acme_http01_exporter_ipv6_capable"
+    RESOLVER_VALIDATING = "acme_http01_resolver_dnssec_validating"
     RELOAD_SUCCESSFUL = "acme_http01_config_last_reload_successful"
     RELOAD_TIMESTAMP = "acme_http01_config_last_reload_success_timestamp_seconds"
     BUILD_INFO = "acme_http01_exporter_build_info"
@@ -172,6 +175,8 @@ class ServiceState:
     shards: int = 1
     reload_successful: bool = True
     reload_success_timestamp: float = 0.0
+    #: Whether the resolver validates DNSSEC; ``None`` until checked or when it did not answer.
+    resolver_validating: bool | None = None
 
 
 #: Per-domain families, in exposition order: (metric, type, help, label names).
@@ -248,6 +253,22 @@ DOMAIN_FAMILIES: tuple[tuple[Metric, str, str, tuple[str, ...]], ...] = (
         ("domain", "policy"),
     ),
     (
+        Metric.CAA_PERMITTED,
+        "gauge",
+        "1 if the domain's CAA records permit Let's Encrypt to issue by HTTP-01 for the "
+        "configured account; 0 if they forbid it or their lookup failed (absent when the CAA "
+        "check is off)." + _CACHED,
+        ("domain",),
+    ),
+    (
+        Metric.DNS_FAMILY_ERROR,
+        "gauge",
+        "1 for a lookup of the domain's A or AAAA records that failed while the other "
+        "family's succeeded: Let's Encrypt goes on with the family it has and hides this "
+        "error (reason as in acme_http01_validation_problem)." + _CACHED,
+        ("domain", "family", "reason"),
+    ),
+    (
         Metric.VALIDATION_DURATION,
         "gauge",
         "Duration of the last validation." + _CACHED,
@@ -309,6 +330,12 @@ def domain_samples(
         return out
     out[Metric.VALIDATION_DURATION].append((d, result.duration_seconds))
     out[Metric.LAST_VALIDATION].append((d, result.finished_at))
+    if result.caa is not None:
+        out[Metric.CAA_PERMITTED].append((d, 1 if result.caa.permitted else 0))
+    for error in result.dns_family_errors:
+        if error.hop == 0:
+            labels = (*d, ("family", str(error.family)), ("reason", str(error.reason)))
+            out[Metric.DNS_FAMILY_ERROR].append((labels, 1))
     for family in (Family.IPV4, Family.IPV6):
         out[Metric.DNS_ADDRESSES].append(
             ((*d, ("family", str(family))), result.dns_addresses.get(family, 0))
@@ -385,6 +412,14 @@ def render_exporter(state: ServiceState, domains: int) -> str:
             "1 if this exporter's host can route IPv6; without it IPv6 results are not measured.",
             "",
             1 if state.ipv6_capable else 0,
+        ),
+        (
+            Metric.RESOLVER_VALIDATING,
+            "1 if the configured resolver validates DNSSEC (the AD bit on the signed root), "
+            "as Let's Encrypt's does; 0 if not or if it did not answer the check: predictions "
+            "are then only as good as that resolver's view.",
+            "",
+            1 if state.resolver_validating else 0,
         ),
         (
             Metric.RELOAD_SUCCESSFUL,

@@ -22,15 +22,16 @@ The rules, in the order a validation meets them:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from exporter.gocompat import go_quote, trim_right_space
+from exporter.gocompat import GoURL, GoURLError, go_quote, to_lower, trim_right_space
 from exporter.iana import reserved_block
 from exporter.records import (
+    CaaCheck,
     FallbackPolicy,
     Family,
     Outcome,
@@ -38,6 +39,7 @@ from exporter.records import (
     ProblemType,
     Reason,
     Record,
+    ValidationResult,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "DnsFailure",
     "DnsFailureKind",
     "FallbackAction",
+    "HiddenError",
     "Phase",
     "RedirectRefusal",
     "RedirectTarget",
@@ -65,16 +68,23 @@ __all__ = [
     "challenge_url",
     "check_redirect",
     "check_response",
+    "combine_caa",
     "deadline_verdict",
     "dns_deadline_problem",
+    "dns_error_text",
+    "dns_reason",
     "fallback_action",
     "ip_detail",
+    "is_dialable_host",
+    "is_dnssec_failure",
     "is_followed_redirect",
     "may_fall_back",
     "policies_may_disagree",
+    "rcode_text",
     "redirect_problem",
     "resolve_verdict",
     "transport_problem",
+    "valid_utf8",
 ]
 
 #: va/http.go: ``maxRedirect = 10``, checked *before* the counter is incremented, so 11
@@ -136,13 +146,18 @@ class DnsFailureKind(StrEnum):
     RCODE = "rcode"  # the server answered with an rcode other than NOERROR
     TIMEOUT = "timeout"  # no answer in time
     NETWORK = "network"  # a transport error talking to the resolver
-    SERVER = "server"  # anything else
+    SERVER = "server"  # anything else (an unparsable answer, a name that cannot be sent)
+    TRUNCATED = "truncated"  # the final answer had TC set (an error for CAA only)
 
 
 @dataclass(frozen=True, slots=True)
 class DnsFailure:
     kind: DnsFailureKind
-    rcode: str = ""  # "NXDOMAIN", "SERVFAIL", "REFUSED", ... for RCODE
+    #: For RCODE: the rcode's mnemonic as Let's Encrypt's DNS library prints it
+    #: (:func:`rcode_text`): "NXDOMAIN", "SERVFAIL", "REFUSED", ...
+    rcode: str = ""
+    #: The first Extended DNS Error (RFC 8914) of an RCODE failure: (INFO-CODE, EXTRA-TEXT).
+    ede: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +170,15 @@ class DnsAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class HiddenError:
+    """One family's lookup error that Let's Encrypt dropped: the other family answered."""
+
+    family: Family
+    reason: Reason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """A host's usable addresses. ``candidates`` is what Let's Encrypt will dial, in order."""
 
@@ -163,12 +187,36 @@ class Resolution:
     candidates: tuple[str, ...]  # (first AAAA, first A), or the one that exists
     v4: int
     v6: int
+    #: A failed lookup (or one whose addresses were all refused) of the other family.
+    hidden: tuple[HiddenError, ...] = ()
 
     @property
     def fallback(self) -> str | None:
         return self.candidates[1] if len(self.candidates) > 1 else None
 
 
+#: miekg/dns RcodeToString, which bdns prints: the IANA mnemonics, 16 as BADSIG (not
+#: BADVERS), and an empty string for a code it does not know.
+_RCODES = {
+    1: "FORMERR",
+    2: "SERVFAIL",
+    3: "NXDOMAIN",
+    4: "NOTIMP",
+    5: "REFUSED",
+    6: "YXDOMAIN",
+    7: "YXRRSET",
+    8: "NXRRSET",
+    9: "NOTAUTH",
+    10: "NOTZONE",
+    16: "BADSIG",
+    17: "BADKEY",
+    18: "BADTIME",
+    19: "BADMODE",
+    20: "BADNAME",
+    21: "BADALG",
+    22: "BADTRUNC",
+    23: "BADCOOKIE",
+}
 _RCODE_EXPLANATIONS = {
     "NXDOMAIN": " - check that a DNS record exists for this domain",
     "SERVFAIL": " - the domain's nameservers may be malfunctioning",
@@ -177,24 +225,78 @@ _FAILURE_DETAIL = {
     DnsFailureKind.TIMEOUT: "query timed out",
     DnsFailureKind.NETWORK: "networking error",
     DnsFailureKind.SERVER: "server failure at resolver",
+    DnsFailureKind.TRUNCATED: "response was truncated",
 }
+#: bdns/problem.go: the summary of each Extended DNS Error INFO-CODE (RFC 8914).
+_EDE_SUMMARIES = {
+    0: "Other",
+    1: "DNSSEC: Unsupported DNSKEY Algorithm",
+    2: "DNSSEC: Unsupported DS Digest Type",
+    3: "Stale Answer",
+    4: "Forged Answer",
+    5: "DNSSEC: Indeterminate",
+    6: "DNSSEC: Bogus",
+    7: "DNSSEC: Signature Expired",
+    8: "DNSSEC: Signature Not Yet Valid",
+    9: "DNSSEC: DNSKEY Missing",
+    10: "DNSSEC: RRSIGs Missing",
+    11: "DNSSEC: No Zone Key Bit Set",
+    12: "DNSSEC: NSEC Missing",
+    13: "Cached Error",
+    14: "Not Ready",
+    15: "Blocked",
+    16: "Censored",
+    17: "Filtered",
+    18: "Prohibited",
+    19: "Stale NXDOMAIN Answer",
+    20: "Not Authoritative",
+    21: "Not Supported",
+    22: "No Reachable Authority",
+    23: "Network Error between Resolver and Authority",
+    24: "Invalid Data",
+}
+#: The INFO-CODEs that report a DNSSEC validation failure.
+DNSSEC_EDE_CODES = frozenset({1, 2, *range(5, 13)})
 _RRTYPE = {Family.IPV4: "A", Family.IPV6: "AAAA"}
 
 
-def _dns_error_text(host: str, family: Family, failure: DnsFailure) -> str:
-    """bdns.Error.Error(): ``DNS problem: <detail> looking up <type> for <host><hint>``."""
+def rcode_text(rcode: int) -> str:
+    """The rcode as Let's Encrypt's DNS library names it (empty when it has no name)."""
+    return _RCODES.get(rcode, "")
+
+
+def dns_error_text(host: str, rrtype: str, failure: DnsFailure) -> str:
+    """bdns.Error.Error() for a failed lookup of ``rrtype`` records of ``host``.
+
+    Without an Extended DNS Error: ``DNS problem: <detail> looking up <type> for
+    <host><hint>``; with one (an rcode failure only): ``DNS problem: looking up <type>
+    for <host>: <summary>[: <extra text>]``, the resolver's text verbatim.
+    """
+    if failure.kind is DnsFailureKind.RCODE and failure.ede is not None:
+        code, extra = failure.ede
+        summary = _EDE_SUMMARIES.get(code, f"Unknown Extended DNS Error code {code}")
+        text = f"DNS problem: looking up {rrtype} for {host}: {summary}"
+        return f"{text}: {extra}" if extra else text
     if failure.kind is DnsFailureKind.RCODE:
         detail = failure.rcode
         hint = _RCODE_EXPLANATIONS.get(failure.rcode, "")
     else:
         detail = _FAILURE_DETAIL[failure.kind]
         hint = ""
-    return f"DNS problem: {detail} looking up {_RRTYPE[family]} for {host}{hint}"
+    return f"DNS problem: {detail} looking up {rrtype} for {host}{hint}"
 
 
-def _dns_reason(failure: DnsFailure | None) -> Reason:
+def is_dnssec_failure(failure: DnsFailure | None) -> bool:
+    """The resolver reported a DNSSEC validation failure (an EDE with a DNSSEC code)."""
+    return failure is not None and failure.ede is not None and failure.ede[0] in DNSSEC_EDE_CODES
+
+
+def dns_reason(failure: DnsFailure | None) -> Reason:
+    """Our reason for a failed A/AAAA lookup (``None``: it left no usable address)."""
     if failure is None:
         return Reason.DNS_NO_ADDRESSES
+    if is_dnssec_failure(failure):
+        return Reason.DNS_DNSSEC
     if failure.kind is DnsFailureKind.RCODE:
         return {"NXDOMAIN": Reason.DNS_NXDOMAIN, "SERVFAIL": Reason.DNS_SERVFAIL}.get(
             failure.rcode, Reason.DNS_ERROR
@@ -211,11 +313,14 @@ def resolve_verdict(
 
     A family "errors" when its lookup failed or left no valid address (reserved ones
     are dropped). Only when both error is the lookup fatal, with the A error first:
-    ``<A error>; <AAAA error>``. One family's error alone is silently ignored.
+    ``<A error>; <AAAA error>``. One family's error alone is silently ignored by Let's
+    Encrypt; it is kept in :attr:`Resolution.hidden` when the lookup failed or its
+    addresses were all refused (a plain empty answer is normal for a one-family host).
     """
     usable: dict[Family, list[str]] = {}
     errors: dict[Family, str] = {}
     reasons: dict[Family, Reason] = {}
+    notable: set[Family] = set()
     for answer in (a, aaaa):
         good: list[str] = []
         if answer.failure is None:
@@ -229,18 +334,27 @@ def resolve_verdict(
                 if addresses.refusal(ip) is None:
                     good.append(str(ip))
         usable[answer.family] = good
+        rrtype = _RRTYPE[answer.family]
         if answer.failure is not None:
-            errors[answer.family] = _dns_error_text(host, answer.family, answer.failure)
-            reasons[answer.family] = _dns_reason(answer.failure)
+            errors[answer.family] = dns_error_text(host, rrtype, answer.failure)
+            reasons[answer.family] = dns_reason(answer.failure)
+            notable.add(answer.family)
         elif not good:
-            errors[answer.family] = f"no valid {_RRTYPE[answer.family]} records found for {host}"
+            errors[answer.family] = f"no valid {rrtype} records found for {host}"
             reasons[answer.family] = Reason.DNS_NO_ADDRESSES
+            if answer.addresses:
+                notable.add(answer.family)
     v4, v6 = usable[Family.IPV4], usable[Family.IPV6]
     if not v4 and not v6:
         detail = f"{errors[Family.IPV4]}; {errors[Family.IPV6]}"
         return Problem(ProblemType.DNS, reasons[Family.IPV4], detail)
     candidates = tuple(x for x in (v6[:1] + v4[:1]))
-    return Resolution(host, tuple(v6 + v4), candidates, v4=len(v4), v6=len(v6))
+    hidden = tuple(
+        HiddenError(family, reasons[family], errors[family])
+        for family in (Family.IPV6, Family.IPV4)
+        if family in notable
+    )
+    return Resolution(host, tuple(v6 + v4), candidates, v4=len(v4), v6=len(v6), hidden=hidden)
 
 
 # ---------------------------------------------------------------------------- fallback
@@ -306,7 +420,9 @@ def policies_may_disagree(records: tuple[Record, ...] | list[Record]) -> bool:
 class RedirectTarget:
     url: str  # absolute, as Go's URL.String() prints it (the record's URL)
     scheme: str
-    host: str  # lowercased; an IP literal without brackets
+    #: lowercased; an IP literal without brackets; a Unicode name stays Unicode (Go's URL
+    #: parser percent-decodes it, and Let's Encrypt looks it up without IDNA)
+    host: str
     port: int
     is_ip: bool
 
@@ -316,25 +432,13 @@ class RedirectRefusal:
     reason: Reason
     message: str
     type: ProblemType = ProblemType.CONNECTION
+    #: The URL the detail names instead of the Location: Go's client names the request
+    #: that received a Location it could not parse.
+    fetching: str | None = None
 
 
-def _split_host_port(netloc: str) -> tuple[str, str | None]:
-    """Go's net.SplitHostPort on URL.Host: ``(host, port)``, brackets removed."""
-    hostport = netloc.rsplit("@", 1)[-1]
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            return hostport, None
-        host, rest = hostport[1:end], hostport[end + 1 :]
-        return host, rest[1:] if rest.startswith(":") else None
-    if ":" in hostport:
-        host, _, port = hostport.rpartition(":")
-        return host, port
-    return hostport, None
-
-
-def _escape_path(path: str) -> str:
-    return quote(path, safe="/:@!$&'()*+,;=%-._~")
+#: Go's int on 64-bit: a longer port fails strconv.Atoi in extractRequestTarget.
+_MAX_GO_INT = 2**63 - 1
 
 
 @cache
@@ -345,7 +449,13 @@ def _icann_suffixes() -> object:
 
 
 def has_icann_suffix(host: str) -> bool:
-    """iana.ExtractSuffix: the host must end in a public suffix from the ICANN section."""
+    """iana.ExtractSuffix: the host must end in a public suffix from the ICANN section.
+
+    publicsuffix-go matches rules label by label from the right; a trailing dot leaves
+    an empty last label that no rule matches, so ``host.example.com.`` has no suffix.
+    """
+    if host.endswith("."):
+        return False
     psl = _icann_suffixes()
     return psl.publicsuffix(host, accept_unknown=False) is not None  # type: ignore[attr-defined]
 
@@ -359,11 +469,22 @@ def check_redirect(
     seen_urls: frozenset[str] | set[str],
     addresses: AddressPolicy,
 ) -> RedirectTarget | RedirectRefusal:
-    """va/http.go processRedirect + extractRequestTarget, in Boulder's order and words.
+    """Go's ``Client.do`` then va/http.go processRedirect + extractRequestTarget, in that
+    order and in their words.
 
-    ``redirects_followed`` counts the redirects already processed in this validation
-    (a replay keeps counting). ``seen_urls`` holds the URL of every record so far.
+    ``current_url`` is the URL of the request that received the redirect, ``location``
+    its (non-empty) Location as sent. ``redirects_followed`` counts the redirects already
+    processed in this validation (a replay keeps counting). ``seen_urls`` holds the URL
+    of every record so far.
     """
+    # 0. Go's client parses the Location against the request's URL before it asks the
+    #    redirect policy; a Location it cannot parse ends the chain naming the request.
+    try:
+        target = GoURL.parse(current_url).resolve(location)
+    except GoURLError:
+        return RedirectRefusal(
+            Reason.BAD_REDIRECT_LOCATION, "Error getting validation data", fetching=current_url
+        )
     # 1. Count: checked before the increment, so the 12th redirect is the first refused.
     if redirects_followed > MAX_REDIRECTS:
         return RedirectRefusal(Reason.TOO_MANY_REDIRECTS, "Too many redirects")
@@ -373,31 +494,21 @@ def check_redirect(
         return RedirectRefusal(
             Reason.BAD_REDIRECT_STATUS, "received disallowed redirect status code"
         )
-    # Go resolves the Location against the current URL before calling the checker.
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in location):
-        return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
-    try:
-        # A Location with a scheme is absolute even when its host is empty (Go's rule;
-        # urljoin would borrow the current host for ``http:///x``).
-        absolute = location if urlsplit(location).scheme else urljoin(current_url, location)
-        parts = urlsplit(absolute)
-    except ValueError:
-        return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
-    scheme = parts.scheme.lower()
-    # 5. extractRequestTarget: scheme.
+    # 4. The host (with its port) is lowercased, Go's strings.ToLower.
+    target = target.with_host(to_lower(target.host_text))
+    # 5. extractRequestTarget: scheme, port, host.
+    scheme = target.scheme.decode("ascii")
     if scheme not in ("http", "https"):
         return RedirectRefusal(
             Reason.BAD_REDIRECT_SCHEME,
             "Invalid protocol scheme in redirect target. "
             f'Only "http" and "https" protocol schemes are supported, not "{scheme}"',
         )
-    # 4. The host is lowercased.
-    host, port_text = _split_host_port(parts.netloc.lower())
-    # 5. Port: explicit ports must be 80 or 443 (either one with either scheme).
-    if port_text is not None and port_text != "":
-        if not port_text.isdigit():
-            return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
+    host, port_text = target.hostname(), target.port()
+    if port_text:
         port = int(port_text)
+        if port > _MAX_GO_INT:  # strconv.Atoi: out of range
+            return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
         if port not in (HTTP_PORT, HTTPS_PORT):
             return RedirectRefusal(
                 Reason.BAD_REDIRECT_PORT,
@@ -406,29 +517,22 @@ def check_redirect(
             )
     else:
         port = HTTP_PORT if scheme == "http" else HTTPS_PORT
-    # Characters Go's URL parser refuses in a host (it fails before the policy runs).
-    if any(c.isspace() or c in '<>"{}|\\^`' for c in host):
-        return RedirectRefusal(Reason.BAD_REDIRECT_LOCATION, "Error getting validation data")
-    # Empty host.
     if host == "":
         return RedirectRefusal(Reason.BAD_REDIRECT_HOST, "Invalid empty host in redirect target")
     # A host ending in .well-known: a missing '/' in the webserver's redirect.
     if host.endswith(".well-known"):
         return RedirectRefusal(
             Reason.BAD_REDIRECT_HOST,
-            f'Invalid host in redirect target "{host}". '
+            f"Invalid host in redirect target {go_quote(host.encode())}. "
             "Check webserver config for missing '/' in redirect target.",
         )
-    # IP literals are allowed unless zoned or reserved.
-    is_ip = False
-    literal = unquote(host)
+    # IP literals are allowed unless zoned or reserved (netip.ParseAddr).
     try:
-        ip = ipaddress.ip_address(literal)
-        is_ip = True
+        ip: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
         ip = None
     if ip is not None:
-        if "%" in literal:
+        if "%" in host:
             return RedirectRefusal(
                 Reason.BAD_REDIRECT_HOST, "Invalid host in redirect target: contains scope zone"
             )
@@ -443,41 +547,55 @@ def check_redirect(
             Reason.REDIRECT_BAD_TLD,
             "Invalid host in redirect target, must end in IANA registered TLD",
         )
-    # 6. Path length.
-    path = parts.path or ""
-    if len(path) > MAX_PATH:
+    # 6. Path length: the decoded path, in bytes.
+    if len(target.path) > MAX_PATH:
         return RedirectRefusal(Reason.REDIRECT_PATH_TOO_LONG, "Redirect target too long")
-    # 8. Loop: the exact URL string of any earlier record, fallback records included.
-    netloc = f"[{host}]" if ip is not None and ip.version == 6 else host
-    if port_text:
-        netloc = f"{netloc}:{port_text}"
-    url = f"{scheme}://{netloc}{_escape_path(path)}"
-    if parts.query:
-        url += f"?{parts.query}"
-    if parts.fragment:
-        url += f"#{parts.fragment}"
+    # 8. Loop: the exact URL string of any earlier record, fallback records included
+    #    (so http://h/x and http://h:80/x differ).
+    url = target.string()
     if url in seen_urls:
         return RedirectRefusal(Reason.REDIRECT_LOOP, "Redirect loop detected")
-    return RedirectTarget(url=url, scheme=scheme, host=host, port=port, is_ip=is_ip)
+    return RedirectTarget(url=url, scheme=scheme, host=host, port=port, is_ip=ip is not None)
+
+
+def is_dialable_host(host: str) -> bool:
+    """Whether Let's Encrypt can connect to a redirect target it has looked up.
+
+    Go's transport dials the IDNA (punycode) form of a non-ASCII host, while Boulder's
+    dialer only accepts the name it resolved (the Unicode one): such a hop fails with
+    "Error getting validation data" once its name resolves.
+    """
+    return host.isascii()
 
 
 def is_followed_redirect(status: int, location: str | None) -> bool:
     """Whether Go's client hands this response to the redirect checker at all.
 
-    Go calls ``CheckRedirect`` for 301, 302, 303, 307 and 308 with a ``Location``;
-    any other response ends the chain and is judged as the final response.
+    Go calls ``CheckRedirect`` for 301, 302, 303, 307 and 308 with a non-empty
+    ``Location``; any other response, an empty Location included, ends the chain and is
+    judged as the final response.
     """
-    return location is not None and status in GO_FOLLOWED_STATUSES
+    return bool(location) and status in GO_FOLLOWED_STATUSES
 
 
 def redirect_problem(*, ip: str, location: str, refusal: RedirectRefusal | Problem) -> Problem:
     """A redirect that was not followed: ``<ip>: Fetching <Location>: <message>``.
 
     The refusal is the redirect checker's (:class:`RedirectRefusal`) or the new host's
-    DNS problem; Go prefixes its message with the Location it was given, verbatim.
+    DNS problem; Go prefixes its message with the Location it was given, verbatim (or
+    with the request's URL when it could not parse the Location). Bytes that are not
+    UTF-8 become U+FFFD, as Boulder's problem details do.
     """
     message = refusal.message if isinstance(refusal, RedirectRefusal) else refusal.detail
-    return Problem(refusal.type, refusal.reason, ip_detail(ip, f"Fetching {location}: {message}"))
+    named = refusal.fetching if isinstance(refusal, RedirectRefusal) else None
+    detail = ip_detail(ip, f"Fetching {named or location}: {message}")
+    return Problem(refusal.type, refusal.reason, valid_utf8(detail))
+
+
+def valid_utf8(text: str) -> str:
+    """Boulder's filterProblemDetails: bytes that are not UTF-8 (held as surrogate escapes,
+    as a ``Location`` arrives) become U+FFFD in a problem's detail."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def challenge_url(host: str, token: str) -> str:
@@ -495,6 +613,7 @@ REASON_TYPES: dict[Reason, ProblemType] = {
     Reason.DNS_TIMEOUT: ProblemType.DNS,
     Reason.DNS_ERROR: ProblemType.DNS,
     Reason.DNS_NO_ADDRESSES: ProblemType.DNS,
+    Reason.DNS_DNSSEC: ProblemType.DNS,
     Reason.CONNECT_TIMEOUT: ProblemType.CONNECTION,
     Reason.CONNECTION_REFUSED: ProblemType.CONNECTION,
     Reason.NETWORK_UNREACHABLE: ProblemType.CONNECTION,
@@ -521,6 +640,16 @@ REASON_TYPES: dict[Reason, ProblemType] = {
     Reason.BODY_TOO_LARGE: ProblemType.UNAUTHORIZED,
     Reason.BODY_READ_ERROR: ProblemType.UNAUTHORIZED,
     Reason.KEY_AUTHORIZATION_MISMATCH: ProblemType.UNAUTHORIZED,
+    Reason.CAA_FORBIDDEN_CRITICAL: ProblemType.CAA,
+    Reason.CAA_FORBIDDEN_ISSUER: ProblemType.CAA,
+    Reason.CAA_FORBIDDEN_METHOD: ProblemType.CAA,
+    Reason.CAA_FORBIDDEN_ACCOUNT: ProblemType.CAA,
+    Reason.CAA_FORBIDDEN_MALFORMED: ProblemType.CAA,
+    Reason.CAA_LOOKUP_DNSSEC: ProblemType.DNS,
+    Reason.CAA_LOOKUP_SERVFAIL: ProblemType.DNS,
+    Reason.CAA_LOOKUP_TIMEOUT: ProblemType.DNS,
+    Reason.CAA_LOOKUP_TRUNCATED: ProblemType.DNS,
+    Reason.CAA_LOOKUP_ERROR: ProblemType.DNS,
     Reason.INTERNAL: ProblemType.SERVER_INTERNAL,
 }
 
@@ -669,3 +798,33 @@ def check_response(
 def body_matches(body: bytes, key_authorization: str) -> bool:
     """va/http.go: the body, trailing Unicode whitespace trimmed, equals the key authorization."""
     return trim_right_space(body) == key_authorization.encode()
+
+
+def combine_caa(
+    result: ValidationResult,
+    check: CaaCheck | None,
+    *,
+    other_policy: FallbackPolicy | None,
+    other_policy_success: bool | None,
+) -> ValidationResult:
+    """ra.checkDCVAndCAA: the verdict of the fetch and of CAA together.
+
+    Let's Encrypt checks CAA only once the fetch passed, so it reports one problem: the
+    fetch's if it failed, else CAA's. The CAA check is kept on the result either way (a
+    refusal shows up before the web server is fixed), and the other fallback policy's
+    verdict needs CAA too.
+    """
+    problem, success = result.problem, result.success
+    if problem is None and check is not None and check.problem is not None:
+        problem, success = check.problem, False
+    permitted = check is None or check.permitted is True
+    return dataclasses.replace(
+        result,
+        success=success,
+        problem=problem,
+        caa=check,
+        other_policy=other_policy,
+        other_policy_success=(
+            None if other_policy_success is None else other_policy_success and permitted
+        ),
+    )

@@ -67,6 +67,7 @@ class ProblemType(StrEnum):
     CONNECTION = "connection"
     UNAUTHORIZED = "unauthorized"
     TLS = "tls"
+    CAA = "caa"
     MALFORMED = "malformed"
     SERVER_INTERNAL = "serverInternal"
 
@@ -81,6 +82,8 @@ class Reason(StrEnum):
     DNS_TIMEOUT = "dns_timeout"
     DNS_ERROR = "dns_error"
     DNS_NO_ADDRESSES = "dns_no_addresses"
+    #: the resolver's answer carried a DNSSEC Extended DNS Error (RFC 8914): a bogus zone
+    DNS_DNSSEC = "dns_dnssec"
     # Dialing (type connection); the only reasons that may trigger the IPv4 fallback
     CONNECT_TIMEOUT = "connect_timeout"
     CONNECTION_REFUSED = "connection_refused"
@@ -111,6 +114,18 @@ class Reason(StrEnum):
     BODY_TOO_LARGE = "body_too_large"
     BODY_READ_ERROR = "body_read_error"
     KEY_AUTHORIZATION_MISMATCH = "key_authorization_mismatch"
+    # CAA forbids issuance (type caa): the relevant record set's verdict
+    CAA_FORBIDDEN_CRITICAL = "caa_forbidden_critical"  # an unknown tag flagged critical
+    CAA_FORBIDDEN_ISSUER = "caa_forbidden_issuer"  # no record names letsencrypt.org
+    CAA_FORBIDDEN_METHOD = "caa_forbidden_method"  # validationmethods excludes http-01
+    CAA_FORBIDDEN_ACCOUNT = "caa_forbidden_account"  # accounturi names another account
+    CAA_FORBIDDEN_MALFORMED = "caa_forbidden_malformed"  # a letsencrypt.org record, unparsable
+    # A CAA lookup failed (type dns)
+    CAA_LOOKUP_DNSSEC = "caa_lookup_dnssec"
+    CAA_LOOKUP_SERVFAIL = "caa_lookup_servfail"
+    CAA_LOOKUP_TIMEOUT = "caa_lookup_timeout"
+    CAA_LOOKUP_TRUNCATED = "caa_lookup_truncated"
+    CAA_LOOKUP_ERROR = "caa_lookup_error"
     # The exporter itself failed (type serverInternal)
     INTERNAL = "internal"
 
@@ -202,6 +217,58 @@ class FamilyProbe:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsFamilyError:
+    """A lookup that failed while the other family's succeeded: Let's Encrypt goes on with
+    the family it has and drops this error; the exporter keeps it to show it."""
+
+    hop: int  # 0: the initial host; n: the host of the n-th redirect
+    host: str
+    family: Family
+    reason: Reason
+    detail: str  # the text Let's Encrypt built and dropped
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hop": self.hop,
+            "host": self.host,
+            "family": str(self.family),
+            "reason": str(self.reason),
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CaaCheck:
+    """Let's Encrypt's CAA check of a domain (va/caa.go), as the exporter saw it."""
+
+    #: The names queried, from the domain up to its TLD.
+    names: tuple[str, ...]
+    #: Whether CAA permits issuance; ``None`` when a lookup failed (Let's Encrypt fails too).
+    permitted: bool | None
+    #: The CAA problem (type ``caa`` or ``dns``), ``None`` when issuance is permitted.
+    problem: Problem | None
+    #: The name whose record set decided, ``None`` when no name has CAA records.
+    relevant_name: str | None = None
+    #: That record set, in presentation format (``0 issue "letsencrypt.org"``).
+    records: tuple[str, ...] = ()
+    #: Lookup errors above the relevant name, which Let's Encrypt ignores: (name, text).
+    ignored_errors: tuple[tuple[str, str], ...] = ()
+    #: False when a record pins ``accounturi`` but no account URI was configured to compare.
+    account_checked: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "names": list(self.names),
+            "permitted": self.permitted,
+            "problem": None if self.problem is None else self.problem.to_json(),
+            "relevant_name": self.relevant_name,
+            "records": list(self.records),
+            "ignored_errors": [{"name": n, "detail": d} for n, d in self.ignored_errors],
+            "account_checked": self.account_checked,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationResult:
     domain: str
     policy: FallbackPolicy
@@ -221,6 +288,10 @@ class ValidationResult:
     #: the other policy and whether it would succeed.
     other_policy: FallbackPolicy | None = None
     other_policy_success: bool | None = None
+    #: Let's Encrypt's CAA check; ``None`` when the check is off or was not reached.
+    caa: CaaCheck | None = None
+    #: One-family lookup failures Let's Encrypt hides (the other family answered).
+    dns_family_errors: tuple[DnsFamilyError, ...] = ()
 
     @property
     def failed_on_redirect_hop(self) -> bool:
@@ -274,6 +345,8 @@ class ValidationResult:
             "other_policy": None
             if self.other_policy is None
             else {"policy": str(self.other_policy), "success": self.other_policy_success},
+            "caa": None if self.caa is None else self.caa.to_json(),
+            "dns_family_errors": [e.to_json() for e in self.dns_family_errors],
             "duration_seconds": round(self.duration_seconds, 6),
             "finished_at": self.finished_at,
         }

@@ -53,6 +53,14 @@ def fix_hint(result: ValidationResult) -> str | None:
                 "IPv6 and IPv4 answer differently. Let's Encrypt uses the AAAA record first: "
                 "make both addresses serve the same site, or remove the AAAA record."
             )
+        if result.dns_family_errors:
+            error = result.dns_family_errors[0]
+            return (
+                f"The {error.family} lookup of {error.host} fails; Let's Encrypt hides it and "
+                "goes on with the other family, so this passes today, but one change to the "
+                "working records (or a resolver that sees the zone differently) and it fails. "
+                "Fix the zone's nameservers or DNSSEC for that record type."
+            )
         return None
     reason = problem.reason
     if reason in (Reason.DNS_NXDOMAIN, Reason.DNS_NO_ADDRESSES) and result.failed_hop is None:
@@ -82,6 +90,15 @@ def fix_hint(result: ValidationResult) -> str | None:
             "IP, at most 11 hops and no loop. Fix the redirect, or exempt "
             "/.well-known/acme-challenge/ from it."
         )
+    caa_hint = _caa_hint(result)
+    if caa_hint is not None:
+        return caa_hint
+    if reason is Reason.DNS_DNSSEC:
+        return (
+            "The zone's DNSSEC is broken (expired signatures, or a DS at the parent that "
+            "matches no key): Let's Encrypt's validating resolver answers SERVFAIL. Re-sign "
+            "the zone, or fix or remove the DS record at the registrar."
+        )
     if reason is Reason.TOO_MANY_REDIRECTS:
         return "Let's Encrypt follows at most 11 redirects: shorten the chain."
     if reason is Reason.KEY_AUTHORIZATION_MISMATCH:
@@ -92,6 +109,64 @@ def fix_hint(result: ValidationResult) -> str | None:
             "(reachability): check the web server's configuration for /.well-known/acme-challenge/."
         )
     return None
+
+
+_CAA_HINTS = {
+    Reason.CAA_FORBIDDEN_ISSUER: (
+        'No CAA record at {name} names letsencrypt.org: add 0 issue "letsencrypt.org" '
+        "beside the others (or remove the CAA records at {name})."
+    ),
+    Reason.CAA_FORBIDDEN_METHOD: (
+        "The CAA record for letsencrypt.org at {name} restricts validationmethods and "
+        'leaves out http-01: add it (0 issue "letsencrypt.org; validationmethods=http-01").'
+    ),
+    Reason.CAA_FORBIDDEN_ACCOUNT: (
+        "The CAA record for letsencrypt.org at {name} pins accounturi to another ACME "
+        "account: add the account you order with, or set caa.account_uris to it if it is."
+    ),
+    Reason.CAA_FORBIDDEN_MALFORMED: (
+        "A CAA record for letsencrypt.org at {name} does not parse (parameters are "
+        "key=value separated by ';', no trailing ';'): Let's Encrypt ignores it. Fix it."
+    ),
+    Reason.CAA_FORBIDDEN_CRITICAL: (
+        "A CAA record at {name} has an unknown tag with the critical flag: Let's Encrypt "
+        "refuses to issue. Remove the flag (0 instead of 128) or the record."
+    ),
+}
+
+
+def _caa_hint(result: ValidationResult) -> str | None:
+    check = result.caa
+    problem = result.problem
+    if check is None or problem is None or problem != check.problem:
+        return None
+    if problem.reason in _CAA_HINTS:
+        return _CAA_HINTS[problem.reason].format(name=check.relevant_name or result.domain)
+    return (
+        "Let's Encrypt looks up CAA at the domain and each parent up to the TLD, and fails "
+        "when a lookup fails: fix the nameservers (or DNSSEC) of the zone named above."
+    )
+
+
+def _caa_line(result: ValidationResult) -> str | None:
+    check = result.caa
+    if check is None:
+        return None
+    records = "; ".join(check.records)
+    if check.permitted is None:
+        line = "CAA: lookup failed, Let's Encrypt fails too"
+    elif not check.permitted:
+        assert check.problem is not None
+        line = f"CAA: FORBIDS issuance ({check.problem.reason}) at {check.relevant_name}: {records}"
+    elif check.relevant_name is None:
+        line = f"CAA: permitted (no CAA records from {check.names[0]} up to {check.names[-1]})"
+    else:
+        line = f"CAA: permitted by {check.relevant_name}: {records}"
+    if not check.account_checked:
+        line += " (accounturi not checked: set caa.account_uris)"
+    if check.problem is not None and check.problem != result.problem:
+        line += f"\n    {check.problem.detail}"
+    return line
 
 
 def render(result: ValidationResult) -> str:
@@ -140,6 +215,14 @@ def render(result: ValidationResult) -> str:
             else "Let's Encrypt today (boulder policy)"
         )
         lines.append(f"  {label}: {other}")
+    caa = _caa_line(result)
+    if caa is not None:
+        lines.append(f"  {caa}")
+    for error in result.dns_family_errors:
+        lines.append(
+            f"  hidden by Let's Encrypt: hop {error.hop} {error.family} lookup of "
+            f"{error.host} failed ({error.reason}): {error.detail}"
+        )
     hint = fix_hint(result)
     if hint:
         lines.append(f"  hint: {hint}")

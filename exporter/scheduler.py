@@ -167,14 +167,18 @@ class Scheduler:
 
 
 async def guarded(
-    validator: Validator, domain: DomainConfig, metrics: SelfMetrics
+    validator: Validator, domain: DomainConfig, metrics: SelfMetrics | None
 ) -> ValidationResult:
     """One validation of ``domain``, counted and timed; an exporter bug becomes a result."""
-    metrics.in_flight.inc()
+    if metrics is not None:
+        metrics.in_flight.inc()
     started = time.monotonic()
     try:
         return await validator.validate(
-            domain.name, token=domain.token, key_authorization=domain.key_authorization
+            domain.name,
+            token=domain.token,
+            key_authorization=domain.key_authorization,
+            account_uris=None if domain.account_uris is None else frozenset(domain.account_uris),
         )
     except Exception as exc:
         log.exception("validation crashed", extra={"fields": {"domain": domain.name}})
@@ -190,5 +194,6 @@ async def guarded(
             finished_at=time.time(),
         )
     finally:
-        metrics.in_flight.dec()
-        metrics.latency.observe(time.monotonic() - started)
+        if metrics is not None:
+            metrics.in_flight.dec()
+            metrics.latency.observe(time.monotonic() - started)

@@ -30,6 +30,8 @@ __all__ = ["Exporter", "ipv6_capable"]
 
 log = logging.getLogger("exporter")
 
+#: Seconds between two checks of a resolver that did not answer the DNSSEC check.
+RESOLVER_RECHECK = 15.0
 #: A public IPv6 address used only to ask the kernel for a route (no packet is sent).
 _IPV6_ROUTE_PROBE = "2001:4860:4860::8888"
 
@@ -69,6 +71,7 @@ class Exporter:
         self.exposition = Exposition(self.store, self.state, self.registry)
         self.scheduler = Scheduler(self._run, self.metrics)
         self._reload_lock = asyncio.Lock()
+        self._checks: set[asyncio.Task[None]] = set()
         self.config = config
         self.validator = build_validator(config)
         self._semaphore = asyncio.Semaphore(config.concurrency)
@@ -100,6 +103,35 @@ class Exporter:
                 "domains with AAAA records cannot be measured from here; run the exporter "
                 "where IPv6 works",
             )
+
+    async def check_resolver(self) -> None:
+        """Whether the resolver validates DNSSEC as Let's Encrypt's does; warn if not.
+
+        A resolver that does not answer (a sidecar still starting) is asked again every
+        :data:`RESOLVER_RECHECK` seconds until it does.
+        """
+        warned = False
+        while True:
+            validating = await self.validator.resolver.validating()
+            self.state.resolver_validating = validating
+            if not validating and not warned:
+                warned = True
+                nameservers = self.config.resolver.nameservers or ["the system resolver"]
+                log.warning(
+                    "the resolver does not validate DNSSEC (no AD bit on the signed root): "
+                    "Let's Encrypt resolves with a validating recursive resolver, so a zone "
+                    "with broken DNSSEC or a split-horizon view is not seen as Let's Encrypt "
+                    "sees it; run Unbound beside the exporter (see the README)",
+                    extra={"fields": {"resolver": ",".join(nameservers), "answered": validating}},
+                )
+            if validating is not None:
+                return
+            await asyncio.sleep(RESOLVER_RECHECK)
+
+    def _spawn_resolver_check(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.check_resolver())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
 
     def _schedule(self, *, reschedule: bool) -> None:
         self.scheduler.sync(
@@ -137,6 +169,10 @@ class Exporter:
             self.state.interval = new.interval
             self.metrics.reloads.labels("success").inc()
             self._check_vantage()
+            if new.resolver != old.resolver:
+                for task in list(self._checks):
+                    task.cancel()
+                self._spawn_resolver_check()
             log.info(
                 "config reloaded",
                 extra={"fields": {"file": self.config_file, "domains": len(self.mine(new))}},
@@ -167,8 +203,11 @@ class Exporter:
     def start(self) -> None:
         self._schedule(reschedule=False)
         self.scheduler.start()
+        self._spawn_resolver_check()
 
     async def stop(self) -> None:
+        for task in list(self._checks):
+            task.cancel()
         await self.scheduler.stop()
 
 

@@ -6,15 +6,45 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*"; }
 
-# Debian packages: promtool and prometheus (metrics, rules and end-to-end checks).
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+# Debian packages: promtool and prometheus (metrics, rules and end-to-end checks); unbound
+# (the validating resolver Let's Encrypt uses: tests run a real one over a signed loopback
+# hierarchy) and dns-root-data (the root key the chart's unbound.conf names, which the tests
+# check with unbound-checkconf).
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+missing=()
+have promtool && have prometheus || missing+=(prometheus)
+have unbound && have unbound-checkconf || missing+=(unbound)
+[ -f /usr/share/dns/root.key ] || missing+=(dns-root-data) # the chart's trust anchor path
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Debian packages: prometheus"
+    log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Install, never start: no daemon (unbound on port 53) is left running. policy-rc.d
+    # (as in Debian's container images) makes invoke-rc.d and deb-systemd-invoke skip
+    # every start; a temporary one is removed again.
+    policy_rc_d=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy_rc_d=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$policy_rc_d"
+      chmod 755 "$policy_rc_d"
+      trap 'rm -f "$policy_rc_d"' EXIT
+    fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ -n "$policy_rc_d" ]; then
+      rm -f "$policy_rc_d"
+      trap - EXIT
+    fi
+    # On a host with systemd, do not leave the freshly installed resolver enabled at boot.
+    if [[ " ${missing[*]} " == *" unbound "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+    fi
   else
-    log "promtool/prometheus missing and cannot apt-get install them (not root?)"
+    log "missing Debian packages ${missing[*]}; cannot apt-get install them (not root?)"
+    if [ "${CI:-}" = true ]; then
+      log "CI: failing (the tests need them)"
+      exit 1
+    fi
   fi
 fi
 

@@ -23,10 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -73,13 +75,27 @@ class ZoneEntry:
     drop: set[str] = field(default_factory=set)  # "A", "AAAA": never answer
     truncate: bool = False  # UDP answers are truncated (TC): the client must retry over TCP
     extra: list[tuple[str, str, str]] = field(default_factory=list)  # (owner, type, value)
+    #: CAA records as (flags, tag, value), sent as they are (any tag, even a malformed one)
+    caa: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    #: "A" -> (INFO-CODE, EXTRA-TEXT): an Extended DNS Error with that type's rcode failure,
+    #: as a validating resolver (Unbound with ``ede: yes``) attaches to a DNSSEC failure
+    ede: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def _text(name: dns.name.Name) -> str:
+    """A query name as the zone keys it: lowercase, no trailing dot, labels in UTF-8."""
+    return ".".join(label.decode("utf-8", "replace") for label in name.labels if label).lower()
 
 
 class Zone:
-    """Names (lowercase, no trailing dot) and their records. Unknown names: NXDOMAIN."""
+    """Names (lowercase, no trailing dot) and their records, like a zone with every name's
+    parents delegated to itself: a parent of a known name (an empty non-terminal, or the
+    TLD) has no records (NOERROR, no answer); any other unknown name is NXDOMAIN."""
 
     def __init__(self) -> None:
         self.entries: dict[str, ZoneEntry] = {}
+        #: Every proper parent of a name in the zone (they exist, with no records).
+        self.parents: set[str] = set()
         #: Rendered answers by query (without its ID); cleared whenever the zone changes.
         self.cache: dict[bytes, bytes | None] = {}
 
@@ -95,11 +111,16 @@ class Zone:
         drop: set[str] | None = None,
         truncate: bool = False,
         extra: list[tuple[str, str, str]] | None = None,
+        caa: list[tuple[int, str | bytes, str | bytes]] | None = None,
+        ede: dict[str, tuple[int, str]] | None = None,
     ) -> None:
         self.cache.clear()
         codes = dict(rcode or {})
         codes.update({rdtype: "SERVFAIL" for rdtype in servfail or ()})
-        self.entries[name.lower().rstrip(".")] = ZoneEntry(
+        key = name.lower().rstrip(".")
+        labels = key.split(".")
+        self.parents.update(".".join(labels[i:]) for i in range(1, len(labels)))
+        self.entries[key] = ZoneEntry(
             a=list(a or []),
             aaaa=list(aaaa or []),
             cname=cname.lower().rstrip(".") if cname else None,
@@ -107,13 +128,17 @@ class Zone:
             drop=set(drop or ()),
             truncate=truncate,
             extra=list(extra or []),
+            caa=[
+                (flags, tag.encode() if isinstance(tag, str) else tag, _raw(value))
+                for flags, tag, value in caa or ()
+            ],
+            ede=dict(ede or {}),
         )
 
     def truncates(self, query: dns.message.Message) -> bool:
         if not query.question:
             return False
-        name = query.question[0].name.to_text(omit_final_dot=True).lower()
-        entry = self.entries.get(name)
+        entry = self.entries.get(_text(query.question[0].name))
         return entry is not None and entry.truncate
 
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
@@ -125,18 +150,33 @@ class Zone:
             return response
         question = query.question[0]
         rdtype = dns.rdatatype.to_text(question.rdtype)
-        name = question.name.to_text(omit_final_dot=True).lower()
+        name = _text(question.name)
         for _ in range(16):  # follow in-zone CNAMEs, bounded
             entry = self.entries.get(name)
             if entry is None:
-                if not response.answer:
+                if not response.answer and name not in self.parents:
                     response.set_rcode(dns.rcode.NXDOMAIN)
                 return response
             if rdtype in entry.drop:
                 return None
             if rdtype in entry.rcode:
                 response.set_rcode(dns.rcode.from_text(entry.rcode[rdtype]))
+                if rdtype in entry.ede and query.edns >= 0:
+                    code, text = entry.ede[rdtype]
+                    response.use_edns(
+                        0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode.make(code), text)]
+                    )
                 return response
+            if rdtype == "CAA" and entry.caa:
+                rrset = dns.rrset.RRset(
+                    dns.name.from_text(name + "."), dns.rdataclass.IN, dns.rdatatype.CAA
+                )
+                for flags, tag, raw_value in entry.caa:
+                    wire = bytes([flags, len(tag)]) + tag + raw_value
+                    rrset.add(
+                        dns.rdata.GenericRdata(dns.rdataclass.IN, dns.rdatatype.CAA, wire), 60
+                    )
+                response.answer.append(rrset)
             for owner, extra_type, value in entry.extra:
                 if extra_type == rdtype:
                     response.answer.append(
@@ -155,6 +195,10 @@ class Zone:
                 )
             return response
         return response
+
+
+def _raw(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 class _UDP(asyncio.DatagramProtocol):
@@ -198,6 +242,57 @@ def _udp_wire(zone: Zone, query: dns.message.Message) -> bytes | None:
     return bytes(truncated.to_wire(max_size=limit))
 
 
+async def bind_dns(
+    host: str,
+    port: int,
+    udp: Callable[[], asyncio.DatagramProtocol],
+    tcp: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
+    """A DNS server's UDP and TCP listeners on one port of ``host`` (0: a free one)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(20):
+        transport, _protocol = await loop.create_datagram_endpoint(udp, local_addr=(host, port))
+        bound = transport.get_extra_info("sockname")[1]
+        try:
+            server = await asyncio.start_server(tcp, host, bound)
+        except OSError:
+            transport.close()
+            continue
+        return transport, server, bound
+    raise OSError(f"could not bind a DNS server on one UDP and TCP port of {host}")
+
+
+async def close_dns(udp: asyncio.DatagramTransport | None, tcp: asyncio.Server | None) -> None:
+    """Stop a DNS server's listeners (from :func:`bind_dns`)."""
+    if udp is not None:
+        udp.close()
+    if tcp is not None:
+        tcp.close()
+        await tcp.wait_closed()
+
+
+async def serve_dns_over_tcp(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    answer: Callable[[dns.message.Message], dns.message.Message | None],
+) -> None:
+    """Answer the length-prefixed queries of one TCP connection until it ends (or
+    ``answer`` chooses silence: ``None`` closes the connection)."""
+    try:
+        while True:
+            size = struct.unpack("!H", await reader.readexactly(2))[0]
+            response = answer(dns.message.from_wire(await reader.readexactly(size)))
+            if response is None:
+                return
+            wire = response.to_wire(max_size=65535, want_shuffle=False)
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, dns.exception.DNSException):
+        pass
+    finally:
+        writer.close()
+
+
 class LabDNS:
     """An authoritative DNS server for a :class:`Zone`, UDP and TCP on one loopback port."""
 
@@ -211,45 +306,19 @@ class LabDNS:
 
     async def start(self, port: int = 0) -> None:
         """Listen on ``port`` (0: any free one) for UDP and TCP."""
-        loop = asyncio.get_running_loop()
-        self.port = port
-        for _ in range(20):
-            transport, _proto = await loop.create_datagram_endpoint(
-                lambda: _UDP(self.zone), local_addr=(self.host, self.port)
-            )
-            port = transport.get_extra_info("sockname")[1]
-            try:
-                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port)
-            except OSError:
-                transport.close()
-                continue
-            self._udp, self.port = transport, port
-            return
-        raise OSError("could not bind the lab DNS server on one UDP and TCP port")
+        self._udp, self._tcp, self.port = await bind_dns(
+            self.host, port, lambda: _UDP(self.zone), self._serve_tcp
+        )
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                size = struct.unpack("!H", await reader.readexactly(2))[0]
-                query = dns.message.from_wire(await reader.readexactly(size))
-                self.tcp_queries += 1
-                response = self.zone.answer(query)
-                if response is None:
-                    return
-                wire = response.to_wire(max_size=65535, want_shuffle=False)
-                writer.write(struct.pack("!H", len(wire)) + wire)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, dns.exception.DNSException):
-            pass
-        finally:
-            writer.close()
+        await serve_dns_over_tcp(reader, writer, self._answer_tcp)
+
+    def _answer_tcp(self, query: dns.message.Message) -> dns.message.Message | None:
+        self.tcp_queries += 1
+        return self.zone.answer(query)
 
     async def stop(self) -> None:
-        if self._udp is not None:
-            self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            await self._tcp.wait_closed()
+        await close_dns(self._udp, self._tcp)
 
 
 # ---------------------------------------------------------------------------- HTTP

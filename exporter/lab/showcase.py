@@ -71,6 +71,32 @@ async def _nxdomain(lab: L.Lab, name: str) -> None:
     return None
 
 
+async def _caa_forbids(lab: L.Lab, name: str) -> None:
+    v6 = await lab.host(6, L.serve(), L.serve())
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(name, a=[v4], aaaa=[v6], caa=[(0, "issue", "digicert.com")])
+
+
+async def _dnssec_bogus(lab: L.Lab, name: str) -> None:
+    # What a validating resolver (Unbound with ede: yes) answers for a zone whose
+    # signatures expired: SERVFAIL with an Extended DNS Error, for every type.
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(
+        name,
+        a=[v4],
+        rcode={"A": "SERVFAIL", "AAAA": "SERVFAIL", "CAA": "SERVFAIL"},
+        ede={
+            rdtype: (7, f"validation failure <{name}. {rdtype} IN>: signature expired from {ns}")
+            for rdtype, ns in (("A", "192.0.2.53"), ("AAAA", "192.0.2.53"), ("CAA", "192.0.2.53"))
+        },
+    )
+
+
+async def _aaaa_servfail(lab: L.Lab, name: str) -> None:
+    v4 = await lab.host(4, L.serve(), L.serve())
+    lab.zone.add(name, a=[v4], servfail={"AAAA"})
+
+
 SHOWCASE: tuple[ShowcaseDomain, ...] = (
     ShowcaseDomain(
         "healthy.example.com",
@@ -120,6 +146,27 @@ SHOWCASE: tuple[ShowcaseDomain, ...] = (
         "the name does not exist",
         False,
         _nxdomain,
+    ),
+    ShowcaseDomain(
+        "caa-forbids.example.com",
+        "the web server is fine, but its CAA record names only another CA: Let's Encrypt "
+        "refuses to issue",
+        False,
+        _caa_forbids,
+    ),
+    ShowcaseDomain(
+        "dnssec-bogus.example.com",
+        "the zone's DNSSEC signatures expired: a validating resolver (Let's Encrypt's) "
+        "answers SERVFAIL",
+        False,
+        _dnssec_bogus,
+    ),
+    ShowcaseDomain(
+        "aaaa-servfail.example.com",
+        "the AAAA lookup fails (SERVFAIL) while A works: Let's Encrypt silently uses IPv4 "
+        "and succeeds; the exporter shows the hidden failure",
+        True,
+        _aaaa_servfail,
     ),
 )
 

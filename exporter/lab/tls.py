@@ -13,19 +13,31 @@ import functools
 import os
 import ssl
 import tempfile
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 __all__ = ["lab_certificate", "lab_ssl_context"]
 
 
+Algorithm = Literal["ec", "rsa"]
+
+
 @functools.cache
-def lab_certificate() -> tuple[bytes, bytes]:
-    """A self-signed certificate for the lab's names: ``(cert PEM, key PEM)``."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def lab_certificate(algorithm: Algorithm = "ec") -> tuple[bytes, bytes]:
+    """A self-signed certificate for the lab's names: ``(cert PEM, key PEM)``.
+
+    ``ec`` (P-256, the default) is quick to make; ``rsa`` (2048 bits) is for servers that
+    must offer RSA key exchange suites (ECDHE-RSA-...).
+    """
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if algorithm == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "acme-http01-exporter lab")])
     now = dt.datetime.now(dt.UTC)
     certificate = (
@@ -51,9 +63,9 @@ def lab_certificate() -> tuple[bytes, bytes]:
     return cert_pem, key_pem
 
 
-def lab_ssl_context() -> ssl.SSLContext:
+def lab_ssl_context(algorithm: Algorithm = "ec") -> ssl.SSLContext:
     """A server context with the lab's certificate."""
-    cert_pem, key_pem = lab_certificate()
+    cert_pem, key_pem = lab_certificate(algorithm)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     # ssl loads a key from a file only; the file lives for the duration of this call,
     # readable by this user alone.

@@ -23,6 +23,8 @@ async def validate(
             dial_timeout=1.0,
             validation_timeout=5.0,
             tls_timeout=10.0,
+            caa=False,
+            account_uris=frozenset(),
             addresses=AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
         ),
         DnspythonResolver([lab.dns.host], lab.dns.port, timeout=resolver_timeout),

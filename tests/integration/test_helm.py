@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,11 @@ def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def containers(docs: list[dict[str, Any]], kind: str = "Deployment") -> dict[str, Any]:
+    pod = one(docs, kind)["spec"]["template"]["spec"]
+    return {c["name"]: c for c in pod["containers"]}
+
+
 def values(name: str) -> Path:
     return CHART / "ci" / f"{name}-values.yaml"
 
@@ -119,6 +126,11 @@ def test_chart_files_are_the_canonical_bytes() -> None:
         ("replicaz=2", "additional properties 'replicaz' not allowed"),
         ("prometheusRule.alerts.AcmeHttp01ExporterDown.severity=page", "severity"),
         ("service.port=0", "service/port"),
+        ("unbound.port=53", "at '/unbound/port': minimum: got 53, want 1,024"),
+        ("unbound.port=9469", "at '/unbound/port': 'not' failed"),
+        ("unbound.enabled=maybe", "at '/unbound/enabled': got string, want boolean"),
+        ("unbound.msgCacheSize=lots", "at '/unbound/msgCacheSize'"),
+        ("unbound.extraConfig={forward-zone}", "at '/unbound/extraConfig/0'"),
     ],
 )
 def test_schema_rejects_bad_values(setting: str, message: str) -> None:
@@ -139,7 +151,7 @@ def test_default_install_is_minimal_and_locked_down() -> None:
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    container = pod["containers"][0]
+    container = containers(docs)["exporter"]
     assert container["image"] == "ghcr.io/acme-http01-exporter/acme-http01-exporter:0.1.0"
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
@@ -201,7 +213,7 @@ def test_monitoring_resources() -> None:
     rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
     alerts = {r["alert"]: r for r in rules if "alert" in r}
     assert "AcmeHttp01AAAAMismatch" not in alerts  # disabled in the values
-    assert len(alerts) == 9 and len([r for r in rules if "record" in r]) == 5
+    assert len(alerts) == 11 and len([r for r in rules if "record" in r]) == 5
     assert alerts["AcmeHttp01ExporterDown"]["labels"]["severity"] == "critical"
     assert alerts["AcmeHttp01ValidationFailing"]["labels"]["severity"] == "critical"
     assert alerts["AcmeHttp01ExporterDown"]["expr"] == f'up{{job="{FULLNAME}"}} == 0'
@@ -224,9 +236,12 @@ def test_monitoring_resources() -> None:
     policy = one(docs, "NetworkPolicy")
     egress_ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
     assert egress_ports == [53, 53, 80, 443]
+    # Unbound asks authoritative servers anywhere: port 53, UDP and TCP, to any address.
+    dns_rule = next(r for r in policy["spec"]["egress"] if r["ports"][0]["port"] == 53)
+    assert "to" not in dns_rule
+    assert sorted(p["protocol"] for p in dns_rule["ports"]) == ["TCP", "UDP"]
     assert one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
-    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert "--perspective=eu-west" in container["args"]
+    assert "--perspective=eu-west" in containers(docs)["exporter"]["args"]
 
 
 def test_prometheusrule_passes_promtool(tmp_path: Path) -> None:
@@ -249,7 +264,7 @@ def test_sharded_statefulset() -> None:
     assert statefulset["spec"]["serviceName"] == f"{FULLNAME}-headless"
     services = {s["metadata"]["name"]: s for s in found["Service"]}
     assert services[f"{FULLNAME}-headless"]["spec"]["clusterIP"] == "None"
-    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    container = containers(docs, "StatefulSet")["exporter"]
     assert "--shard.count=3" in container["args"]
     assert "--shard.index=$(POD_NAME)" in container["args"]
     assert container["env"] == [
@@ -259,16 +274,19 @@ def test_sharded_statefulset() -> None:
 
 def test_existing_configmap_and_secret() -> None:
     docs = render(values("existing-config"))
-    assert "ConfigMap" not in kinds(docs)
+    # Only Unbound's own ConfigMap: the exporter's config is the user's.
+    assert [d["metadata"]["name"] for d in kinds(docs)["ConfigMap"]] == [f"{FULLNAME}-unbound"]
     template = one(docs, "Deployment")["spec"]["template"]
-    assert template["spec"]["volumes"] == [
-        {"name": "config", "configMap": {"name": "my-acme-http01-config"}}
-    ]
-    assert "checksum/config" not in (template["metadata"].get("annotations") or {})
-    docs = render(None, "existingSecret=acme-config")
+    assert template["spec"]["volumes"][0] == {
+        "name": "config",
+        "configMap": {"name": "my-acme-http01-config"},
+    }
+    annotations = template["metadata"].get("annotations") or {}
+    assert "checksum/config" not in annotations and "checksum/unbound" in annotations
+    docs = render(None, "existingSecret=acme-config", "unbound.enabled=false")
     assert "ConfigMap" not in kinds(docs)
-    volume = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]
-    assert volume == {"name": "config", "secret": {"secretName": "acme-config"}}
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [{"name": "config", "secret": {"secretName": "acme-config"}}]
 
 
 def test_notes() -> None:
@@ -284,3 +302,204 @@ def test_notes() -> None:
     )
     assert f"port-forward svc/{FULLNAME} 9469:9469" in proc.stdout
     assert "http://127.0.0.1:9469/metrics" in proc.stdout
+
+
+# ----------------------------------------------------------------------- Unbound sidecar
+
+
+def exporter_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    configmap = next(
+        d for d in docs if d["kind"] == "ConfigMap" and "config.yml" in d.get("data", {})
+    )
+    loaded: dict[str, Any] = yaml.safe_load(configmap["data"]["config.yml"])
+    return loaded
+
+
+def unbound_conf(docs: list[dict[str, Any]]) -> str:
+    configmap = next(
+        d for d in docs if d["kind"] == "ConfigMap" and "unbound.conf" in d.get("data", {})
+    )
+    return str(configmap["data"]["unbound.conf"])
+
+
+def test_unbound_sidecar_renders_and_the_exporter_uses_it() -> None:
+    docs = render(values("default"))
+    found = containers(docs)
+    assert list(found) == ["unbound", "exporter"]  # Unbound first: listening before lookups
+    exporter, unbound = found["exporter"], found["unbound"]
+    assert unbound["image"] == exporter["image"]  # one image, two containers
+    assert unbound["command"] == ["/usr/sbin/unbound", "-d", "-c", "/etc/unbound/unbound.conf"]
+    assert "args" not in unbound
+    assert unbound["securityContext"] == exporter["securityContext"]
+    assert unbound["securityContext"]["readOnlyRootFilesystem"] is True
+    assert unbound["volumeMounts"] == [
+        {"name": "unbound-config", "mountPath": "/etc/unbound", "readOnly": True},
+        {"name": "unbound-run", "mountPath": "/run/unbound"},
+    ]
+    assert "port=5353" in unbound["livenessProbe"]["exec"]["command"][2]
+    assert unbound["resources"]["limits"] == {"memory": "256Mi"}
+    template = one(docs, "Deployment")["spec"]["template"]
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    assert volumes["unbound-config"] == {
+        "name": "unbound-config",
+        "configMap": {"name": f"{FULLNAME}-unbound"},
+    }
+    assert volumes["unbound-run"] == {"name": "unbound-run", "emptyDir": {"sizeLimit": "1Mi"}}
+    assert "checksum/unbound" in template["metadata"]["annotations"]
+    assert template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == (
+        "exporter"
+    )
+
+    assert exporter_config(docs)["resolver"] == {"nameservers": ["127.0.0.1"], "port": 5353}
+    conf = unbound_conf(docs)
+    for line in [
+        "interface: 127.0.0.1",
+        "port: 5353",
+        'username: ""',
+        'chroot: ""',
+        'pidfile: "/run/unbound/unbound.pid"',
+        'trust-anchor-file: "/usr/share/dns/root.key"',
+        "ede: yes",
+        "val-log-level: 2",
+        "do-ip6: yes",
+        "msg-cache-size: 16m",
+        "rrset-cache-size: 32m",
+    ]:
+        assert f"\n    {line}\n" in conf, line
+    # Recursive from the built-in root hints: no forwarding, no other root.
+    for absent in ("forward-zone", "forward-addr", "root-hints", "stub-zone", "auto-trust-anchor"):
+        assert absent not in conf
+
+
+def test_unbound_settings_and_a_users_own_resolver() -> None:
+    docs = render(values("unbound"))
+    config = exporter_config(docs)
+    assert config["resolver"] == {"nameservers": ["127.0.0.1"], "port": 5300, "timeout": "3s"}
+    conf = unbound_conf(docs)
+    assert "\n    port: 5300\n" in conf and "\n    verbosity: 2\n" in conf
+    assert "\n    msg-cache-size: 32m\n    rrset-cache-size: 64m\n" in conf
+    assert "\n    cache-max-ttl: 300\n    serve-expired: no\nremote-control:\n" in conf
+    unbound = containers(docs)["unbound"]
+    assert "port=5300" in unbound["livenessProbe"]["exec"]["command"][2]
+    assert unbound["resources"]["limits"] == {"memory": "512Mi"}
+
+    # Nameservers the user chose are kept as they are (Unbound then runs unused).
+    docs = render(values("default"), "config.resolver.nameservers={192.0.2.53}")
+    assert exporter_config(docs)["resolver"] == {"nameservers": ["192.0.2.53"]}
+
+
+def test_unbound_disabled() -> None:
+    docs = render(values("no-unbound"))
+    assert list(containers(docs)) == ["exporter"]
+    assert [d["metadata"]["name"] for d in kinds(docs)["ConfigMap"]] == [FULLNAME]
+    assert "resolver" not in exporter_config(docs)
+    template = one(docs, "Deployment")["spec"]["template"]
+    assert [v["name"] for v in template["spec"]["volumes"]] == ["config"]
+    assert "checksum/unbound" not in template["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/default-container" not in template["metadata"]["annotations"]
+
+
+def test_unbound_sidecar_in_the_sharded_statefulset() -> None:
+    docs = render(values("sharded"))
+    assert list(containers(docs, "StatefulSet")) == ["unbound", "exporter"]
+    assert exporter_config(docs)["resolver"]["port"] == 5353
+
+
+def test_unbound_config_change_rolls_the_pods() -> None:
+    def annotations(*sets: str) -> dict[str, str]:
+        deployment = one(render(values("default"), *sets), "Deployment")
+        found: dict[str, str] = deployment["spec"]["template"]["metadata"]["annotations"]
+        return found
+
+    base = annotations()
+    assert annotations("unbound.msgCacheSize=8m")["checksum/unbound"] != base["checksum/unbound"]
+    changed = annotations("unbound.port=5300")
+    assert changed["checksum/config"] != base["checksum/config"]  # the exporter's port too
+
+
+def test_chart_unbound_conf_runs_in_a_real_unbound() -> None:
+    """The chart's unbound.conf passes unbound-checkconf as rendered, and a real Unbound
+    started from it, as the pod's user 65534 (when the tests run as root), answers the
+    sidecar's liveness probe. Nothing leaves the host: the probe's name is answered by
+    Unbound itself and every upstream address is forbidden."""
+    checkconf = required("unbound-checkconf", Path("/usr/sbin/unbound-checkconf"))
+    unbound = required("unbound", Path("/usr/sbin/unbound"))
+    if not Path("/usr/share/dns/root.key").is_file() and not os.environ.get("CI"):
+        pytest.skip("dns-root-data not installed (run scripts/test.sh)")
+    from exporter.lab.unbound import free_port
+
+    as_pod_user: list[str] = []
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        as_pod_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    port = free_port()
+    docs = render(values("default"), f"unbound.port={port}")
+    with tempfile.TemporaryDirectory(prefix="chart-unbound-") as tmp:
+        top = Path(tmp)
+        top.chmod(0o755)  # readable by the pod's user
+        run = top / "run"  # the emptyDir
+        run.mkdir()
+        run.chmod(0o777)
+        conf = unbound_conf(docs).replace('"/run/unbound', f'"{run}')
+        conf = conf.replace(
+            "\nremote-control:",
+            "\n    do-not-query-address: 0.0.0.0/0\n    do-not-query-address: ::/0"
+            "\nremote-control:",
+        )
+        path = top / "unbound.conf"
+        path.write_text(conf)
+        path.chmod(0o644)
+        check = subprocess.run([checkconf, str(path)], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+        probe = containers(docs)["unbound"]["livenessProbe"]["exec"]["command"]
+        assert probe[:2] == ["python3", "-c"]
+        server = subprocess.Popen(
+            [*as_pod_user, unbound, "-d", "-c", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                proc = subprocess.run(
+                    [sys.executable, "-c", probe[2]],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    env=subprocess_env(),
+                )
+                if proc.returncode == 0 or time.monotonic() > deadline:
+                    break
+                if server.poll() is not None:
+                    break
+                time.sleep(0.05)
+            assert proc.returncode == 0, proc.stderr
+            assert (run / "unbound.pid").read_text().strip() == str(server.pid)
+        finally:
+            server.terminate()
+            output, _ = server.communicate(timeout=10)
+    assert server.returncode == 0, output
+    assert b"error" not in output.lower(), output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-f", str(values("default"))], "DNS: the exporter resolves through Unbound"),
+        (
+            ["-f", str(values("existing-config"))],
+            'resolver: {nameservers: ["127.0.0.1"], port: 5353}',
+        ),
+        (["--set", "config.resolver.nameservers={192.0.2.53}"], "does not use the Unbound sidecar"),
+        (["-f", str(values("no-unbound"))], None),
+    ],
+    ids=["default", "existing-config", "own-resolver", "disabled"],
+)
+def test_notes_name_the_resolver(args: list[str], expected: str | None) -> None:
+    proc = run_helm("install", "rel", str(CHART), "--dry-run=client", "-n", "mon", *args)
+    notes = proc.stdout[proc.stdout.index("NOTES:") :]
+    if expected is None:
+        assert "Unbound" not in notes
+    else:
+        assert expected in notes

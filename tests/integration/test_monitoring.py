@@ -209,7 +209,12 @@ def test_dashboard_expressions_pass_promtool(tmp_path: Path) -> None:
 # ------------------------------------------------------------ real Prometheus e2e
 
 EXPECTED_FIRING = {
-    "AcmeHttp01ValidationFailing": {"wrong-aaaa.example.com", "nxdomain.example.com"},
+    "AcmeHttp01ValidationFailing": {
+        "wrong-aaaa.example.com",
+        "nxdomain.example.com",
+        "caa-forbids.example.com",
+        "dnssec-bogus.example.com",
+    },
     "AcmeHttp01RedirectHopFailing": {"aaaa-timeout-https.example.com", "ipv6-dead-443.example.com"},
     "AcmeHttp01AAAAMismatch": {
         "wrong-aaaa.example.com",
@@ -222,6 +227,9 @@ EXPECTED_FIRING = {
         "aaaa-timeout-https.example.com",
         "ipv6-dead-443.example.com",
     },
+    "AcmeHttp01DNSFamilyLookupFailing": {"aaaa-servfail.example.com"},
+    # The demo lab's DNS server is authoritative, not a validating resolver.
+    "AcmeHttp01ResolverNotValidating": {""},
 }
 NEVER_FIRING = {
     "AcmeHttp01ResultsStale",

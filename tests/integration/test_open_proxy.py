@@ -20,6 +20,8 @@ def validator(lab: L.Lab, addresses: AddressPolicy, routes: AddressMap) -> Valid
             dial_timeout=1.0,
             validation_timeout=3.0,
             tls_timeout=10.0,
+            caa=False,
+            account_uris=frozenset(),
             addresses=addresses,
         ),
         DnspythonResolver([lab.dns.host], lab.dns.port, timeout=1.0),

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 
-from exporter.dial import Dialer, PortMap, Router
-from exporter.dns import DnspythonResolver
-from exporter.http01 import Settings, Validator
+from exporter.dial import PortMap
 from exporter.lab import servers as L
 from exporter.policy import AddressPolicy
 from exporter.records import (
@@ -28,9 +26,15 @@ from exporter.records import (
     Reason,
     ValidationResult,
 )
+from tests.integration.lab_validation import (
+    KA,
+    PATH,
+    problem,
+    records,
+    url,
+    validate,
+)
 
-TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
-PATH = f"/.well-known/acme-challenge/{TOKEN}"
 CT, REFUSED = Reason.CONNECT_TIMEOUT, Reason.CONNECTION_REFUSED
 RESP, REDIR, FAILED, REFUSED_REDIR = (
     Outcome.RESPONSE,
@@ -38,44 +42,6 @@ RESP, REDIR, FAILED, REFUSED_REDIR = (
     Outcome.FAILED,
     Outcome.REFUSED_REDIRECT,
 )
-
-
-def url(name: str, scheme: str = "http") -> str:
-    return f"{scheme}://{name}{PATH}"
-
-
-async def validate(
-    lab: L.Lab,
-    name: str,
-    *,
-    policy: FallbackPolicy = FallbackPolicy.BOULDER,
-    dial: float = 0.5,
-    budget: float = 3.0,
-    canary: bool = True,
-    addresses: AddressPolicy | None = None,
-    routes: Router | None = None,
-) -> ValidationResult:
-    settings = Settings(
-        policy=policy,
-        dial_timeout=dial,
-        validation_timeout=budget,
-        tls_timeout=10.0,
-        addresses=addresses or AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
-    )
-    resolver = DnspythonResolver([lab.dns.host], lab.dns.port, timeout=1.0)
-    validator = Validator(settings, resolver, Dialer(routes or lab.routes))
-    if canary:
-        return await validator.validate(name, token=TOKEN, key_authorization=KA)
-    return await validator.validate(name)
-
-
-def records(result: ValidationResult) -> list[tuple[Any, ...]]:
-    return [(r.hop, r.url, r.address_used, r.outcome, r.status, r.error) for r in result.records]
-
-
-def problem(result: ValidationResult) -> tuple[Any, ...] | None:
-    p = result.problem
-    return None if p is None else (p.type, p.reason, p.detail)
 
 
 def summary(result: ValidationResult) -> dict[str, Any]:

@@ -48,7 +48,14 @@ CONTRACT: dict[str, tuple[Any, ...]] = {
         0, "connection", "redirect_loop", 0, 1, 1, 1, (1, 1), {"ipv6": 1, "ipv4": 1}, 1,
     ),
     "nxdomain.example.com": (0, "dns", "dns_nxdomain", 0, 0, 0, 0, (0, 0), {}, None),
+    "caa-forbids.example.com": (
+        0, "caa", "caa_forbidden_issuer", 0, 0, 0, 0, (1, 1), {"ipv6": 1, "ipv4": 1}, None,
+    ),
+    "dnssec-bogus.example.com": (0, "dns", "dns_dnssec", 0, 0, 0, 0, (0, 0), {}, None),
+    "aaaa-servfail.example.com": (1, "none", "none", 0, 0, 0, 0, (1, 0), {"ipv4": 1}, None),
 }  # fmt: skip
+#: CAA permits issuance (acme_http01_caa_permitted) for every showcase domain but these.
+CAA_FORBIDDEN = {"caa-forbids.example.com", "dnssec-bogus.example.com"}
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +155,14 @@ def test_contract_values_for_showcase_domains(showcase_exporter: ExporterProcess
         )
         >= 1
     )
+    for domain in CONTRACT:
+        permitted = value(samples, "acme_http01_caa_permitted", domain=domain)
+        assert permitted == (0 if domain in CAA_FORBIDDEN else 1), domain
+    hidden = {k: v for k, v in samples.items() if k[0] == "acme_http01_dns_family_error"}
+    labels = {"domain": "aaaa-servfail.example.com", "family": "ipv6", "reason": "dns_servfail"}
+    assert hidden == {("acme_http01_dns_family_error", frozenset(labels.items())): 1}
+    # The lab's DNS server is authoritative, not a validating resolver.
+    assert value(samples, "acme_http01_resolver_dnssec_validating") == 0
     assert value(samples, "acme_http01_domains") == len(SHOWCASE)
     assert value(samples, "acme_http01_exporter_ipv6_capable") == 1
     assert value(samples, "acme_http01_config_last_reload_successful") == 1
@@ -247,6 +262,10 @@ def test_landing_health_and_config(showcase_exporter: ExporterProcess) -> None:
         assert f"<td>{domain}</td>" in page
     assert "Redirect loop detected" in page
     assert "/domains/ipv6-dead-443.example.com" in page
+    assert "<td>forbids (caa-forbids.example.com)</td>" in page
+    assert "CAA record for caa-forbids.example.com prevents issuance" in page
+    assert "<td>ipv6 dns_servfail</td>" in page  # aaaa-servfail.example.com's hidden failure
+    assert "The resolver does not validate DNSSEC" in page  # the lab's DNS is not a resolver
     assert showcase_exporter.request("/-/healthy")[0] == 200
     status, text, _ = showcase_exporter.request("/config")
     assert status == 200 and "healthy.example.com" in text

@@ -43,6 +43,12 @@ BAD = {
     ],
     "invalid-top-level.yml": ["(top level): expected a mapping of keys to values"],
     "invalid-missing-name.yml": ["domains[0].name: required key is missing"],
+    "invalid-account-uri.yml": [
+        "caa.account_uris: 'acct/123' is not an ACME account URI such as "
+        "https://acme-v02.api.letsencrypt.org/acme/acct/123456789",
+        "domains[0].account_uris: 'http://acme.example/acct/1' is not an ACME account URI "
+        "such as https://acme-v02.api.letsencrypt.org/acme/acct/123456789",
+    ],
     "invalid-several.yml": [
         "timeouts.retries: unknown key",
         "probe.allow_any_target: Input should be a valid boolean, unable to interpret input",
@@ -106,6 +112,9 @@ def test_defaults() -> None:
     assert config.resolver.nameservers == []
     assert config.lab.allow_loopback is False and config.lab.allow_reserved is False
     assert config.probe.allow_any_target is False
+    assert (config.caa.enabled, config.caa.account_uris) == (True, [])
+    settings = build_settings(config)
+    assert (settings.caa, settings.account_uris) == (True, frozenset())
     assert build_router(config).route("1.2.3.4", 80) == ("1.2.3.4", 80)
 
 

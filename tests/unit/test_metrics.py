@@ -121,3 +121,46 @@ def test_without_ipv6_dual_stack_verdicts_are_not_measured() -> None:
     assert value(s, "acme_http01_family_response", domain="dual.example.com", family="ipv6") is None
     assert value(s, "acme_http01_validation_success", domain="v4.example.com") == 1
     assert value(s, "acme_http01_dns_addresses", domain="dual.example.com", family="ipv6") == 1
+
+
+def test_caa_and_hidden_dns_failures() -> None:
+    import dataclasses
+
+    from exporter.records import CaaCheck, DnsFamilyError
+
+    store = ResultStore()
+    store.set_domains(["a.example.com", "b.example.com", "c.example.com"])
+    forbidden = Problem(ProblemType.CAA, Reason.CAA_FORBIDDEN_ISSUER, "x")
+    store.record(
+        dataclasses.replace(
+            result("a.example.com", False),
+            problem=forbidden,
+            caa=CaaCheck(
+                names=("a.example.com", "example.com", "com"), permitted=False, problem=forbidden
+            ),
+        )
+    )
+    store.record(
+        dataclasses.replace(
+            result("b.example.com", True),
+            caa=CaaCheck(
+                names=("b.example.com", "example.com", "com"), permitted=True, problem=None
+            ),
+            dns_family_errors=(
+                DnsFamilyError(0, "b.example.com", Family.IPV6, Reason.DNS_SERVFAIL, "x"),
+                DnsFamilyError(1, "elsewhere.example.org", Family.IPV6, Reason.DNS_TIMEOUT, "y"),
+            ),
+        )
+    )
+    store.record(result("c.example.com", True))  # CAA check off: no series
+    s = scrape(store, ServiceState(resolver_validating=True))
+    assert s[("acme_http01_caa_permitted", frozenset({("domain", "a.example.com")}))] == 0
+    assert s[("acme_http01_caa_permitted", frozenset({("domain", "b.example.com")}))] == 1
+    assert not [k for k in s if k[0] == "acme_http01_caa_permitted" and "c.example.com" in str(k)]
+    hidden = {k: v for k, v in s.items() if k[0] == "acme_http01_dns_family_error"}
+    labels = {("domain", "b.example.com"), ("family", "ipv6"), ("reason", "dns_servfail")}
+    assert hidden == {("acme_http01_dns_family_error", frozenset(labels)): 1}  # hop 0 only
+    problem = ("domain", "a.example.com"), ("type", "caa"), ("reason", "caa_forbidden_issuer")
+    assert s[("acme_http01_validation_problem", frozenset(problem))] == 1
+    assert s[("acme_http01_resolver_dnssec_validating", frozenset())] == 1
+    assert scrape(store)[("acme_http01_resolver_dnssec_validating", frozenset())] == 0
