@@ -336,10 +336,16 @@ def load(path: str | Path) -> Config:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(source, [f"cannot read the file: {reason}"]) from None
     try:
-        data = yaml.safe_load(text)
+        documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"{where}: invalid YAML: {problem}"]) from None
-    return parse(data, source)
+    # An empty file is not a config: it is what a reader sees between a truncate and a
+    # write. Accepting it would drop every domain, and every alert on them, silently.
+    if not documents or all(document is None for document in documents):
+        raise ConfigError(source, ["(top level): the file holds no YAML document (empty?)"])
+    if len(documents) > 1:
+        raise ConfigError(source, ["(top level): the file holds more than one YAML document"])
+    return parse(documents[0], source)

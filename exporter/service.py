@@ -82,6 +82,7 @@ class Exporter:
         self.state.reload_success_timestamp = time.time()
         self.state.interval = config.interval
         self._check_vantage()
+        self._check_domains(config)
 
     # ------------------------------------------------------------------ config
 
@@ -94,6 +95,15 @@ class Exporter:
         if policy is None or policy is self.config.policy:
             return self.validator
         return build_validator(self.config, policy)
+
+    def _check_domains(self, config: Config) -> None:
+        """An explicit empty domain list is valid, but never silent."""
+        if not self.mine(config):
+            log.warning(
+                "no domains to validate: the config lists none"
+                + (" (or none falls in this shard)" if config.domains else ""),
+                extra={"fields": {"file": self.config_file or "", "shard": self.shard.index}},
+            )
 
     def _check_vantage(self) -> None:
         self.state.ipv6_capable = ipv6_capable(self.config)
@@ -169,6 +179,7 @@ class Exporter:
             self.state.interval = new.interval
             self.metrics.reloads.labels("success").inc()
             self._check_vantage()
+            self._check_domains(new)
             if new.resolver != old.resolver:
                 for task in list(self._checks):
                     task.cancel()

@@ -144,3 +144,39 @@ def test_reload_storm_keeps_the_good_config_and_every_result(
 def _same_totals(a: dict, b: dict) -> bool:  # type: ignore[type-arg]
     keys = [k for k in a if k[0] == "acme_http01_validations_total"]
     return all(a[k] == b.get(k) for k in keys)
+
+
+def test_an_empty_file_mid_rewrite_is_refused_and_the_domains_kept(
+    lab: LabProcess, tmp_path: Path
+) -> None:
+    """What a reload sees between a truncate and a write: not a config with zero domains."""
+    domains = [d for d in lab.document["domains"] if d["name"] in NAMES]
+    path = write_config(tmp_path / "c.yml", lab.config(interval="60s", domains=domains))
+    good_text = path.read_text()
+    exporter = ExporterProcess("--config.file", str(path))
+    try:
+        exporter.wait_ready(20)
+        for text in ("", "  \n\n   \n"):
+            path.write_text(text)
+            status, body, _ = exporter.request("/-/reload", "POST")
+            assert status == 500
+            assert body.strip() == f"{path}: (top level): the file holds no YAML document (empty?)"
+            _, samples = exporter.scrape()
+            assert value(samples, "acme_http01_domains") == len(NAMES)
+            assert value(samples, "acme_http01_config_last_reload_successful") == 0
+            assert all(
+                value(samples, "acme_http01_validation_success", domain=name) is not None
+                for name in NAMES
+            )
+        path.write_text(good_text)
+        assert exporter.request("/-/reload", "POST")[0] == 200
+        # An explicit empty list is a config, but never a silent one.
+        write_config(path, lab.config(interval="60s", domains=[]))
+        assert exporter.request("/-/reload", "POST")[0] == 200
+        assert value(exporter.scrape()[1], "acme_http01_domains") == 0
+        assert any(
+            e.get("level") == "warning" and e.get("msg", "").startswith("no domains to validate")
+            for e in exporter.logs
+        )
+    finally:
+        assert exporter.stop() == 0

@@ -118,9 +118,28 @@ def test_defaults() -> None:
     assert build_router(config).route("1.2.3.4", 80) == ("1.2.3.4", 80)
 
 
-def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text", ["", "   \n\n", "# only a comment\n", "---\n", "---\n...\n"], ids=repr
+)
+def test_a_file_without_a_document_is_not_a_config(tmp_path: Path, text: str) -> None:
     path = tmp_path / "empty.yml"
-    path.write_text("")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == f"{path}: (top level): the file holds no YAML document (empty?)"
+
+
+def test_two_documents_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "two.yml"
+    path.write_text("interval: 1m\n---\ninterval: 2m\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.problems == ["(top level): the file holds more than one YAML document"]
+
+
+def test_an_explicit_empty_domain_list_is_valid(tmp_path: Path) -> None:
+    path = tmp_path / "none.yml"
+    path.write_text("domains: []\n")
     assert load(path).domains == []
 
 
