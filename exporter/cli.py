@@ -26,11 +26,11 @@ from typing import Any
 import yaml
 
 from exporter import __version__
-from exporter.compose import build_validator
+from exporter.compose import build_certificate_reader, build_validator
 from exporter.config import Config, ConfigError, DomainConfig, load, normalise_domain
 from exporter.endpoints import Endpoints
 from exporter.logs import setup_logging
-from exporter.records import FallbackPolicy, ValidationResult
+from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
 from exporter.report import render
 from exporter.scheduler import guarded
 from exporter.service import Exporter
@@ -108,22 +108,29 @@ async def _check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         semaphore = asyncio.Semaphore(config.concurrency)
+        reader = build_certificate_reader(config) if config.certificates.enabled else None
 
-        async def one(domain: DomainConfig) -> ValidationResult:
+        async def one(domain: DomainConfig) -> tuple[ValidationResult, CertificateCheck | None]:
             async with semaphore:
-                return await guarded(validator, domain, None)
+                if reader is None:
+                    return await guarded(validator, domain, None), None
+                return await asyncio.gather(
+                    guarded(validator, domain, None), reader.read(domain.name)
+                )
 
-        results = await asyncio.gather(*(one(d) for d in targets))
+        outcomes = await asyncio.gather(*(one(d) for d in targets))
     finally:
         if showcase is not None:
             await showcase.stop()
-    for result in results:
+    for result, certificate in outcomes:
         if args.json:
-            print(json.dumps(result.to_json(), sort_keys=True))
+            document = result.to_json()
+            document["certificate"] = None if certificate is None else certificate.to_json()
+            print(json.dumps(document, sort_keys=True))
         else:
-            print(render(result))
+            print(render(result, certificate))
             print()
-    return EXIT_OK if all(r.success for r in results) else EXIT_FAILED
+    return EXIT_OK if all(result.success for result, _ in outcomes) else EXIT_FAILED
 
 
 # --------------------------------------------------------------------------------- lab

@@ -9,6 +9,7 @@ nothing of the engine.
 
 from __future__ import annotations
 
+from exporter.certs import CertificateReader
 from exporter.config import Config, parse_endpoint
 from exporter.dial import Dialer, PortMap, Router
 from exporter.dns import DnspythonResolver
@@ -16,7 +17,13 @@ from exporter.http01 import Settings, Validator
 from exporter.policy import AddressPolicy
 from exporter.records import FallbackPolicy
 
-__all__ = ["build_resolver", "build_router", "build_settings", "build_validator"]
+__all__ = [
+    "build_certificate_reader",
+    "build_resolver",
+    "build_router",
+    "build_settings",
+    "build_validator",
+]
 
 
 def build_router(config: Config) -> Router:
@@ -46,6 +53,14 @@ def build_router(config: Config) -> Router:
     return AddressMap(endpoints=endpoints, ports=ports)
 
 
+def _addresses(config: Config) -> AddressPolicy:
+    return AddressPolicy(
+        allow_loopback=config.lab.allow_loopback,
+        allow_reserved=config.lab.allow_reserved,
+        lab_addresses=frozenset(config.lab.address_map),
+    )
+
+
 def build_settings(config: Config, policy: FallbackPolicy | None = None) -> Settings:
     """The validator's settings; ``policy`` overrides the configured fallback policy."""
     return Settings(
@@ -55,11 +70,7 @@ def build_settings(config: Config, policy: FallbackPolicy | None = None) -> Sett
         tls_timeout=config.timeouts.tls,
         caa=config.caa.enabled,
         account_uris=frozenset(config.caa.account_uris),
-        addresses=AddressPolicy(
-            allow_loopback=config.lab.allow_loopback,
-            allow_reserved=config.lab.allow_reserved,
-            lab_addresses=frozenset(config.lab.address_map),
-        ),
+        addresses=_addresses(config),
     )
 
 
@@ -73,4 +84,17 @@ def build_validator(config: Config, policy: FallbackPolicy | None = None) -> Val
     """A validator for ``config`` (under ``policy`` instead of the configured one, if given)."""
     return Validator(
         build_settings(config, policy), build_resolver(config), Dialer(build_router(config))
+    )
+
+
+def build_certificate_reader(config: Config) -> CertificateReader:
+    """What reads the certificate each domain serves (same resolver, router, timeouts)."""
+    return CertificateReader(
+        build_resolver(config),
+        Dialer(build_router(config)),
+        _addresses(config),
+        dial_timeout=config.timeouts.dial,
+        tls_timeout=config.timeouts.tls,
+        renewal_remaining=config.certificates.renewal_remaining,
+        ca_file=config.certificates.ca_file,
     )

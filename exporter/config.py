@@ -7,7 +7,7 @@ records). Unknown keys are errors. A bad file never half-loads: :func:`load` eit
 returns a complete config or raises :class:`ConfigError` listing every problem
 as ``<file>: <key>: <reason>``.
 
-Durations are ``500ms``, ``10s``, ``5m``, ``1h`` or a number of seconds.
+Durations are ``500ms``, ``10s``, ``5m``, ``1h``, ``7d`` or a number of seconds.
 Domain names are normalised as Let's Encrypt does: lowercase, IDNs in punycode.
 """
 
@@ -44,8 +44,8 @@ __all__ = [
     "parse_endpoint",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -68,7 +68,7 @@ def parse_duration(value: object, *, allow_zero: bool = False) -> float:
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
-        raise ValueError(f"invalid duration {value!r}: use 500ms, 10s, 5m, 1h or seconds")
+        raise ValueError(f"invalid duration {value!r}: use 500ms, 10s, 5m, 1h, 7d or seconds")
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("must be greater than zero")
     return seconds
@@ -240,6 +240,21 @@ class CaaConfig(_Model):
     _uris = field_validator("account_uris")(_account_uris)
 
 
+class CertificatesConfig(_Model):
+    #: Read the certificate each domain serves on 443: expiry, issue date, issuer, chain.
+    enabled: bool = True
+    #: How often (it changes rarely, and each reading costs a TLS handshake).
+    interval: Duration = 3600.0
+    #: A standard ACME client renews when this fraction of the lifetime is left.
+    renewal_remaining: float = Field(1 / 3, gt=0, lt=1)
+    #: A failing domain whose renewal is due within this window is urgent (the alerts).
+    renewal_window: Duration = 7 * 86400.0
+    #: Extra CA certificates (PEM) to verify chains with; default: the system trust store.
+    ca_file: str | None = None
+    #: Readings in flight at once (apart from the validations' ``concurrency``).
+    concurrency: int = Field(10, ge=1, le=10_000)
+
+
 class ProbeConfig(_Model):
     #: Let ``/probe`` validate names that are not configured (an open validator: careful).
     allow_any_target: bool = False
@@ -259,6 +274,7 @@ class Config(_Model):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
     caa: CaaConfig = Field(default_factory=CaaConfig)
+    certificates: CertificatesConfig = Field(default_factory=CertificatesConfig)
     lab: LabConfig = Field(default_factory=LabConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     domains: list[DomainConfig] = Field(default_factory=list)

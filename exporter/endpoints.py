@@ -11,6 +11,7 @@ nothing. The HTTP server itself is ``exporter.web``.
     /domains/<name>    the last result of one domain, as JSON (every record)
     /probe?target=     one validation now (configured domains unless allowed)
     /config            the config in force, as YAML
+    /runbook           the alerts' runbook (each alert's name is an anchor)
     /-/healthy         liveness
     /-/ready           200 once every domain has a first result
     /-/reload          POST: re-read the config file (like SIGHUP)
@@ -19,17 +20,19 @@ nothing. The HTTP server itself is ``exporter.web``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import html
 import json
 import time
+from importlib import resources
 
 import yaml
 
-from exporter import __version__
+from exporter import __version__, markdown
 from exporter.config import DomainConfig, normalise_domain
 from exporter.metrics import DomainState, render_domains
-from exporter.records import FallbackPolicy, ValidationResult
+from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
 from exporter.report import fix_hint, render, verdict
 from exporter.service import Exporter
 from exporter.web import WebRequest, WebResponse
@@ -68,6 +71,8 @@ class Endpoints:
             return self._domain(path.removeprefix("/domains/"))
         if path == "/probe":
             return await self._probe(request)
+        if path == "/runbook":
+            return WebResponse(200, _runbook().encode(), "text/html; charset=utf-8")
         if path == "/config":
             document = self.exporter.config.model_dump(mode="json")
             return WebResponse(
@@ -97,7 +102,15 @@ class Endpoints:
             return _json(404, {"error": f"{name} is not a configured domain"})
         if state.result is None:
             return _json(503, {"error": f"{name} has not been validated yet"})
-        return _json(200, state.result.to_json())
+        document = state.result.to_json()
+        check = state.certificate
+        if not self.exporter.config.certificates.enabled:
+            document["certificate"] = {"certificate": None, "error": "certificate reading is off"}
+        elif check is None:
+            document["certificate"] = {"certificate": None, "error": "not read yet"}
+        else:
+            document["certificate"] = check.to_json()
+        return _json(200, document)
 
     async def _probe(self, request: WebRequest) -> WebResponse:
         target = request.arg("target")
@@ -135,7 +148,7 @@ class Endpoints:
     def _landing(self) -> str:
         rows = []
         for name, state in self.exporter.store.snapshot().items():
-            rows.extend(_landing_rows(name, state.result))
+            rows.extend(_landing_rows(name, state.result, state.certificate))
         warning = ""
         if not self.exporter.state.ipv6_capable:
             warning = (
@@ -161,12 +174,14 @@ class Endpoints:
         )
 
 
-def _landing_rows(name: str, result: ValidationResult | None) -> list[str]:
+def _landing_rows(
+    name: str, result: ValidationResult | None, certificate: CertificateCheck | None
+) -> list[str]:
     """One domain's row on the landing page, and a row with its fix if it has one."""
     link = f'<a href="/domains/{html.escape(name)}">trace</a>'
     probe = f'<a href="/probe?target={html.escape(name)}&amp;debug=true">run now</a>'
     if result is None:
-        cells = [name, "pending", "", "", "", "", "", "", ""]
+        cells = [name, "pending", "", "", "", "", "", "", "", ""]
     else:
         problem = result.problem
         cells = [
@@ -177,6 +192,7 @@ def _landing_rows(name: str, result: ValidationResult | None) -> list[str]:
             "yes" if result.aaaa_mismatch else "",
             "yes" if result.failed_on_redirect_hop else "",
             _caa_cell(result),
+            _certificate_cell(certificate),
             ", ".join(f"{e.family} {e.reason}" for e in result.dns_family_errors if e.hop == 0),
             time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.finished_at)),
         ]
@@ -187,8 +203,17 @@ def _landing_rows(name: str, result: ValidationResult | None) -> list[str]:
     rows = [row + "</tr>"]
     hint = fix_hint(result) if result is not None else None
     if hint:
-        rows.append(f'<tr class="hint"><td></td><td colspan="9">{html.escape(hint)}</td></tr>')
+        rows.append(f'<tr class="hint"><td></td><td colspan="10">{html.escape(hint)}</td></tr>')
     return rows
+
+
+def _certificate_cell(check: CertificateCheck | None) -> str:
+    if check is None:
+        return ""
+    if check.certificate is None:
+        return "none on 443"
+    days = (check.certificate.renewal_due - time.time()) / 86400
+    return f"renewal due in {days:.0f} d" if days >= 0 else f"renewal overdue by {-days:.0f} d"
 
 
 def _caa_cell(result: ValidationResult) -> str:
@@ -215,14 +240,30 @@ tr.hint td{{color:#555;font-size:90%;border-top:none}} .warn{{background:#fde8e8
 <p>Let's Encrypt HTTP-01 validation, predicted with the CA's own IPv6/IPv4 fallback and
 redirect rules (policy <b>{policy}</b>, every {interval:g}s).
 <a href="/metrics">Metrics</a> &middot; <a href="/config">Config</a> &middot;
+<a href="/runbook">Runbook</a> &middot;
 <a href="/-/ready">Ready</a></p>
 {warning}
 <table><tr><th>domain</th><th>verdict</th><th>problem</th><th>IPv4 fallback</th>
-<th>AAAA mismatch</th><th>redirect-hop failure</th><th>CAA</th><th>hidden DNS failure</th>
+<th>AAAA mismatch</th><th>redirect-hop failure</th><th>CAA</th><th>certificate</th>
+<th>hidden DNS failure</th>
 <th>last run</th><th></th></tr>
 {rows}
 </table></body></html>
 """
+
+
+@functools.cache
+def _runbook() -> str:
+    """The runbook shipped with the package, as a page; each alert is an anchor."""
+    text = resources.files("exporter").joinpath("runbook.md").read_text(encoding="utf-8")
+    return (
+        '<!doctype html>\n<html><head><meta charset="utf-8">'
+        "<title>acme-http01-exporter runbook</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:60em}"
+        "pre{background:#f4f4f4;padding:8px}</style></head><body>\n"
+        + markdown.render(text)
+        + "\n</body></html>\n"
+    )
 
 
 def _json(status: int, data: object) -> WebResponse:

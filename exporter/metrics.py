@@ -19,6 +19,7 @@ Sample exposition (one domain)::
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -37,7 +38,7 @@ from prometheus_client import (
 from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
 from exporter import __version__
-from exporter.records import Family, ValidationResult
+from exporter.records import CertificateCheck, Family, ValidationResult
 
 __all__ = [
     "DomainState",
@@ -68,6 +69,10 @@ class Metric(StrEnum):
     FAMILY_RESPONSE = "acme_http01_family_response"
     OTHER_POLICY_SUCCESS = "acme_http01_other_policy_success"
     CAA_PERMITTED = "acme_http01_caa_permitted"
+    CERT_NOT_BEFORE = "acme_http01_certificate_not_before_timestamp_seconds"
+    CERT_NOT_AFTER = "acme_http01_certificate_not_after_timestamp_seconds"
+    CERT_RENEWAL_DUE = "acme_http01_certificate_renewal_due_timestamp_seconds"
+    CERT_CHAIN_VALID = "acme_http01_certificate_chain_valid"
     DNS_FAMILY_ERROR = "acme_http01_dns_family_error"
     VALIDATION_DURATION = "acme_http01_validation_duration_seconds"
     LAST_VALIDATION = "acme_http01_last_validation_timestamp_seconds"
@@ -76,6 +81,7 @@ class Metric(StrEnum):
     INTERVAL = "acme_http01_validation_interval_seconds"
     IPV6_CAPABLE = "acme_http01_exporter_ipv6_capable"
     RESOLVER_VALIDATING = "acme_http01_resolver_dnssec_validating"
+    RENEWAL_WINDOW = "acme_http01_renewal_window_seconds"
     RELOAD_SUCCESSFUL = "acme_http01_config_last_reload_successful"
     RELOAD_TIMESTAMP = "acme_http01_config_last_reload_success_timestamp_seconds"
     BUILD_INFO = "acme_http01_exporter_build_info"
@@ -99,6 +105,8 @@ class DomainState:
     fallbacks: int = 0
     validations: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
     hop_failures: dict[str, int] = field(default_factory=dict)
+    #: The latest reading of the certificate served on 443 (its own, slower schedule).
+    certificate: CertificateCheck | None = None
     _lines: tuple[bool, dict[Metric, str]] | None = field(default=None, repr=False)
 
     def after(self, result: ValidationResult) -> DomainState:
@@ -108,6 +116,7 @@ class DomainState:
             fallbacks=self.fallbacks + (1 if result.ipv4_fallback else 0),
             validations=dict(self.validations),
             hop_failures=dict(self.hop_failures),
+            certificate=self.certificate,
         )
         new.validations["success" if result.success else "failure"] += 1
         if result.failed_on_redirect_hop:
@@ -149,6 +158,23 @@ class ResultStore:
             self._domains[result.domain] = state.after(result)
             return state.result
 
+    def record_certificate(self, check: CertificateCheck) -> None:
+        """Store a certificate reading. Ignored for unknown domains."""
+        with self._lock:
+            state = self._domains.get(check.domain)
+            if state is not None:
+                self._domains[check.domain] = dataclasses.replace(
+                    state, certificate=check, _lines=None
+                )
+
+    def clear_certificates(self) -> None:
+        """Forget every certificate reading (the readings were turned off)."""
+        with self._lock:
+            self._domains = {
+                name: dataclasses.replace(state, certificate=None, _lines=None)
+                for name, state in self._domains.items()
+            }
+
     def snapshot(self) -> dict[str, DomainState]:
         with self._lock:
             return dict(self._domains)
@@ -175,6 +201,7 @@ class ServiceState:
     shards: int = 1
     reload_successful: bool = True
     reload_success_timestamp: float = 0.0
+    renewal_window: float = 7 * 86400.0
     #: Whether the resolver validates DNSSEC; ``None`` until checked or when it did not answer.
     resolver_validating: bool | None = None
 
@@ -269,6 +296,33 @@ DOMAIN_FAMILIES: tuple[tuple[Metric, str, str, tuple[str, ...]], ...] = (
         ("domain", "family", "reason"),
     ),
     (
+        Metric.CERT_NOT_BEFORE,
+        "gauge",
+        "notBefore (Unix time) of the leaf certificate served on 443 (absent without one). "
+        "Read on its own, slower schedule.",
+        ("domain",),
+    ),
+    (
+        Metric.CERT_NOT_AFTER,
+        "gauge",
+        "notAfter (Unix time) of the leaf certificate served on 443 (absent without one).",
+        ("domain",),
+    ),
+    (
+        Metric.CERT_RENEWAL_DUE,
+        "gauge",
+        "When a standard ACME client renews that certificate (Unix time): when the "
+        "configured fraction of its lifetime (a third by default) is left.",
+        ("domain",),
+    ),
+    (
+        Metric.CERT_CHAIN_VALID,
+        "gauge",
+        "1 if the certificate's chain verifies for the domain (trust store, hostname "
+        "included); 0 if not. Let's Encrypt does not require it; browsers do.",
+        ("domain",),
+    ),
+    (
         Metric.VALIDATION_DURATION,
         "gauge",
         "Duration of the last validation." + _CACHED,
@@ -325,6 +379,13 @@ def domain_samples(
         out[Metric.VALIDATIONS].append(((*d, ("result", result_label)), count))
     for reason, count in sorted(state.hop_failures.items()):
         out[Metric.REDIRECT_HOP_FAILURES].append(((*d, ("reason", reason)), count))
+    check = state.certificate
+    if check is not None and check.certificate is not None:
+        cert = check.certificate
+        out[Metric.CERT_NOT_BEFORE].append((d, cert.not_before))
+        out[Metric.CERT_NOT_AFTER].append((d, cert.not_after))
+        out[Metric.CERT_RENEWAL_DUE].append((d, cert.renewal_due))
+        out[Metric.CERT_CHAIN_VALID].append((d, 1 if cert.chain_valid else 0))
     result = state.result
     if result is None:
         return out
@@ -420,6 +481,13 @@ def render_exporter(state: ServiceState, domains: int) -> str:
             "are then only as good as that resolver's view.",
             "",
             1 if state.resolver_validating else 0,
+        ),
+        (
+            Metric.RENEWAL_WINDOW,
+            "Configured window: a failing domain whose certificate renewal is due within it "
+            "(or overdue) is urgent.",
+            "",
+            state.renewal_window,
         ),
         (
             Metric.RELOAD_SUCCESSFUL,

@@ -83,6 +83,7 @@ __all__ = [
     "rcode_text",
     "redirect_problem",
     "resolve_verdict",
+    "transport_message",
     "transport_problem",
     "valid_utf8",
 ]
@@ -667,6 +668,11 @@ _TRANSPORT_MESSAGES: dict[Reason, str] = {
     Reason.HTTP2_OVER_HTTP: "Server is speaking HTTP/2 over HTTP",
     Reason.PROTOCOL_ERROR: "Error getting validation data",
 }
+
+
+def transport_message(reason: Reason) -> str:
+    """va/va.go detailedError's words for a transport failure (no address, no URL)."""
+    return _TRANSPORT_MESSAGES.get(reason, "Error getting validation data")
 
 
 def ip_detail(ip: str, message: str) -> str:

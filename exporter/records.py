@@ -269,6 +269,52 @@ class CaaCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class Certificate:
+    """The leaf certificate a domain serves on port 443, read as a browser would."""
+
+    address: str  # the address it was read from (the first AAAA, else the first A)
+    not_before: float  # Unix time
+    not_after: float
+    issuer: str  # RFC 4514
+    subject: str
+    #: Whether the chain verifies for the domain (system trust store, hostname included).
+    chain_valid: bool
+    chain_error: str | None
+    #: When a standard ACME client renews it (a fraction of the lifetime left).
+    renewal_due: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "chain_valid": self.chain_valid,
+            "chain_error": self.chain_error,
+            "renewal_due": self.renewal_due,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateCheck:
+    """One reading of a domain's certificate: the certificate, or why there is none."""
+
+    domain: str
+    certificate: Certificate | None
+    #: Why no certificate was read (no HTTPS on 443, a failed handshake, no address).
+    error: str | None
+    checked_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "certificate": None if self.certificate is None else self.certificate.to_json(),
+            "error": self.error,
+            "checked_at": self.checked_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationResult:
     domain: str
     policy: FallbackPolicy

@@ -5,7 +5,17 @@ Rule: derived from the result record only; nothing here decides an outcome.
 
 from __future__ import annotations
 
-from exporter.records import FallbackPolicy, Family, Mode, Outcome, Reason, ValidationResult
+import time
+
+from exporter.records import (
+    CertificateCheck,
+    FallbackPolicy,
+    Family,
+    Mode,
+    Outcome,
+    Reason,
+    ValidationResult,
+)
 
 __all__ = ["fix_hint", "render", "verdict"]
 
@@ -169,7 +179,26 @@ def _caa_line(result: ValidationResult) -> str | None:
     return line
 
 
-def render(result: ValidationResult) -> str:
+def _when(timestamp: float, now: float) -> str:
+    days = (timestamp - now) / 86400
+    date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+    return f"{date} (in {days:.0f} days)" if days >= 0 else f"{date} ({-days:.0f} days ago)"
+
+
+def certificate_line(check: CertificateCheck, now: float | None = None) -> str:
+    """What the domain serves on 443, and when a standard ACME client renews it."""
+    cert = check.certificate
+    if cert is None:
+        return f"certificate: none read on 443 ({check.error})"
+    now = time.time() if now is None else now
+    chain = "valid" if cert.chain_valid else f"NOT valid ({cert.chain_error})"
+    return (
+        f"certificate: expires {_when(cert.not_after, now)}, renewal due "
+        f"{_when(cert.renewal_due, now)}; issuer {cert.issuer}; chain {chain}"
+    )
+
+
+def render(result: ValidationResult, certificate: CertificateCheck | None = None) -> str:
     """The ``check`` command's human output for one domain."""
     mark = "OK  " if result.success else "FAIL"
     lines = [f"{mark} {result.domain}  (policy {result.policy}, {result.mode} mode)"]
@@ -218,6 +247,8 @@ def render(result: ValidationResult) -> str:
     caa = _caa_line(result)
     if caa is not None:
         lines.append(f"  {caa}")
+    if certificate is not None:
+        lines.append("  " + certificate_line(certificate))
     for error in result.dns_family_errors:
         lines.append(
             f"  hidden by Let's Encrypt: hop {error.hop} {error.family} lookup of "

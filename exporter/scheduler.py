@@ -1,8 +1,10 @@
 """The schedule: one APScheduler job per domain, and the guard around every validation.
 
-Rule: timing and isolation only. Each domain is one job (first run soon after
-start, spread by jitter; then every interval at the domain's own phase, so the
-load is even; never two runs of one domain at once; late runs coalesced). Jobs
+Rule: timing and isolation only. Each domain is one job per kind of run (its
+validation; the reading of its certificate, on a slower schedule): first run
+soon after start, spread by jitter; then every interval at the domain's own
+phase, so the load is even; never two runs of one job at once; late runs
+coalesced. Jobs
 are added and removed to match the domain list, and :meth:`Scheduler.start` and
 :meth:`Scheduler.stop` are symmetric: stop cancels the runs in flight and
 waits for them. What a run does is the caller's callback. :func:`guarded`
@@ -18,7 +20,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from apscheduler.events import (
@@ -73,10 +75,14 @@ class PhasedInterval(BaseTrigger):  # type: ignore[misc]
 
 
 class Scheduler:
-    """One job per domain name; each run calls ``run(name, due)``."""
+    """One job per (kind, domain name); each run calls ``runs[kind](name, due)``.
 
-    def __init__(self, run: RunCallback, metrics: SelfMetrics) -> None:
-        self._run = run
+    Kinds are independent schedules over the same names: the validations, and the
+    cheaper, rarer certificate readings.
+    """
+
+    def __init__(self, runs: Mapping[str, RunCallback], metrics: SelfMetrics) -> None:
+        self._runs = dict(runs)
         self._metrics = metrics
         self._scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -89,20 +95,27 @@ class Scheduler:
         self._stopping = False
 
     def sync(
-        self, names: Iterable[str], *, interval: float, jitter: float, reschedule: bool
+        self,
+        kind: str,
+        names: Iterable[str],
+        *,
+        interval: float,
+        jitter: float,
+        reschedule: bool,
     ) -> None:
-        """Make the jobs match ``names``; with ``reschedule``, existing jobs take the new
-        interval and jitter, keeping their place in the cycle (no burst)."""
-        wanted = list(names)
+        """Make ``kind``'s jobs match ``names``; with ``reschedule``, existing jobs take the
+        new interval and jitter, keeping their place in the cycle (no burst)."""
+        prefix = f"{kind}:"
+        wanted = [prefix + name for name in names]
         keep = set(wanted)
         for job in self._scheduler.get_jobs():
-            if job.id not in keep:
+            if job.id.startswith(prefix) and job.id not in keep:
                 job.remove()
         existing = {job.id: job for job in self._scheduler.get_jobs()}
         now = dt.datetime.now(dt.UTC)
         period = dt.timedelta(seconds=interval)
-        for name in wanted:
-            job = existing.get(name)
+        for job_id in wanted:
+            job = existing.get(job_id)
             if job is not None:
                 if reschedule:
                     # A new interval keeps each domain's place in the cycle (or comes
@@ -111,7 +124,7 @@ class Scheduler:
                     if first is None or first > now + period:
                         first = now + dt.timedelta(seconds=random.uniform(0, interval))
                     self._scheduler.reschedule_job(
-                        name,
+                        job_id,
                         trigger=PhasedInterval(
                             interval=interval, jitter=jitter, first=first, anchor=first
                         ),
@@ -123,7 +136,9 @@ class Scheduler:
                 first=now + dt.timedelta(seconds=random.uniform(0, jitter)),
                 anchor=now + dt.timedelta(seconds=random.uniform(0, interval)),
             )
-            self._scheduler.add_job(self._job, trigger=trigger, args=[name], id=name, name=name)
+            self._scheduler.add_job(
+                self._job, trigger=trigger, args=[job_id], id=job_id, name=job_id
+            )
 
     def start(self) -> None:
         self._stopping = False
@@ -149,15 +164,16 @@ class Scheduler:
     def _on_skipped(self, event: JobEvent) -> None:
         reason = "max_instances" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
         self._metrics.skipped_runs.labels(reason).inc()
-        log.debug("run skipped", extra={"fields": {"domain": event.job_id, "reason": reason}})
+        log.debug("run skipped", extra={"fields": {"job": event.job_id, "reason": reason}})
 
-    async def _job(self, name: str) -> None:
+    async def _job(self, job_id: str) -> None:
         """One scheduled run; never raises (a cancellation at shutdown ends it quietly)."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        kind, _, name = job_id.partition(":")
         try:
-            await self._run(name, self._due.pop(name, None))
+            await self._runs[kind](name, self._due.pop(job_id, None))
         except asyncio.CancelledError:
             if not self._stopping:
                 raise

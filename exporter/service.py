@@ -18,7 +18,7 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from exporter.compose import build_validator
+from exporter.compose import build_certificate_reader, build_validator
 from exporter.config import Config, ConfigError, DomainConfig, load
 from exporter.http01 import Validator
 from exporter.metrics import Exposition, ResultStore, SelfMetrics, ServiceState
@@ -69,18 +69,23 @@ class Exporter:
         self.state = ServiceState()
         self.metrics = SelfMetrics(self.registry)
         self.exposition = Exposition(self.store, self.state, self.registry)
-        self.scheduler = Scheduler(self._run, self.metrics)
+        self.scheduler = Scheduler(
+            {"validation": self._run, "certificate": self._read_certificate}, self.metrics
+        )
         self._reload_lock = asyncio.Lock()
         self._checks: set[asyncio.Task[None]] = set()
         self.config = config
         self.validator = build_validator(config)
+        self.certificates = build_certificate_reader(config)
         self._semaphore = asyncio.Semaphore(config.concurrency)
+        self._readings = asyncio.Semaphore(config.certificates.concurrency)
         self.state.perspective = perspective
         self.state.shard = self.shard.index
         self.state.shards = self.shard.count
         self.store.set_domains(d.name for d in self.mine(config))
         self.state.reload_success_timestamp = time.time()
         self.state.interval = config.interval
+        self.state.renewal_window = config.certificates.renewal_window
         self._check_vantage()
         self._check_domains(config)
 
@@ -144,10 +149,21 @@ class Exporter:
         task.add_done_callback(self._checks.discard)
 
     def _schedule(self, *, reschedule: bool) -> None:
+        config = self.config
+        names = [d.name for d in self.mine(config)]
         self.scheduler.sync(
-            (d.name for d in self.mine(self.config)),
-            interval=self.config.interval,
-            jitter=self.config.effective_jitter,
+            "validation",
+            names,
+            interval=config.interval,
+            jitter=config.effective_jitter,
+            reschedule=reschedule,
+        )
+        certificates = config.certificates
+        self.scheduler.sync(
+            "certificate",
+            names if certificates.enabled else [],
+            interval=certificates.interval,
+            jitter=min(config.effective_jitter, certificates.interval * 0.1),
             reschedule=reschedule,
         )
 
@@ -169,14 +185,24 @@ class Exporter:
             old = self.config
             self.config = new
             self.validator = build_validator(new)
+            self.certificates = build_certificate_reader(new)
             if new.concurrency != old.concurrency:
                 self._semaphore = asyncio.Semaphore(new.concurrency)
+            if new.certificates.concurrency != old.certificates.concurrency:
+                self._readings = asyncio.Semaphore(new.certificates.concurrency)
             self.store.set_domains(d.name for d in self.mine(new))
-            changed = (new.interval, new.effective_jitter) != (old.interval, old.effective_jitter)
+            changed = (new.interval, new.effective_jitter, new.certificates.interval) != (
+                old.interval,
+                old.effective_jitter,
+                old.certificates.interval,
+            )
             self._schedule(reschedule=changed)
             self.state.reload_successful = True
             self.state.reload_success_timestamp = time.time()
             self.state.interval = new.interval
+            self.state.renewal_window = new.certificates.renewal_window
+            if not new.certificates.enabled:
+                self.store.clear_certificates()
             self.metrics.reloads.labels("success").inc()
             self._check_vantage()
             self._check_domains(new)
@@ -204,6 +230,29 @@ class Exporter:
             result = await guarded(self.validator, domain, self.metrics)
         previous = self.store.record(result)
         _log_result(result, previous)
+
+    async def _read_certificate(self, name: str, due: dt.datetime | None) -> None:
+        """One scheduled reading of ``name``'s certificate; never raises."""
+        del due  # the scheduler delay metric is about validations
+        async with self._readings:  # never takes a validation's slot
+            if self.config.domain(name) is None:  # removed by a reload while waiting
+                return
+            try:
+                check = await self.certificates.read(name)
+            except Exception:
+                log.exception("certificate reading crashed", extra={"fields": {"domain": name}})
+                return
+        self.store.record_certificate(check)
+        log.debug(
+            "certificate read",
+            extra={
+                "fields": {
+                    "domain": name,
+                    "not_after": "" if check.certificate is None else check.certificate.not_after,
+                    "error": check.error or "",
+                }
+            },
+        )
 
     async def validate(self, domain: DomainConfig, validator: Validator) -> ValidationResult:
         """One validation outside the schedule (``/probe``); stored nowhere."""

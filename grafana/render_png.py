@@ -21,7 +21,9 @@ DASHBOARD = Path(__file__).with_name("dashboard.json")
 def substitute(expr: str) -> str:
     for name, value in (
         ("$__rate_interval", "1m"),
+        ("$cluster", ".*"),
         ("$job", ".*"),
+        ("$perspective", ".*"),
         ("$instance", ".*"),
         ("$domain", ".*"),
     ):
@@ -85,7 +87,12 @@ def render(base: str, out: Path, seconds: float = 120) -> None:
         for sample in query(base, target["expr"]):
             extra.setdefault(sample["metric"]["domain"], {})[column] = float(sample["value"][1])
     rows = []
-    for sample in sorted(query(base, targets[0]["expr"]), key=lambda s: s["metric"]["domain"]):
+    # Worst first, as the dashboard sorts it: query A's value is each domain's rank.
+    by_rank = sorted(
+        query(base, targets[0]["expr"]),
+        key=lambda s: (-float(s["value"][1]), s["metric"]["domain"]),
+    )
+    for sample in by_rank:
         labels = sample["metric"]
         flags = extra.get(labels["domain"], {})
         rows.append(
@@ -108,13 +115,13 @@ def render(base: str, out: Path, seconds: float = 120) -> None:
             colLabels=["domain", "type", "reason", *columns],
             cellColours=cell_colours,
             colColours=["#2b2e38"] * 6,
-            loc="center",
+            loc="upper center",
             cellLoc="left",
             colWidths=[0.27, 0.13, 0.18, 0.14, 0.14, 0.14],
         )
         drawn.auto_set_font_size(False)
         drawn.set_fontsize(10)
-        drawn.scale(1, 1.4)
+        drawn.scale(1, 1.2)
         for cell in drawn.get_celld().values():
             cell.get_text().set_color("white")
             cell.set_edgecolor("#444")

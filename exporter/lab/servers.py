@@ -625,7 +625,10 @@ class Lab:
         return f"192.0.2.{n}" if n < 255 else f"198.51.100.{n - 254}"
 
     async def _endpoint(
-        self, loopback: str, behaviour: Handler | _PlainOnTLS | _Raw | str, tls: bool
+        self,
+        loopback: str,
+        behaviour: Handler | _PlainOnTLS | _Raw | str,
+        tls: ssl.SSLContext | None,
     ) -> tuple[str, int]:
         if behaviour == "timeout":
             if loopback not in self._blackholes:
@@ -643,7 +646,7 @@ class Lab:
         if isinstance(behaviour, _PlainOnTLS):
             server = WebServer(behaviour.handler, loopback, None)
         elif callable(behaviour):
-            server = WebServer(behaviour, loopback, self._tls if tls else None)
+            server = WebServer(behaviour, loopback, tls)
         else:
             raise ValueError(f"unknown lab behaviour {behaviour!r}")
         await server.start()
@@ -657,13 +660,15 @@ class Lab:
         https: Handler | _PlainOnTLS | _Raw | str = "refused",
         *,
         address: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> str:
-        """A lab host: a new address whose port 80 and 443 behave as given."""
+        """A lab host: a new address whose port 80 and 443 behave as given; 443 serves the
+        lab's certificate, or the context ``tls`` (a certificate of a chosen validity)."""
         address = address or self.new_address(version)
         loopback = "::1" if version == 6 else "127.0.0.1"
         self._endpoints[address] = {
-            80: await self._endpoint(loopback, http, tls=False),
-            443: await self._endpoint(loopback, https, tls=True),
+            80: await self._endpoint(loopback, http, None),
+            443: await self._endpoint(loopback, https, tls or self._tls),
         }
         return address
 

@@ -13,8 +13,11 @@ from typing import Any
 
 from exporter.config import Config, parse
 from exporter.lab import servers as L
+from exporter.lab.tls import lab_ssl_context
 
 __all__ = ["SHOWCASE", "Showcase", "ShowcaseDomain", "start_showcase"]
+
+DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,22 @@ async def _dnssec_bogus(lab: L.Lab, name: str) -> None:
     )
 
 
+async def _cert_renewal_due(lab: L.Lab, name: str) -> None:
+    # A 90-day certificate issued 58 days ago: a standard client renews it in two days.
+    v4 = await lab.host(
+        4, L.status(404), L.serve(), tls=lab_ssl_context(validity=(-58 * DAY, 32 * DAY))
+    )
+    lab.zone.add(name, a=[v4])
+
+
+async def _cert_renewal_far(lab: L.Lab, name: str) -> None:
+    # A 90-day certificate issued yesterday: its renewal is two months away.
+    v4 = await lab.host(
+        4, L.status(404), L.serve(), tls=lab_ssl_context(validity=(-1 * DAY, 89 * DAY))
+    )
+    lab.zone.add(name, a=[v4])
+
+
 async def _aaaa_servfail(lab: L.Lab, name: str) -> None:
     v4 = await lab.host(4, L.serve(), L.serve())
     lab.zone.add(name, a=[v4], servfail={"AAAA"})
@@ -160,6 +179,19 @@ SHOWCASE: tuple[ShowcaseDomain, ...] = (
         "answers SERVFAIL",
         False,
         _dnssec_bogus,
+    ),
+    ShowcaseDomain(
+        "cert-renewal-due.example.com",
+        "the challenge URL answers 404 and the certificate served on 443 is due for renewal "
+        "in two days: the renewal will fail, urgently",
+        False,
+        _cert_renewal_due,
+    ),
+    ShowcaseDomain(
+        "cert-renewal-far.example.com",
+        "the same failure, but the certificate's renewal is two months away: time to fix it",
+        False,
+        _cert_renewal_far,
     ),
     ShowcaseDomain(
         "aaaa-servfail.example.com",

@@ -26,32 +26,45 @@ __all__ = ["lab_certificate", "lab_ssl_context"]
 Algorithm = Literal["ec", "rsa"]
 
 
-@functools.cache
-def lab_certificate(algorithm: Algorithm = "ec") -> tuple[bytes, bytes]:
+#: The lab certificate's validity: a day ago to 89 days ahead (a 90-day certificate).
+_VALIDITY = (-86400.0, 89 * 86400.0)
+
+
+def lab_certificate(
+    algorithm: Algorithm = "ec", validity: tuple[float, float] = _VALIDITY
+) -> tuple[bytes, bytes]:
     """A self-signed certificate for the lab's names: ``(cert PEM, key PEM)``.
 
     ``ec`` (P-256, the default) is quick to make; ``rsa`` (2048 bits) is for servers that
-    must offer RSA key exchange suites (ECDHE-RSA-...).
+    must offer RSA key exchange suites (ECDHE-RSA-...). ``validity``: notBefore and
+    notAfter in seconds from now (rounded to the minute, so that the cache can serve it).
     """
+    return _certificate(algorithm, validity)
+
+
+@functools.cache  # keyed on both arguments, however the caller passed them
+def _certificate(algorithm: Algorithm, validity: tuple[float, float]) -> tuple[bytes, bytes]:
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     if algorithm == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     else:
         key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "acme-http01-exporter lab")])
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(now + dt.timedelta(seconds=validity[0]))
+        .not_valid_after(now + dt.timedelta(seconds=validity[1]))
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName("*.example.com"), x509.DNSName("lab")]),
             critical=False,
         )
+        # Its own issuer: a test can trust it as a root to see a chain that verifies.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
@@ -63,9 +76,11 @@ def lab_certificate(algorithm: Algorithm = "ec") -> tuple[bytes, bytes]:
     return cert_pem, key_pem
 
 
-def lab_ssl_context(algorithm: Algorithm = "ec") -> ssl.SSLContext:
-    """A server context with the lab's certificate."""
-    cert_pem, key_pem = lab_certificate(algorithm)
+def lab_ssl_context(
+    algorithm: Algorithm = "ec", validity: tuple[float, float] = _VALIDITY
+) -> ssl.SSLContext:
+    """A server context with the lab's certificate (of that validity, from now)."""
+    cert_pem, key_pem = lab_certificate(algorithm, validity)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     # ssl loads a key from a file only; the file lives for the duration of this call,
     # readable by this user alone.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -125,6 +126,12 @@ def test_chart_files_are_the_canonical_bytes() -> None:
         ("log.level=loud", "log/level"),
         ("replicaz=2", "additional properties 'replicaz' not allowed"),
         ("prometheusRule.alerts.AcmeHttp01ExporterDown.severity=page", "severity"),
+        (
+            "prometheusRule.alerts.AcmeHttp01RenewalAtRisk.severity=page",
+            "at '/prometheusRule/alerts/AcmeHttp01RenewalAtRisk/severity'",
+        ),
+        ("prometheusRule.runbookBaseUrl=wiki/runbook", "at '/prometheusRule/runbookBaseUrl'"),
+        ("prometheusRule.dashboardBaseUrl=grafana.example.net", "/prometheusRule/dashboardBaseUrl"),
         ("service.port=0", "service/port"),
         ("unbound.port=53", "at '/unbound/port': minimum: got 53, want 1,024"),
         ("unbound.port=9469", "at '/unbound/port': 'not' failed"),
@@ -213,15 +220,17 @@ def test_monitoring_resources() -> None:
     rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
     alerts = {r["alert"]: r for r in rules if "alert" in r}
     assert "AcmeHttp01AAAAMismatch" not in alerts  # disabled in the values
-    assert len(alerts) == 11 and len([r for r in rules if "record" in r]) == 5
-    assert alerts["AcmeHttp01ExporterDown"]["labels"]["severity"] == "critical"
-    assert alerts["AcmeHttp01ValidationFailing"]["labels"]["severity"] == "critical"
+    assert len(alerts) == len(canonical_alerts()) - 1
+    assert len([r for r in rules if "record" in r]) == 5
+    assert alerts["AcmeHttp01ExporterDown"]["labels"]["severity"] == "critical"  # overridden
+    assert alerts["AcmeHttp01ValidationFailing"]["labels"]["severity"] == "warning"
+    assert alerts["AcmeHttp01RenewalAtRisk"]["labels"]["severity"] == "critical"
     assert alerts["AcmeHttp01ExporterDown"]["expr"] == f'up{{job="{FULLNAME}"}} == 0'
     assert alerts["AcmeHttp01ExporterAbsent"]["expr"] == f'absent(up{{job="{FULLNAME}"}})'
     assert FULLNAME in alerts["AcmeHttp01ExporterAbsent"]["annotations"]["description"]
-    for alert in alerts.values():
+    for alert in alerts.values():  # dashboardBaseUrl is set (with a trailing slash)
         assert alert["annotations"]["dashboard_url"].startswith(
-            "https://grafana.internal.example.net/d/acme-http01/"
+            "https://grafana.internal.example.net/d/acme-http01/acme-http01-exporter"
         )
 
     dashboard = next(
@@ -244,15 +253,134 @@ def test_monitoring_resources() -> None:
     assert "--perspective=eu-west" in containers(docs)["exporter"]["args"]
 
 
-def test_prometheusrule_passes_promtool(tmp_path: Path) -> None:
+# ------------------------------------------------------------------ PrometheusRule
+
+CANONICAL_RULES = ROOT / "grafana" / "rules.yaml"
+RULE_ON = "prometheusRule.enabled=true"
+RUNBOOK_BASE = "https://wiki.example.net/acme-http01/runbook"
+GRAFANA_BASE = "https://grafana.example.net/"
+
+
+def canonical_alerts() -> dict[str, dict[str, Any]]:
+    document = yaml.safe_load(CANONICAL_RULES.read_text())
+    return {r["alert"]: r for g in document["groups"] for r in g["rules"] if "alert" in r}
+
+
+def rendered_alerts(*sets: str) -> dict[str, dict[str, Any]]:
+    rule = one(render(values("default"), RULE_ON, *sets), "PrometheusRule")
+    return {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ("-f", str(values("monitoring"))),
+        ("--set", RULE_ON),
+        (
+            "--set",
+            RULE_ON,
+            "--set",
+            f"prometheusRule.runbookBaseUrl={RUNBOOK_BASE}",
+            "--set",
+            f"prometheusRule.dashboardBaseUrl={GRAFANA_BASE}",
+        ),
+    ],
+    ids=["monitoring-values", "urls-unset", "urls-set"],
+)
+def test_prometheusrule_passes_promtool(sets: tuple[str, ...], tmp_path: Path) -> None:
     promtool = required("promtool")
-    rule = one(render(values("monitoring")), "PrometheusRule")
+    proc = run_helm("template", "rel", str(CHART), "--namespace", "monitoring", *sets)
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    rule = one(docs, "PrometheusRule")
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rule["spec"]))
     proc = subprocess.run(
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_prometheusrule_behaves_as_the_canonical_rules(tmp_path: Path) -> None:
+    """The rendered rules, with the canonical job name, pass the repository's promtool unit
+    tests: rendering (quoting, multi-line expressions, annotation templates) changes nothing."""
+    promtool = required("promtool")
+    rule = one(
+        render(values("default"), RULE_ON, "prometheusRule.job=acme-http01-exporter"),
+        "PrometheusRule",
+    )
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    shutil.copy(ROOT / "grafana" / "rules_test.yaml", tmp_path / "rules_test.yaml")
+    proc = subprocess.run(
+        [promtool, "test", "rules", "rules_test.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_prometheusrule_links_default_to_the_exporters_runbook() -> None:
+    canonical = canonical_alerts()
+    alerts = rendered_alerts()
+    assert set(alerts) == set(canonical)
+    for name, alert in alerts.items():
+        annotations = alert["annotations"]
+        assert "dashboard_url" not in annotations, name  # no Grafana URL configured
+        expected = {
+            key: value.replace('job "acme-http01-exporter"', f'job "{FULLNAME}"')
+            for key, value in canonical[name]["annotations"].items()
+        }
+        assert annotations == expected, name
+        assert annotations["runbook_url"].endswith(f"/runbook#{name.lower()}"), name
+        assert alert["labels"]["severity"] == canonical[name]["labels"]["severity"], name
+
+
+def test_prometheusrule_runbook_and_dashboard_base_urls() -> None:
+    alerts = rendered_alerts(
+        f"prometheusRule.runbookBaseUrl={RUNBOOK_BASE}",
+        f"prometheusRule.dashboardBaseUrl={GRAFANA_BASE}",
+    )
+    dashboard = "https://grafana.example.net/d/acme-http01/acme-http01-exporter"
+    for name, alert in alerts.items():
+        annotations = alert["annotations"]
+        assert annotations["runbook_url"] == f"{RUNBOOK_BASE}#{name.lower()}"
+        on_domain = f"{dashboard}?var-domain={{{{ $labels.domain }}}}"
+        if "$labels.domain" in annotations["summary"]:
+            assert annotations["dashboard_url"] == on_domain, name
+        else:
+            assert annotations["dashboard_url"] == dashboard, name
+    assert "var-domain" in alerts["AcmeHttp01RenewalAtRisk"]["annotations"]["dashboard_url"]
+    assert "var-domain" not in alerts["AcmeHttp01DomainsDropped"]["annotations"]["dashboard_url"]
+    # Only one of them set.
+    alerts = rendered_alerts(f"prometheusRule.runbookBaseUrl={RUNBOOK_BASE}")
+    assert all("dashboard_url" not in a["annotations"] for a in alerts.values())
+    alerts = rendered_alerts(f"prometheusRule.dashboardBaseUrl={GRAFANA_BASE}")
+    canonical = canonical_alerts()
+    for name, alert in alerts.items():
+        assert alert["annotations"]["runbook_url"] == canonical[name]["annotations"]["runbook_url"]
+        assert alert["annotations"]["dashboard_url"].startswith(dashboard)
+
+
+def test_prometheusrule_severities_overridable_per_alert() -> None:
+    """Every alert of the canonical file is listed in values.yaml and the schema, with the
+    file's severity as the default, and each can be overridden or disabled."""
+    canonical = canonical_alerts()
+    chart_values = yaml.safe_load((CHART / "values.yaml").read_text())["prometheusRule"]["alerts"]
+    assert list(chart_values) == list(canonical)
+    for name, settings in chart_values.items():
+        assert settings == {"enabled": True, "severity": canonical[name]["labels"]["severity"]}
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    alert_schema = schema["properties"]["prometheusRule"]["properties"]["alerts"]["properties"]
+    assert list(alert_schema) == list(canonical)
+    alerts = rendered_alerts(
+        "prometheusRule.alerts.AcmeHttp01RenewalAtRisk.severity=warning",
+        "prometheusRule.alerts.AcmeHttp01ValidationFailing.severity=critical",
+        "prometheusRule.alerts.AcmeHttp01DomainsDropped.enabled=false",
+    )
+    assert alerts["AcmeHttp01RenewalAtRisk"]["labels"]["severity"] == "warning"
+    assert alerts["AcmeHttp01ValidationFailing"]["labels"]["severity"] == "critical"
+    assert "AcmeHttp01DomainsDropped" not in alerts
 
 
 def test_sharded_statefulset() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -18,21 +17,13 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.integration.procs import ExporterProcess, parse, wait_for
+from tests.integration.procs import ExporterProcess, free_port, parse, tool, wait_for
 
 GRAFANA = ROOT / "grafana"
 RULES = GRAFANA / "rules.yaml"
 TESTS = GRAFANA / "rules_test.yaml"
 DASHBOARD = GRAFANA / "dashboard.json"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is required in CI (Debian package prometheus)")
-        pytest.skip(f"{name} not installed")
-    return path
+RUNBOOK = ROOT / "exporter" / "runbook.md"
 
 
 def rules() -> list[dict[str, Any]]:
@@ -94,17 +85,94 @@ def test_every_rule_has_firing_and_quiet_tests() -> None:
             assert any(rule["record"] in e for e in exprs), f"{rule['record']} is not tested"
 
 
+def runbook_sections() -> dict[str, str]:
+    """The runbook's ``## <AlertName>`` sections by heading."""
+    sections: dict[str, str] = {}
+    heading = None
+    for line in RUNBOOK.read_text().splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            sections[heading] = ""
+        elif heading is not None:
+            sections[heading] += line + "\n"
+    return sections
+
+
 def test_alerts_carry_what_on_call_needs() -> None:
     uid = dashboard()["uid"]
+    sections = runbook_sections()
     for rule in rules():
         if "alert" not in rule:
             continue
-        assert rule.get("for"), rule["alert"]
-        assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule["alert"]
+        name = rule["alert"]
+        assert rule.get("for"), name
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), name
         annotations = rule["annotations"]
-        assert set(annotations) == {"summary", "description", "dashboard_url", "runbook_url"}
-        assert f"/d/{uid}/" in annotations["dashboard_url"], rule["alert"]
-        assert annotations["runbook_url"].startswith("https://"), rule["alert"]
+        # dashboard_url only when a Grafana URL is configured (the Helm chart adds it).
+        required = {"summary", "description", "runbook_url"}
+        assert required <= set(annotations) <= required | {"dashboard_url"}, name
+        if "dashboard_url" in annotations:
+            assert f"/d/{uid}/" in annotations["dashboard_url"], name
+        assert "example.com" not in " ".join(annotations.values()), name  # no placeholder host
+        # The runbook every exporter serves at /runbook, at the alert's own section: that of
+        # the alert's instance, or (no instance, or the instance is down) another exporter,
+        # else the exporter's default address.
+        anchor = name.lower()
+        url = annotations["runbook_url"].strip()
+        assert url.endswith(f"/runbook#{anchor}"), name
+        assert url == f"http://{{{{ $labels.instance }}}}/runbook#{anchor}" or (
+            "http://127.0.0.1:9469" in url and "acme_http01_exporter_build_info" in url
+        ), name
+        assert name in sections, f"exporter/runbook.md has no section for {name}"
+
+
+def test_warnings_hand_over_to_the_critical_alert() -> None:
+    """The far-from-renewal warnings leave a domain once AcmeHttp01RenewalAtRisk's condition
+    has held for that alert's `for`: their lag must be that same duration, or an escalation
+    has a silent gap (lag too short) or both alerts at once (too long)."""
+    alerts = {r["alert"]: r for r in rules() if "alert" in r}
+    critical = alerts["AcmeHttp01RenewalAtRisk"]
+    assert critical["for"] == "30m" and critical["labels"]["severity"] == "critical"
+    for name in ("AcmeHttp01ValidationFailing", "AcmeHttp01RedirectHopFailing"):
+        expr = alerts[name]["expr"]
+        assert alerts[name]["labels"]["severity"] == "warning"
+        assert expr.count("time() + 1800") == 2, name
+        assert "offset 30m" in expr, name
+
+
+def test_runbook_covers_every_alert_in_plain_markdown() -> None:
+    """One section per alert, each saying what it means, what Let's Encrypt will say, how to
+    confirm, how to fix and when to silence; only headings, paragraphs, bullet lists and
+    fenced code blocks (what the exporter's /runbook renderer handles)."""
+    from exporter.markdown import anchor, render
+
+    alerts = [r["alert"] for r in rules() if "alert" in r]
+    sections = runbook_sections()
+    assert sorted(sections) == sorted(alerts)
+    for name, body in sections.items():
+        for part in (
+            "What it means:",
+            "What Let's Encrypt will say:",
+            "Confirm",
+            "Fix",
+            "When it is safe to silence:",
+        ):
+            assert part in body, (name, part)
+        assert anchor(name) == name.lower()
+    text = RUNBOOK.read_text()
+    assert "acme-http01-exporter check" in text and "/domains/" in text
+    in_code = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code or not line:
+            continue
+        assert not re.match(r"\s*(\d+\.|>|\||<|    )", line), line
+    assert not in_code
+    html = render(text)
+    for name in alerts:
+        assert f'id="{name.lower()}"' in html, name
 
 
 # --------------------------------------------------------------------- dashboard
@@ -126,7 +194,18 @@ def test_dashboard_structure() -> None:
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    assert {"job", "instance", "domain"} <= set(variables)
+    assert {"cluster", "job", "perspective", "instance", "domain"} <= set(variables)
+    for name in ("cluster", "job", "perspective", "instance"):
+        # All is the regex .*, which matches a series without the label too.
+        assert variables[name]["includeAll"], name
+        assert variables[name]["allValue"] == ".*", name
+    # Per-domain panels show one domain by default (Grafana selects the first), never all.
+    assert not variables["domain"]["includeAll"]
+    assert variables["domain"]["current"] == {}
+    for expr in dashboard_exprs():
+        assert not re.search(r'[^=!~]="\$', expr), expr  # =~ only: "All" must match absent labels
+        if "$instance" in expr:  # every query follows every exporter variable
+            assert "$cluster" in expr and "$job" in expr and "$perspective" in expr, expr
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
     for p in board["panels"]:
@@ -146,6 +225,9 @@ def test_dashboard_structure() -> None:
         "IPv6 capable",
         "Scheduler delay",
         "Skipped runs",
+        "Failing domains by reason",
+        "Renewal at risk",
+        "Exporters",
     } <= titles
 
 
@@ -208,12 +290,20 @@ def test_dashboard_expressions_pass_promtool(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------ real Prometheus e2e
 
+# Urgency follows the certificate: every demo host that serves HTTPS presents the lab's
+# certificate (90 days, issued a day ago: renewal two months away), so its failures warn;
+# cert-renewal-due's renewal is due in two days, and nxdomain and dnssec-bogus serve no
+# certificate at all: critical.
 EXPECTED_FIRING = {
+    "AcmeHttp01RenewalAtRisk": {
+        "cert-renewal-due.example.com",
+        "nxdomain.example.com",
+        "dnssec-bogus.example.com",
+    },
     "AcmeHttp01ValidationFailing": {
         "wrong-aaaa.example.com",
-        "nxdomain.example.com",
         "caa-forbids.example.com",
-        "dnssec-bogus.example.com",
+        "cert-renewal-far.example.com",
     },
     "AcmeHttp01RedirectHopFailing": {"aaaa-timeout-https.example.com", "ipv6-dead-443.example.com"},
     "AcmeHttp01AAAAMismatch": {
@@ -232,7 +322,9 @@ EXPECTED_FIRING = {
     "AcmeHttp01ResolverNotValidating": {""},
 }
 NEVER_FIRING = {
+    "AcmeHttp01CertificateExpiringSoon",
     "AcmeHttp01ResultsStale",
+    "AcmeHttp01DomainsDropped",
     "AcmeHttp01ExporterDown",
     "AcmeHttp01ExporterAbsent",
     "AcmeHttp01ExporterNoIPv6",
@@ -240,12 +332,14 @@ NEVER_FIRING = {
 }
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def test_every_alert_is_expected_or_never_firing_on_the_demo() -> None:
+    alerts = {r["alert"] for r in rules() if "alert" in r}
+    assert set(EXPECTED_FIRING) | NEVER_FIRING == alerts
+    assert not set(EXPECTED_FIRING) & NEVER_FIRING
+    # No domain has both a warning and the critical alert.
+    critical = EXPECTED_FIRING["AcmeHttp01RenewalAtRisk"]
+    assert not critical & EXPECTED_FIRING["AcmeHttp01ValidationFailing"]
+    assert not critical & EXPECTED_FIRING["AcmeHttp01RedirectHopFailing"]
 
 
 def api(base: str, path: str, **params: str) -> Any:

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,12 @@ CONTRACT: dict[str, tuple[Any, ...]] = {
         0, "caa", "caa_forbidden_issuer", 0, 0, 0, 0, (1, 1), {"ipv6": 1, "ipv4": 1}, None,
     ),
     "dnssec-bogus.example.com": (0, "dns", "dns_dnssec", 0, 0, 0, 0, (0, 0), {}, None),
+    "cert-renewal-due.example.com": (
+        0, "unauthorized", "bad_status", 0, 0, 0, 0, (1, 0), {"ipv4": 1}, None,
+    ),
+    "cert-renewal-far.example.com": (
+        0, "unauthorized", "bad_status", 0, 0, 0, 0, (1, 0), {"ipv4": 1}, None,
+    ),
     "aaaa-servfail.example.com": (1, "none", "none", 0, 0, 0, 0, (1, 0), {"ipv4": 1}, None),
 }  # fmt: skip
 #: CAA permits issuance (acme_http01_caa_permitted) for every showcase domain but these.
@@ -163,6 +170,7 @@ def test_contract_values_for_showcase_domains(showcase_exporter: ExporterProcess
     assert hidden == {("acme_http01_dns_family_error", frozenset(labels.items())): 1}
     # The lab's DNS server is authoritative, not a validating resolver.
     assert value(samples, "acme_http01_resolver_dnssec_validating") == 0
+    assert value(samples, "acme_http01_renewal_window_seconds") == 7 * 86400
     assert value(samples, "acme_http01_domains") == len(SHOWCASE)
     assert value(samples, "acme_http01_exporter_ipv6_capable") == 1
     assert value(samples, "acme_http01_config_last_reload_successful") == 1
@@ -255,6 +263,62 @@ def test_domains_endpoint(showcase_exporter: ExporterProcess) -> None:
     assert showcase_exporter.request("/domains/HEALTHY.example.com.")[0] == 200
 
 
+#: Showcase domains that serve no certificate on 443 (their names do not resolve).
+NO_CERTIFICATE = {"nxdomain.example.com", "dnssec-bogus.example.com"}
+
+
+def test_certificates_of_the_showcase_domains(showcase_exporter: ExporterProcess) -> None:
+    def readings() -> dict[str, float | None]:
+        _, samples = showcase_exporter.scrape()
+        return {
+            name: value(
+                samples, "acme_http01_certificate_renewal_due_timestamp_seconds", domain=name
+            )
+            for name in CONTRACT
+        }
+
+    wait_for(
+        lambda: all(readings()[n] is not None for n in CONTRACT if n not in NO_CERTIFICATE),
+        20,
+        "certificates were not read",
+    )
+    now = time.time()
+    due = readings()
+    assert {n for n, v in due.items() if v is None} == NO_CERTIFICATE
+    # A 90-day certificate issued 58 days ago: a client renewing at a third left renews
+    # in two days; the far one in 59 days.
+    assert due["cert-renewal-due.example.com"] == pytest.approx(now + 2 * 86400, abs=600)
+    assert due["cert-renewal-far.example.com"] == pytest.approx(now + 59 * 86400, abs=600)
+    _, samples = showcase_exporter.scrape()
+    name = "cert-renewal-due.example.com"
+    not_after = value(samples, "acme_http01_certificate_not_after_timestamp_seconds", domain=name)
+    not_before = value(samples, "acme_http01_certificate_not_before_timestamp_seconds", domain=name)
+    assert not_after == pytest.approx(now + 32 * 86400, abs=600)
+    assert not_before == pytest.approx(now - 58 * 86400, abs=600)
+    # The lab's certificates are self-signed: reported, not required.
+    assert value(samples, "acme_http01_certificate_chain_valid", domain=name) == 0
+    status, body, _ = showcase_exporter.request(f"/domains/{name}")
+    document = json.loads(body)
+    assert status == 200
+    assert document["certificate"]["certificate"]["issuer"] == "CN=acme-http01-exporter lab"
+    assert document["certificate"]["certificate"]["chain_error"] == "self-signed certificate"
+    status, body, _ = showcase_exporter.request("/domains/nxdomain.example.com")
+    error = json.loads(body)["certificate"]["error"]
+    assert error.startswith("DNS problem: NXDOMAIN looking up A for nxdomain.example.com")
+
+
+def test_runbook_has_an_anchor_for_every_alert(showcase_exporter: ExporterProcess) -> None:
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "grafana" / "rules.yaml").read_text())
+    alerts = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    status, page, headers = showcase_exporter.request("/runbook")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    for alert in alerts:
+        assert f'id="{alert.lower()}"' in page, alert
+    assert "acme-http01-exporter check" in page
+
+
 def test_landing_health_and_config(showcase_exporter: ExporterProcess) -> None:
     status, page, _ = showcase_exporter.request("/")
     assert status == 200
@@ -265,6 +329,11 @@ def test_landing_health_and_config(showcase_exporter: ExporterProcess) -> None:
     assert "<td>forbids (caa-forbids.example.com)</td>" in page
     assert "CAA record for caa-forbids.example.com prevents issuance" in page
     assert "<td>ipv6 dns_servfail</td>" in page  # aaaa-servfail.example.com's hidden failure
+    wait_for(  # cert-renewal-due.example.com, once its certificate was read
+        lambda: "<td>renewal due in 2 d</td>" in showcase_exporter.request("/")[1],
+        20,
+        "no certificate on the landing page",
+    )
     assert "The resolver does not validate DNSSEC" in page  # the lab's DNS is not a resolver
     assert showcase_exporter.request("/-/healthy")[0] == 200
     status, text, _ = showcase_exporter.request("/config")

@@ -18,7 +18,7 @@ BAD = {
     ],
     "invalid-unknown-key.yml": ["intervall: unknown key"],
     "invalid-duration.yml": [
-        "timeouts.dial: invalid duration 'fast': use 500ms, 10s, 5m, 1h or seconds"
+        "timeouts.dial: invalid duration 'fast': use 500ms, 10s, 5m, 1h, 7d or seconds"
     ],
     "invalid-negative.yml": ["timeouts.validation: must be greater than zero"],
     "invalid-policy.yml": ["policy: Input should be 'boulder' or 'per-hop'"],
@@ -145,13 +145,21 @@ def test_an_explicit_empty_domain_list_is_valid(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("10s", 10.0), ("5m", 300.0), ("1h", 3600.0), (7, 7.0), ("2.5", 2.5)],
+    [
+        ("500ms", 0.5),
+        ("10s", 10.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("7d", 604800.0),
+        (7, 7.0),
+        ("2.5", 2.5),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "10x", "-1s", "0", True, None, "1d"])
+@pytest.mark.parametrize("text", ["", "10x", "-1s", "0", True, None, "1w"])
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
