@@ -8,15 +8,32 @@
 #   command: ["/usr/sbin/unbound", "-d", "-c", "/etc/unbound/unbound.conf"]
 # Its config comes from a mounted file; run as a non-root user it needs `username: ""`,
 # `chroot: ""` and a writable directory for its pidfile (an emptyDir).
-FROM python:3.11-slim AS build
+#
+# The base image is pinned to a patch release (the release workflow may pin a digest with
+# --build-arg BASE=python:...@sha256:...); rebuild for Debian and Python security updates.
+ARG BASE=python:3.11.13-slim-bookworm
+
+FROM ${BASE} AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY exporter ./exporter
 RUN pip install --no-cache-dir --prefix=/install .
 
-FROM python:3.11-slim
+FROM ${BASE}
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="acme-http01-exporter" \
+      org.opencontainers.image.description="Prometheus exporter that predicts Let's Encrypt HTTP-01 validation outcomes with the CA's own rules" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # Debian's images ship a policy-rc.d that keeps the package from starting a daemon here.
+# The packages are not pinned to versions: the base image pins the Debian release, and a
+# rebuild must take that release's security updates (Unbound's above all).
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends unbound dns-root-data \
     && rm -rf /var/lib/apt/lists/*

@@ -9,11 +9,14 @@ log() { printf '==> %s\n' "$*"; }
 # Debian packages: promtool and prometheus (metrics, rules and end-to-end checks); unbound
 # (the validating resolver Let's Encrypt uses: tests run a real one over a signed loopback
 # hierarchy) and dns-root-data (the root key the chart's unbound.conf names, which the tests
-# check with unbound-checkconf).
+# check with unbound-checkconf); chromium (the landing page checked in a real browser) and
+# curl (a real client against the TLS and basic-auth endpoints).
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 missing=()
 have promtool && have prometheus || missing+=(prometheus)
 have unbound && have unbound-checkconf || missing+=(unbound)
+have chromium || missing+=(chromium)
+have curl || missing+=(curl)
 [ -f /usr/share/dns/root.key ] || missing+=(dns-root-data) # the chart's trust anchor path
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
