@@ -36,6 +36,7 @@ from exporter.scheduler import guarded
 from exporter.service import Exporter
 from exporter.shard import Shard, parse_index
 from exporter.web import WebServer, parse_listen_address
+from exporter.webconfig import WebConfig, WebConfigWatcher, load_web_config
 
 __all__ = ["main"]
 
@@ -191,6 +192,13 @@ def _service_parser() -> argparse.ArgumentParser:
         help=f"address to listen on (default {DEFAULT_LISTEN}; {DEMO_LISTEN} with --demo)",
     )
     parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="TLS, basic auth and headers for every endpoint, in the Prometheus "
+        "exporter-toolkit format (re-read when it changes)",
+    )
+    parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
     )
     parser.add_argument(
@@ -260,14 +268,23 @@ def run_service(argv: Sequence[str]) -> int:
     listen = args.listen or (DEMO_LISTEN if args.demo else DEFAULT_LISTEN)
     host, port = parse_listen_address(listen)
     setup_logging(args.log_level, args.log_format)
+    web_config = None
+    if args.web_config_file:
+        try:
+            web_config = load_web_config(args.web_config_file)
+        except ConfigError as exc:
+            log.error("invalid web configuration", extra={"fields": {"problems": str(exc)}})
+            return 1
     try:
-        return asyncio.run(_serve(args, host, port))
+        return asyncio.run(_serve(args, host, port, web_config))
     except ConfigError as exc:
         log.error("invalid configuration", extra={"fields": {"problems": str(exc)}})
         return 1
 
 
-async def _serve(args: argparse.Namespace, host: str | None, port: int) -> int:
+async def _serve(
+    args: argparse.Namespace, host: str | None, port: int, web_config: WebConfig | None = None
+) -> int:
     showcase = None
     if args.demo:
         from exporter.lab.showcase import SHOWCASE, start_showcase
@@ -283,7 +300,11 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int) -> int:
         shard=Shard(parse_index(args.shard_index), args.shard_count),
         perspective=args.perspective,
     )
-    server = WebServer(Endpoints(exporter).handle, host, port)
+    watcher = None
+    if web_config is not None:
+        watcher = WebConfigWatcher(args.web_config_file, web_config, exporter.registry)
+    server = WebServer(Endpoints(exporter).handle, host, port, watcher)
+    scheme = "https" if web_config is not None and web_config.ssl_context else "http"
     try:
         await server.start()
     except OSError as exc:
@@ -294,11 +315,11 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int) -> int:
     exporter.start()
     for bound_host, bound_port in server.addresses:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        log.info("listening", extra={"fields": {"address": f"http://{shown}:{bound_port}/"}})
+        log.info("listening", extra={"fields": {"address": f"{scheme}://{shown}:{bound_port}/"}})
     if showcase is not None:
         bound_host, bound_port = server.addresses[0]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        base = f"http://{shown}:{bound_port}"
+        base = f"{scheme}://{shown}:{bound_port}"
         print(
             f"\nacme-http01-exporter demo: {len(SHOWCASE)} showcase domains on a loopback lab",
             file=sys.stderr,

@@ -6,8 +6,8 @@ validates on a schedule or changes state, except ``POST /-/reload``, which asks
 the exporter to reload, and ``/probe``, which runs one validation and stores
 nothing. The HTTP server itself is ``exporter.web``.
 
-    /                  landing page: every domain, its verdict and fix
-    /metrics           the metrics (text format 0.0.4, gzip if asked)
+    /                  landing page: every domain's verdict and fix, paged and filtered
+    /metrics           the metrics (text 0.0.4 or OpenMetrics, gzip: as negotiated)
     /domains/<name>    the last result of one domain, as JSON (every record)
     /probe?target=     one validation now (configured domains unless allowed)
     /config            the config in force, as YAML
@@ -20,18 +20,24 @@ nothing. The HTTP server itself is ``exporter.web``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import gzip
+import heapq
 import html
 import json
+import math
 import time
+import urllib.parse
 from importlib import resources
 
 import yaml
 
 from exporter import __version__, markdown
+from exporter.compose import build_validator
 from exporter.config import DomainConfig, normalise_domain
-from exporter.metrics import DomainState, render_domains
+from exporter.http01 import Validator
+from exporter.metrics import DomainState, accepts_gzip, negotiate_format, render_domains
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
 from exporter.report import fix_hint, render, verdict
 from exporter.service import Exporter
@@ -66,7 +72,7 @@ class Endpoints:
                 return WebResponse.text(200, "Ready\n")
             return WebResponse.text(503, "Not ready: waiting for every domain's first result\n")
         if path == "/":
-            return WebResponse(200, self._landing().encode(), "text/html; charset=utf-8")
+            return self._landing(request)
         if path.startswith("/domains/"):
             return self._domain(path.removeprefix("/domains/"))
         if path == "/probe":
@@ -81,15 +87,16 @@ class Endpoints:
         return WebResponse.text(404, "not found\n")
 
     async def _metrics(self, request: WebRequest) -> WebResponse:
-        # Always the text format 0.0.4, which every Prometheus accepts; rendered in a
-        # thread so that a large scrape never stalls the validations' event loop.
-        content_type = "text/plain; version=0.0.4; charset=utf-8"
+        # OpenMetrics when the Accept header prefers it, else the text format 0.0.4;
+        # rendered in a thread so that a large scrape never stalls the validations'
+        # event loop. gzip only when Accept-Encoding allows it (q-values honoured).
+        openmetrics, content_type = negotiate_format(request.headers.get("accept"))
         self.exporter.state.tasks = len(asyncio.all_tasks())
-        body = await asyncio.to_thread(self.exporter.exposition.render)
-        headers: tuple[tuple[str, str], ...] = ()
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        body = await asyncio.to_thread(self.exporter.exposition.render, openmetrics)
+        headers: tuple[tuple[str, str], ...] = (("Vary", "Accept, Accept-Encoding"),)
+        if accepts_gzip(request.headers.get("accept-encoding")):
             body = await asyncio.to_thread(gzip.compress, body, 1)
-            headers = (("Content-Encoding", "gzip"),)
+            headers += (("Content-Encoding", "gzip"),)
         return WebResponse(200, body, content_type, headers)
 
     def _domain(self, raw: str) -> WebResponse:
@@ -132,23 +139,90 @@ class Endpoints:
                     f"{name} is not a configured domain (set probe.allow_any_target to allow)\n",
                 )
             domain = DomainConfig(name=name)
+        scrape_timeout = _scrape_timeout(request)
+        budget = None if scrape_timeout is None else _probe_budget(scrape_timeout)
         validator = exporter.validator_for(policy)
+        if budget is not None and budget < validator.settings.validation_timeout:
+            validator = _bounded_validator(exporter, policy, budget)
         if self._probes.locked():
             exporter.metrics.probes.labels("refused").inc()
             return WebResponse.text(503, "too many /probe requests in flight; retry later\n")
-        async with self._probes:
-            result = await exporter.validate(domain, validator)
+        try:
+            async with self._probes, asyncio.timeout(_hard_limit(scrape_timeout)):
+                result = await exporter.validate(domain, validator)
+        except TimeoutError:
+            # Only when the engine itself overran the budget (the other policy's comparison
+            # run, or a CAA lookup slower than the budget): better a clear error than a
+            # scrape that Prometheus abandons.
+            exporter.metrics.probes.labels("failure").inc()
+            return WebResponse.text(
+                504, f"{name}: the validation did not finish within the scrape timeout\n"
+            )
         exporter.metrics.probes.labels("success" if result.success else "failure").inc()
         if request.arg("debug") == "true":
             text = render(result) + "\n\n" + json.dumps(result.to_json(), indent=2) + "\n"
             return WebResponse.text(200, text)
-        body = render_domains({result.domain: DomainState().after(result)}).encode()
-        return WebResponse(200, body, "text/plain; version=0.0.4")
+        openmetrics, content_type = negotiate_format(request.headers.get("accept"))
+        text = render_domains({result.domain: DomainState().after(result)}, openmetrics=openmetrics)
+        body = (text + "# EOF\n" if openmetrics else text).encode()
+        return WebResponse(200, body, content_type, (("Vary", "Accept"),))
 
-    def _landing(self) -> str:
+    def _landing(self, request: WebRequest) -> WebResponse:
+        """The landing page: one page of domains, failing first, filtered by the query.
+
+        ``?state=all|failing|ok|pending`` (default all, failing first), ``?q=`` (part of a
+        domain name, any case), ``?page=`` (from 1) and ``?size=`` (rows per page, 1 to
+        1,000; default 100). Only the page shown is rendered: the whole fleet is only
+        classified and sorted, so 10,000 domains cost what 100 do in HTML.
+        """
+        state = (request.arg("state") or "all").strip().lower()
+        if state not in _LANDING_STATES:
+            return WebResponse.text(
+                400, f"state must be one of {', '.join(_LANDING_STATES)}, not {state!r}\n"
+            )
+        query = (request.arg("q") or "").strip().lower()
+        size = _int_arg(request.arg("size"), _LANDING_PAGE_SIZE, 1, _LANDING_MAX_PAGE_SIZE)
+        snapshot = self.exporter.store.snapshot()
+        counts = dict.fromkeys(_LANDING_STATES, 0)
+        chosen: list[tuple[int, str, DomainState]] = []
+        for name, domain_state in snapshot.items():
+            if query and query not in name:
+                continue
+            rank = _landing_rank(domain_state.result)
+            group = _RANK_STATE[rank]
+            counts[group] += 1
+            if state in ("all", group):
+                chosen.append((rank, name, domain_state))
+        counts["all"] = counts["failing"] + counts["ok"] + counts["pending"]
+        total = len(chosen)
+        pages = max(1, math.ceil(total / size))
+        page = _int_arg(request.arg("page"), 1, 1, pages)
+        shown = heapq.nsmallest(page * size, chosen, key=_landing_key)[(page - 1) * size :]
         rows = []
-        for name, state in self.exporter.store.snapshot().items():
-            rows.extend(_landing_rows(name, state.result, state.certificate))
+        for _, name, domain_state in shown:
+            rows.extend(_landing_rows(name, domain_state.result, domain_state.certificate))
+        if not rows:
+            what = "no domain is configured" if not snapshot else "no domain matches the filter"
+            rows.append(f'<tr class="empty"><td colspan="11">{what}</td></tr>')
+        view = _LandingView(state, query, size)
+        first_row = (page - 1) * size + 1 if total else 0
+        pager = _landing_pager(view, page, pages, first_row, first_row + len(shown) - 1, total)
+        return WebResponse(
+            200,
+            _LANDING.format(
+                version=html.escape(__version__),
+                policy=html.escape(str(self.exporter.config.policy)),
+                interval=self.exporter.config.interval,
+                warning=self._landing_warnings(),
+                summary=_landing_summary(view, counts, len(snapshot)),
+                form=_landing_form(view),
+                pager=pager,
+                rows="\n".join(rows),
+            ).encode(),
+            "text/html; charset=utf-8",
+        )
+
+    def _landing_warnings(self) -> str:
         warning = ""
         if not self.exporter.state.ipv6_capable:
             warning = (
@@ -165,21 +239,175 @@ class Endpoints:
             )
         if not self.exporter.state.reload_successful:
             warning += '<p class="warn">The last config reload failed; see the log.</p>'
-        return _LANDING.format(
-            version=__version__,
-            policy=html.escape(str(self.exporter.config.policy)),
-            interval=self.exporter.config.interval,
-            warning=warning,
-            rows="\n".join(rows),
-        )
+        return warning
+
+
+#: /probe leaves this much of Prometheus' scrape timeout for the response and the network.
+PROBE_TIMEOUT_MARGIN = 0.5
+#: ... but never validates for less than this (a validation needs a DNS lookup and a dial).
+PROBE_MIN_BUDGET = 1.0
+
+
+def _scrape_timeout(request: WebRequest) -> float | None:
+    """Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds``; ``None`` if absent or invalid."""
+    raw = request.headers.get("x-prometheus-scrape-timeout-seconds")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def _probe_budget(scrape_timeout: float) -> float:
+    """The validation budget that fits in a scrape timeout (the margin off, floored)."""
+    return max(PROBE_MIN_BUDGET, scrape_timeout - PROBE_TIMEOUT_MARGIN)
+
+
+def _hard_limit(scrape_timeout: float | None) -> float | None:
+    """The most a /probe may take: just under the scrape timeout (none without one)."""
+    if scrape_timeout is None:
+        return None
+    return max(PROBE_MIN_BUDGET, scrape_timeout - PROBE_TIMEOUT_MARGIN / 5)
+
+
+def _bounded_validator(
+    exporter: Exporter, policy: FallbackPolicy | None, budget: float
+) -> Validator:
+    """A validator like the running one (or ``policy``'s) whose deadline is ``budget``:
+    it ends the validation exactly as Let's Encrypt's deadline would, and says so."""
+    config = exporter.config
+    timeouts = config.timeouts.model_copy(update={"validation": budget})
+    return build_validator(config.model_copy(update={"timeouts": timeouts}), policy)
+
+
+#: Rows per landing page unless ``?size=`` says otherwise, and the most it may ask for.
+_LANDING_PAGE_SIZE = 100
+_LANDING_MAX_PAGE_SIZE = 1000
+#: The ``?state=`` filters, in the order the page lists them.
+_LANDING_STATES = ("all", "failing", "ok", "pending")
+#: Sort rank -> state: failing first, then passing with a warning (IPv4 fallback, AAAA
+#: mismatch, hidden DNS failure: what a fix hint is shown for), then pending, then ok.
+_RANK_STATE = ("failing", "ok", "pending", "ok")
+
+
+def _landing_rank(result: ValidationResult | None) -> int:
+    if result is None:
+        return 2
+    if not result.success:
+        return 0
+    if result.ipv4_fallback or result.aaaa_mismatch or result.dns_family_errors:
+        return 1
+    return 3
+
+
+def _landing_key(item: tuple[int, str, DomainState]) -> tuple[int, str]:
+    return item[0], item[1]
+
+
+def _int_arg(raw: str | None, default: int, low: int, high: int) -> int:
+    """A whole number from the query, clamped to [low, high]; ``default`` if not one."""
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        value = default
+    return min(max(value, low), high)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _LandingView:
+    """The landing page's filters, carried by every link it makes."""
+
+    state: str
+    query: str
+    size: int
+
+    def url(self, page: int = 1, state: str | None = None) -> str:
+        """The page's address with these filters (HTML-escaped, for an attribute)."""
+        params = {"state": self.state if state is None else state, "q": self.query}
+        params |= {"size": str(self.size), "page": str(page)}
+        defaults = {"state": "all", "q": "", "size": str(_LANDING_PAGE_SIZE), "page": "1"}
+        kept = {key: value for key, value in params.items() if value != defaults[key]}
+        return html.escape("/?" + urllib.parse.urlencode(kept) if kept else "/")
+
+
+def _landing_summary(view: _LandingView, counts: dict[str, int], configured: int) -> str:
+    """The counts per state (within the name filter), each a link to that filter."""
+    parts = []
+    for state in _LANDING_STATES:
+        label = f'<span class="n">{counts[state]:,}</span> {state}'
+        if state == view.state:
+            parts.append(f'<b class="{state}" aria-current="true">{label}</b>')
+        else:
+            parts.append(f'<a class="{state}" href="{view.url(state=state)}">{label}</a>')
+    scope = (
+        f"; of those whose name contains <code>{html.escape(view.query)}</code>"
+        if view.query
+        else ""
+    )
+    return (
+        f'<p class="summary">{configured:,} domains configured{scope}: '
+        + " &middot; ".join(parts)
+        + "</p>"
+    )
+
+
+def _landing_form(view: _LandingView) -> str:
+    """A plain GET form (no script): state, name filter, and the page size kept."""
+    options = "".join(
+        f'<option value="{state}"{" selected" if state == view.state else ""}>{state}</option>'
+        for state in _LANDING_STATES
+    )
+    size = (
+        f'<input type="hidden" name="size" value="{view.size}">'
+        if view.size != _LANDING_PAGE_SIZE
+        else ""
+    )
+    return (
+        '<form class="filter" method="get" action="/">'
+        f'<label>state <select name="state">{options}</select></label> '
+        '<label>domain contains <input type="search" name="q" '
+        f'value="{html.escape(view.query)}" placeholder="part of a name"></label> '
+        f'{size}<button type="submit">filter</button>'
+        + (' <a href="/">clear</a>' if view != _LandingView("all", "", _LANDING_PAGE_SIZE) else "")
+        + "</form>"
+    )
+
+
+def _landing_pager(
+    view: _LandingView, page: int, pages: int, first: int, last: int, total: int
+) -> str:
+    """First/previous/next/last links (keeping the filters) and where this page is."""
+
+    def link(target: int, text: str, rel: str) -> str:
+        if target == page or not 1 <= target <= pages:
+            return f'<span class="off">{text}</span>'
+        return f'<a rel="{rel}" href="{view.url(target)}">{text}</a>'
+
+    where = (
+        f"page {page:,} of {pages:,} &middot; rows {first:,}&ndash;{last:,} of {total:,}"
+        if total
+        else "no rows"
+    )
+    return (
+        '<nav class="pager">'
+        + link(1, "&laquo; first", "first")
+        + link(page - 1, "&lsaquo; previous", "prev")
+        + f'<span class="where">{where}</span>'
+        + link(page + 1, "next &rsaquo;", "next")
+        + link(pages, "last &raquo;", "last")
+        + "</nav>"
+    )
 
 
 def _landing_rows(
     name: str, result: ValidationResult | None, certificate: CertificateCheck | None
 ) -> list[str]:
     """One domain's row on the landing page, and a row with its fix if it has one."""
-    link = f'<a href="/domains/{html.escape(name)}">trace</a>'
-    probe = f'<a href="/probe?target={html.escape(name)}&amp;debug=true">run now</a>'
+    quoted = html.escape(urllib.parse.quote(name, safe=""))
+    probe = html.escape("/probe?" + urllib.parse.urlencode({"target": name, "debug": "true"}))
+    links = f'<a href="/domains/{quoted}">trace</a> <a href="{probe}">run now</a>'
     if result is None:
         cells = [name, "pending", "", "", "", "", "", "", "", ""]
     else:
@@ -196,14 +424,17 @@ def _landing_rows(
             ", ".join(f"{e.family} {e.reason}" for e in result.dns_family_errors if e.hop == 0),
             time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.finished_at)),
         ]
-    title = html.escape(verdict(result) if result else "")
-    css = "" if result is None else ("ok" if result.success else "fail")
-    escaped = [html.escape(str(c)) for c in cells] + [f"{link} {probe}"]
-    row = f'<tr class="{css}" title="{title}">' + "".join(f"<td>{c}</td>" for c in escaped)
-    rows = [row + "</tr>"]
+    title = html.escape(verdict(result) if result else "not validated yet")
+    css = "pending" if result is None else ("ok" if result.success else "fail")
+    escaped = [html.escape(str(c)) for c in cells] + [links]
+    row = f'<tr class="{css}" data-domain="{html.escape(name)}" title="{title}">'
+    rows = [row + "".join(f"<td>{c}</td>" for c in escaped) + "</tr>"]
     hint = fix_hint(result) if result is not None else None
     if hint:
-        rows.append(f'<tr class="hint"><td></td><td colspan="10">{html.escape(hint)}</td></tr>')
+        rows.append(
+            f'<tr class="hint" data-domain="{html.escape(name)}"><td></td>'
+            f'<td colspan="10">{html.escape(hint)}</td></tr>'
+        )
     return rows
 
 
@@ -228,13 +459,25 @@ def _caa_cell(result: ValidationResult) -> str:
 
 
 _LANDING = """<!doctype html>
-<html><head><meta charset="utf-8"><title>acme-http01-exporter</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>acme-http01-exporter</title>
 <style>
-body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}
+body{{font-family:sans-serif;margin:1.5em;color:#1d1d1d}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}}
+th{{background:#f3f3f3}} table{{font-size:14px}}
+td:nth-child(3){{min-width:18em;overflow-wrap:break-word}}
+tr:not(.hint) td:is(:nth-child(1),:nth-child(11)){{white-space:nowrap}}
+td:nth-child(11) a{{display:block}}
 tr.ok td:nth-child(2){{color:#186a1e;font-weight:bold}}
 tr.fail td:nth-child(2){{color:#b00020;font-weight:bold}}
+tr.pending td:nth-child(2){{color:#8a6d00}}
 tr.hint td{{color:#555;font-size:90%;border-top:none}} .warn{{background:#fde8e8;padding:8px}}
+.summary a,.summary b{{margin:0 .2em}} .summary .n{{font-weight:bold}}
+.summary .failing .n{{color:#b00020}} .summary .ok .n{{color:#186a1e}}
+.summary .pending .n{{color:#8a6d00}}
+.filter{{margin:.8em 0}} .pager{{margin:.6em 0}} .pager>*{{margin-right:1em}}
+.pager .off{{color:#999}} .pager .where{{color:#333}}
 </style></head><body>
 <h1>acme-http01-exporter {version}</h1>
 <p>Let's Encrypt HTTP-01 validation, predicted with the CA's own IPv6/IPv4 fallback and
@@ -243,12 +486,18 @@ redirect rules (policy <b>{policy}</b>, every {interval:g}s).
 <a href="/runbook">Runbook</a> &middot;
 <a href="/-/ready">Ready</a></p>
 {warning}
-<table><tr><th>domain</th><th>verdict</th><th>problem</th><th>IPv4 fallback</th>
+{summary}
+{form}
+{pager}
+<table><thead><tr><th>domain</th><th>verdict</th><th>problem</th><th>IPv4 fallback</th>
 <th>AAAA mismatch</th><th>redirect-hop failure</th><th>CAA</th><th>certificate</th>
 <th>hidden DNS failure</th>
-<th>last run</th><th></th></tr>
+<th>last run</th><th></th></tr></thead>
+<tbody>
 {rows}
-</table></body></html>
+</tbody></table>
+{pager}
+</body></html>
 """
 
 

@@ -31,9 +31,15 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
+)
+from prometheus_client.openmetrics.exposition import (
+    generate_latest as _untyped_generate_openmetrics,
 )
 from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
@@ -41,17 +47,34 @@ from exporter import __version__
 from exporter.records import CertificateCheck, Family, ValidationResult
 
 __all__ = [
+    "TEXT_CONTENT_TYPE",
     "DomainState",
     "Exposition",
     "Metric",
     "ResultStore",
     "SelfMetrics",
     "ServiceState",
+    "accepts_gzip",
+    "negotiate_format",
+    "openmetrics_content_type",
     "render_domains",
+    "runtime_registry",
 ]
 
 #: prometheus_client's own float formatting, so the text matches its exposition exactly.
 floatToGoString = cast(Callable[[float], str], _untyped_float_to_go)
+generate_openmetrics = cast(Callable[[CollectorRegistry], bytes], _untyped_generate_openmetrics)
+
+#: Content types as Prometheus expects them (``text/plain`` 0.0.4; OpenMetrics by version).
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_VERSIONS = ("1.0.0", "0.0.1")
+
+
+def openmetrics_content_type(version: str = "1.0.0") -> str:
+    return f"application/openmetrics-text; version={version}; charset=utf-8"
+
+
+_EOF = b"# EOF\n"
 
 _CACHED = " From the latest periodic validation (cached between runs)."
 
@@ -353,7 +376,21 @@ def _header(metric: Metric, kind: str, doc: str) -> str:
     return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
 
 
+def _openmetrics_header(metric: Metric, doc: str, kind: str) -> str:
+    """OpenMetrics: the family is named without ``_total`` (its samples keep it), and
+    the help text escapes double quotes too."""
+    escaped = _openmetrics_escape(doc)
+    return f"# HELP {metric} {escaped}\n# TYPE {metric} {kind}\n"
+
+
+def _openmetrics_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
 _HEADERS = {metric: _header(metric, kind, doc) for metric, kind, doc, _ in DOMAIN_FAMILIES}
+_OPENMETRICS_HEADERS = {
+    metric: _openmetrics_header(metric, doc, kind) for metric, kind, doc, _ in DOMAIN_FAMILIES
+}
 _NAMES = {metric: _sample_name(metric, kind) for metric, kind, _, _ in DOMAIN_FAMILIES}
 
 
@@ -433,27 +470,38 @@ def domain_samples(
     return out
 
 
-def render_domains(snapshot: dict[str, DomainState], *, ipv6_measured: bool = True) -> str:
-    """The per-domain families as exposition text (format 0.0.4).
+def render_domains(
+    snapshot: dict[str, DomainState], *, ipv6_measured: bool = True, openmetrics: bool = False
+) -> str:
+    """The per-domain families as exposition text (format 0.0.4), or with ``openmetrics``
+    as OpenMetrics families (without the closing ``# EOF``: the caller ends the exposition).
 
     Each domain's lines are rendered once per result and cached on its (immutable)
     state, so a scrape only joins strings: a result changes only when its validation
-    finishes.
+    finishes. The sample lines are the same in both formats (counter samples end in
+    ``_total`` in both, label values need no escaping, floats are Go's); only the family
+    headers differ, and both sets are rendered once at import.
     """
     per_domain = [state.lines(name, ipv6_measured) for name, state in snapshot.items()]
+    headers = _OPENMETRICS_HEADERS if openmetrics else _HEADERS
     parts: list[str] = []
     for metric, *_ in DOMAIN_FAMILIES:
-        parts.append(_HEADERS[metric])
+        parts.append(headers[metric])
         parts.extend(lines[metric] for lines in per_domain)
     return "".join(parts)
+
+
+def _help_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_exporter(state: ServiceState, domains: int) -> str:
-    """The exporter-level gauges."""
+def render_exporter(state: ServiceState, domains: int, *, openmetrics: bool = False) -> str:
+    """The exporter-level gauges (gauges are named alike in both formats)."""
+    escape_help = _openmetrics_escape if openmetrics else _help_escape
     gauges = (
         (Metric.DOMAINS, "Configured domains.", "", domains),
         (
@@ -516,25 +564,51 @@ def render_exporter(state: ServiceState, domains: int) -> str:
         ),
     )
     return "".join(
-        f"# HELP {name} {doc}\n# TYPE {name} gauge\n{name}{labels} {floatToGoString(value)}\n"
+        f"# HELP {name} {escape_help(doc)}\n# TYPE {name} gauge\n"
+        f"{name}{labels} {floatToGoString(value)}\n"
         for name, doc, labels, value in gauges
     )
 
 
-class Exposition:
-    """``/metrics``: the domain families from a snapshot, the exporter gauges, and the
-    self-metrics registry (histograms and counters without a domain label)."""
+def runtime_registry() -> CollectorRegistry:
+    """``process_*``, ``python_info`` and ``python_gc_*``: prometheus_client's default
+    collectors, in a registry of their own (a handful of samples, collected per scrape)."""
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
 
-    def __init__(self, store: ResultStore, state: ServiceState, registry: CollectorRegistry):
+
+class Exposition:
+    """``/metrics``: the domain families from a snapshot, the exporter gauges, the
+    self-metrics registry (histograms and counters without a domain label) and the
+    runtime registry (process and Python collectors), in the text format 0.0.4 or in
+    OpenMetrics."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        state: ServiceState,
+        registry: CollectorRegistry,
+        runtime: CollectorRegistry | None = None,
+    ):
         self.store = store
         self.state = state
         self.registry = registry
+        self.runtime = runtime_registry() if runtime is None else runtime
 
-    def render(self) -> bytes:
+    def render(self, openmetrics: bool = False) -> bytes:
         snapshot = self.store.snapshot()
-        text = render_domains(snapshot, ipv6_measured=self.state.ipv6_capable)
-        text += render_exporter(self.state, len(snapshot))
-        return text.encode() + generate_latest(self.registry)
+        ipv6 = self.state.ipv6_capable
+        text = render_domains(snapshot, ipv6_measured=ipv6, openmetrics=openmetrics)
+        text += render_exporter(self.state, len(snapshot), openmetrics=openmetrics)
+        if not openmetrics:
+            return text.encode() + generate_latest(self.registry) + generate_latest(self.runtime)
+        # prometheus_client ends each registry's exposition with # EOF: once, at the end.
+        own = generate_openmetrics(self.registry).removesuffix(_EOF)
+        runtime = generate_openmetrics(self.runtime).removesuffix(_EOF)
+        return text.encode() + own + runtime + _EOF
 
 
 class SelfMetrics:
@@ -576,3 +650,92 @@ class SelfMetrics:
             self.reloads.labels(result)
         for result in ("success", "failure", "refused"):
             self.probes.labels(result)
+
+
+# ------------------------------------------------------------------ content negotiation
+
+
+def _parameters(item: str) -> tuple[str, dict[str, str], float]:
+    """One element of an Accept or Accept-Encoding list: its value, parameters and q."""
+    value, *params = (part.strip() for part in item.split(";"))
+    parsed: dict[str, str] = {}
+    for param in params:
+        key, _, raw = param.partition("=")
+        parsed[key.strip().lower()] = raw.strip().strip('"')
+    q = 1.0
+    if "q" in parsed:
+        try:
+            q = min(max(float(parsed.pop("q")), 0.0), 1.0)
+        except ValueError:
+            q = 0.0  # a malformed q-value accepts nothing rather than everything
+    return value.lower(), parsed, q
+
+
+def _elements(header: str) -> list[tuple[str, dict[str, str], float]]:
+    return [_parameters(item) for item in header.split(",") if item.strip()]
+
+
+#: What /metrics can send, in the server's order of preference on a tie:
+#: (media type, version). The text format first: every Prometheus and every tool reads it.
+_OFFERS = (
+    ("text/plain", "0.0.4"),
+    ("application/openmetrics-text", "1.0.0"),
+    ("application/openmetrics-text", "0.0.1"),
+)
+
+
+def _quality(offer: tuple[str, str], ranges: list[tuple[str, dict[str, str], float]]) -> float:
+    """The q of the most specific range matching ``offer`` (RFC 9110 §12.5.1); 0 if none."""
+    media, version = offer
+    kind = media.split("/")[0]
+    best: tuple[int, float] = (-1, 0.0)
+    for value, params, q in ranges:
+        if value == media:
+            wanted = params.get("version")
+            if wanted is not None and wanted != version:
+                continue
+            specificity = 3 if wanted is not None else 2
+        elif value == f"{kind}/*":
+            specificity = 1
+        elif value == "*/*":
+            specificity = 0
+        else:
+            continue
+        if specificity > best[0]:
+            best = (specificity, q)
+    return best[1]
+
+
+def negotiate_format(accept: str | None) -> tuple[bool, str]:
+    """``(openmetrics, content type)`` for an ``Accept`` header, q-values honoured.
+
+    The highest q wins; a tie goes to the text format 0.0.4, which is also the answer
+    when the header is absent or accepts nothing we offer (a scrape should not fail on
+    a format: Prometheus' own clients do the same).
+    """
+    if not accept:
+        return False, TEXT_CONTENT_TYPE
+    ranges = _elements(accept)
+    best, best_q = _OFFERS[0], 0.0
+    for offer in _OFFERS:
+        q = _quality(offer, ranges)
+        if q > best_q:
+            best, best_q = offer, q
+    if best[0] == "text/plain":
+        return False, TEXT_CONTENT_TYPE
+    return True, openmetrics_content_type(best[1])
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether to gzip for this ``Accept-Encoding`` (RFC 9110 §12.5.3).
+
+    gzip's q is its own entry's (``x-gzip`` too), else ``*``'s, else 0: gzip is sent when
+    it is positive, unless the client lists ``identity`` itself with a higher q. Without
+    the header, or with ``gzip;q=0``, the body is sent as it is.
+    """
+    if not accept_encoding:
+        return False
+    codings = {value: q for value, _, q in _elements(accept_encoding)}
+    star = codings.get("*", 0.0)
+    gzip_q = codings.get("gzip", codings.get("x-gzip", star))
+    return gzip_q > 0 and gzip_q >= codings.get("identity", 0.0)

@@ -1,9 +1,11 @@
 """A small asyncio HTTP/1.1 server (h11) for the exporter's endpoints.
 
 Rule: transport only. It parses requests with h11, enforces size and idle
-limits, and hands a :class:`WebRequest` to one handler; routing and content are
-the service's business. It runs on the same event loop as the validations so
-that ``/probe`` can run one; CPU-heavy renders go to a thread in the handler.
+limits, applies ``--web.config.file`` (TLS per connection, basic auth per request,
+extra headers on every response; ``exporter.webconfig``), and hands a
+:class:`WebRequest` to one handler; routing and content are the service's business.
+It runs on the same event loop as the validations so that ``/probe`` can run one;
+CPU-heavy renders go to a thread in the handler.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import h11
+
+from exporter.webconfig import HANDSHAKE_TIMEOUT, WebConfig, WebConfigWatcher, peer_sans
 
 __all__ = ["WebRequest", "WebResponse", "WebServer", "parse_listen_address"]
 
@@ -63,11 +68,33 @@ def parse_listen_address(value: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
+class _PausedProtocol(asyncio.StreamReaderProtocol):
+    """A stream whose transport reads nothing until ``start_tls`` resumes it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, asyncio.ReadTransport):
+            transport.pause_reading()
+
+
+_UNAUTHORIZED = WebResponse(401, b"Unauthorized\n", headers=(("WWW-Authenticate", "Basic"),))
+
+
 class WebServer:
-    def __init__(self, handler: Handler, host: str | None, port: int) -> None:
+    """``web_config`` (``--web.config.file``): TLS on every connection, basic auth on every
+    request and extra headers on every response, whatever the handler."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | None,
+        port: int,
+        web_config: WebConfigWatcher | None = None,
+    ) -> None:
         self.handler = handler
         self.host = host
         self.port = port
+        self.web_config = web_config
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -77,8 +104,21 @@ class WebServer:
         return [s.getsockname()[:2] for s in self._server.sockets]
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, reuse_address=True, backlog=512
+        if self.web_config is None or not self.web_config.tls:
+            self._server = await asyncio.start_server(
+                self._serve, self.host, self.port, reuse_address=True, backlog=512
+            )
+            return
+        # TLS: the handshake is done per connection (``_secure``) with the context in force,
+        # so a changed certificate or policy applies to the next connection. Reading waits
+        # for it: bytes read before ``start_tls`` (the ClientHello) would be lost to it.
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            return _PausedProtocol(asyncio.StreamReader(limit=2**16), self._serve)
+
+        self._server = await loop.create_server(
+            protocol, self.host, self.port, reuse_address=True, backlog=512
         )
 
     async def stop(self) -> None:
@@ -95,17 +135,18 @@ class WebServer:
         assert task is not None
         self._connections.add(task)
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        extra: tuple[tuple[str, str], ...] = ()
         try:
+            if self.web_config is not None and not await self._secure(writer):
+                return
             while True:
                 request = await self._read_request(conn, reader)
                 if request is None:
                     return
-                try:
-                    response = await self.handler(request)
-                except Exception:
-                    log.exception("handler failed", extra={"fields": {"path": request.path}})
-                    response = WebResponse.text(500, "internal error\n")
-                await self._send(conn, writer, response, request.method == "HEAD")
+                config = None if self.web_config is None else await self.web_config.get()
+                extra = () if config is None else config.headers
+                response = await self._respond(config, request)
+                await self._send(conn, writer, response, request.method == "HEAD", extra)
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                     return
                 try:
@@ -115,14 +156,59 @@ class WebServer:
         except (h11.RemoteProtocolError, ValueError):
             with contextlib.suppress(Exception):
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await self._send(conn, writer, WebResponse.text(400, "bad request\n"), False)
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
+                    bad = WebResponse.text(400, "bad request\n")
+                    await self._send(conn, writer, bad, False, extra)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+            log.debug("connection closed", extra={"fields": {"error": repr(exc)}})
         finally:
             self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _secure(self, writer: asyncio.StreamWriter) -> bool:
+        """TLS handshake (if configured) and the client SAN check; False: drop the client.
+
+        A failed handshake (plain HTTP on the TLS port, no or a bad client certificate, a
+        client that sends nothing) is the client's problem: logged at debug, never raised.
+        """
+        assert self.web_config is not None
+        config = await self.web_config.get()
+        if config.ssl_context is None:
+            return True
+        peer = writer.get_extra_info("peername")
+        try:
+            await asyncio.wait_for(
+                writer.start_tls(config.ssl_context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT),
+                HANDSHAKE_TIMEOUT + 1,
+            )
+        except Exception as exc:  # ssl.SSLError, ConnectionError, TimeoutError, ...
+            log.debug(
+                "TLS handshake failed", extra={"fields": {"peer": str(peer), "error": repr(exc)}}
+            )
+            return False
+        if config.allowed_sans is not None:
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
+            if not peer_sans(der) & config.allowed_sans:
+                log.debug(
+                    "client certificate has no allowed SAN",
+                    extra={"fields": {"peer": str(peer)}},
+                )
+                return False
+        return True
+
+    async def _respond(self, config: WebConfig | None, request: WebRequest) -> WebResponse:
+        if config is not None and config.users:
+            assert self.web_config is not None
+            if not await self.web_config.auth.check(config, request.headers.get("authorization")):
+                log.debug("unauthorized request", extra={"fields": {"path": request.path}})
+                return _UNAUTHORIZED
+        try:
+            return await self.handler(request)
+        except Exception:
+            log.exception("handler failed", extra={"fields": {"path": request.path}})
+            return WebResponse.text(500, "internal error\n")
 
     async def _read_request(
         self, conn: h11.Connection, reader: asyncio.StreamReader
@@ -156,12 +242,18 @@ class WebServer:
                 )
 
     async def _send(
-        self, conn: h11.Connection, writer: asyncio.StreamWriter, response: WebResponse, head: bool
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        response: WebResponse,
+        head: bool,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         headers = [
             ("Content-Type", response.content_type),
             ("Content-Length", str(len(response.body))),
             *response.headers,
+            *extra,
         ]
         writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)))
         if response.body and not head:

@@ -186,3 +186,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_prometheus(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Prometheus on 127.0.0.1 with ``directory/prometheus.yml``; (process, base URL).
+
+    The caller writes the config first and terminates the process when done.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}"

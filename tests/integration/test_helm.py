@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +140,35 @@ def test_chart_files_are_the_canonical_bytes() -> None:
         ("unbound.enabled=maybe", "at '/unbound/enabled': got string, want boolean"),
         ("unbound.msgCacheSize=lots", "at '/unbound/msgCacheSize'"),
         ("unbound.extraConfig={forward-zone}", "at '/unbound/extraConfig/0'"),
+        ("image.digest=latest", "at '/image/digest'"),
+        ("commonLabels.team=null", "at '/commonLabels/team': got null, want string"),
+        ("extraEnv[0].value=x", "at '/extraEnv/0': missing property 'name'"),
+        ("extraVolumeMounts[0].name=x", "at '/extraVolumeMounts/0': missing property 'mountPath'"),
+        ("extraContainers[0].image=busybox", "at '/extraContainers/0': missing property 'name'"),
+        ("hostNetwork=yes", "at '/hostNetwork': got string, want boolean"),
+        ("dnsPolicy=Bogus", "at '/dnsPolicy'"),
+        ("dnsConfig.nameserver=192.0.2.1", "at '/dnsConfig': additional properties"),
+        ("webConfig.tlz=x", "at '/webConfig': additional properties 'tlz' not allowed"),
+        ("webConfig.probes.mode=maybe", "at '/webConfig/probes/mode'"),
+        ("webConfig.probes.basicAuth.username=kubelet", "'password' required"),
+        ("webConfig.config.basic_auth_users.alice=secret", "basic_auth_users/alice"),
+        (
+            "webConfig.config.tls_server_config.client_auth_type=Always",
+            "at '/webConfig/config/tls_server_config/client_auth_type'",
+        ),
+        (  # the exporter refuses it (Python's ssl cannot ask without verifying)
+            "webConfig.config.tls_server_config.client_auth_type=RequireAnyClientCert",
+            "at '/webConfig/config/tls_server_config/client_auth_type'",
+        ),
+        ("webConfig.config.tls_server_config.certfile=x", "additional properties 'certfile'"),
+        ("webConfig.config.http_server_config.headers.Server=x", "additional properties 'Server'"),
+        (
+            "webConfig.config.http_server_config.headers.X-Frame-Options=allow",
+            "/http_server_config/headers/X-Frame-Options",
+        ),
+        ("webConfig.config.basic_auth_users.bob=$2b$10$short", "basic_auth_users/bob"),
+        ("serviceMonitor.basicAuth.usernameKey=", "at '/serviceMonitor/basicAuth/usernameKey'"),
+        ("global=1", "at '/global': got number, want object"),
     ],
 )
 def test_schema_rejects_bad_values(setting: str, message: str) -> None:
@@ -631,3 +662,747 @@ def test_notes_name_the_resolver(args: list[str], expected: str | None) -> None:
         assert "Unbound" not in notes
     else:
         assert expected in notes
+
+
+# ------------------------------------------------------------------ operator values
+
+DIGEST = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+def pod_spec(docs: list[dict[str, Any]], kind: str = "Deployment") -> dict[str, Any]:
+    spec: dict[str, Any] = one(docs, kind)["spec"]["template"]["spec"]
+    return spec
+
+
+def test_operator_values() -> None:
+    docs = render(values("operator"))
+    pod = pod_spec(docs)
+    found = containers(docs)
+    assert list(found) == ["unbound", "exporter", "log-shipper"]  # extras after the exporter
+    image = f"ghcr.io/acme-http01-exporter/acme-http01-exporter@{DIGEST}"
+    assert found["exporter"]["image"] == found["unbound"]["image"] == image
+    # The tag stays the version label.
+    assert one(docs, "Deployment")["metadata"]["labels"]["app.kubernetes.io/version"] == "0.1.0"
+    assert found["exporter"]["env"] == [
+        {"name": "HTTPS_PROXY", "value": ""},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+    ]
+    assert "env" not in found["unbound"]
+    assert found["exporter"]["volumeMounts"][-1] == {
+        "name": "extra-ca",
+        "mountPath": "/etc/ssl/corporate",
+        "readOnly": True,
+    }
+    assert pod["volumes"][-1] == {"name": "extra-ca", "configMap": {"name": "corporate-ca"}}
+    assert found["log-shipper"]["image"] == "busybox:1.36"
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"  # the convention with hostNetwork
+    assert pod["dnsConfig"] == {"options": [{"name": "ndots", "value": "1"}]}
+
+
+def test_operator_values_absent_by_default() -> None:
+    pod = pod_spec(render(values("default")))
+    for key in ("hostNetwork", "dnsPolicy", "dnsConfig"):
+        assert key not in pod, key
+    exporter = {c["name"]: c for c in pod["containers"]}["exporter"]
+    assert "env" not in exporter
+    assert exporter["image"].endswith(":0.1.0") and "@" not in exporter["image"]
+    assert [m["name"] for m in exporter["volumeMounts"]] == ["config"]
+
+
+def test_dns_policy() -> None:
+    assert pod_spec(render(values("default"), "dnsPolicy=None"))["dnsPolicy"] == "None"
+    pod = pod_spec(render(values("default"), "hostNetwork=true", "dnsPolicy=Default"))
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "Default"  # explicit wins
+    pod = pod_spec(render(values("default"), "hostNetwork=true"))
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+
+
+def test_extra_env_with_the_shards_pod_name() -> None:
+    docs = render(values("sharded"), "extraEnv[0].name=TZ", "extraEnv[0].value=UTC")
+    env = containers(docs, "StatefulSet")["exporter"]["env"]
+    assert [e["name"] for e in env] == ["POD_NAME", "TZ"]
+
+
+def test_common_labels_on_every_resource() -> None:
+    labels = {"team": "platform", "tier": "observability"}
+    for name in ("operator", "monitoring", "web-tls", "sharded"):
+        docs = render(values(name), "commonLabels.team=platform", "commonLabels.tier=observability")
+        for doc in docs:
+            found = doc["metadata"]["labels"]
+            assert labels.items() <= found.items(), (name, doc["kind"], doc["metadata"]["name"])
+            assert found["app.kubernetes.io/name"] == "acme-http01-exporter"
+            if doc["kind"] in ("Deployment", "StatefulSet"):
+                pod_labels = doc["spec"]["template"]["metadata"]["labels"]
+                assert labels.items() <= pod_labels.items()
+                # The selector is unchanged (it cannot change on an upgrade).
+                assert "team" not in doc["spec"]["selector"]["matchLabels"]
+    # A number-like label value stays a string (values("operator"): cost-center "4711").
+    for doc in render(values("operator")):
+        assert doc["metadata"]["labels"]["cost-center"] == "4711", doc["kind"]
+
+
+# ------------------------------------------------------------------ web config
+
+WEB_CONFIG_FILE = "/etc/acme-http01-exporter/web/web-config.yml"
+
+
+def web_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    secret = one(docs, "Secret")
+    assert secret["metadata"]["name"] == f"{FULLNAME}-web-config"
+    loaded: dict[str, Any] = yaml.safe_load(
+        base64.b64decode(secret["data"]["web-config.yml"]).decode()
+    )
+    return loaded
+
+
+def probes(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    exporter = containers(docs)["exporter"]
+    return exporter["livenessProbe"], exporter["readinessProbe"]
+
+
+def test_no_web_config_by_default() -> None:
+    docs = render(values("default"))
+    assert "Secret" not in kinds(docs)
+    assert not any(a.startswith("--web.config") for a in containers(docs)["exporter"]["args"])
+    for probe in probes(docs):
+        assert "scheme" not in probe["httpGet"] and "httpHeaders" not in probe["httpGet"]
+
+
+def test_web_config_with_tls_and_basic_auth() -> None:
+    source = yaml.safe_load(values("web-tls").read_text())["webConfig"]
+    docs = render(values("web-tls"))
+    config = web_config(docs)
+    assert config == {
+        "tls_server_config": {
+            "min_version": "TLS12",
+            "client_auth_type": "VerifyClientCertIfGiven",
+            # Filled in from the mounted TLS Secret.
+            "cert_file": "/etc/acme-http01-exporter/tls/tls.crt",
+            "key_file": "/etc/acme-http01-exporter/tls/tls.key",
+            "client_ca_file": "/etc/acme-http01-exporter/tls/ca.crt",
+        },
+        "basic_auth_users": source["config"]["basic_auth_users"],
+        "http_server_config": source["config"]["http_server_config"],
+    }
+    exporter = containers(docs)["exporter"]
+    assert f"--web.config.file={WEB_CONFIG_FILE}" in exporter["args"]
+    assert exporter["volumeMounts"][0] == {
+        "name": "config",
+        "mountPath": "/etc/acme-http01-exporter",
+        "readOnly": True,
+    }
+    volume = pod_spec(docs)["volumes"][0]
+    assert volume == {
+        "name": "config",
+        "projected": {
+            "sources": [
+                {"configMap": {"name": FULLNAME}},  # every key, as without a web config
+                {
+                    "secret": {
+                        "name": f"{FULLNAME}-web-config",
+                        "items": [{"key": "web-config.yml", "path": "web/web-config.yml"}],
+                    }
+                },
+                {
+                    "secret": {
+                        "name": "acme-http01-exporter-tls",
+                        "items": [
+                            {"key": "tls.crt", "path": "tls/tls.crt"},
+                            {"key": "tls.key", "path": "tls/tls.key"},
+                            {"key": "ca.crt", "path": "tls/ca.crt"},
+                        ],
+                    }
+                },
+            ]
+        },
+    }
+    # The paths the web config names are the files the volume holds.
+    mounted = {
+        f"/etc/acme-http01-exporter/{item['path']}"
+        for source_ in volume["projected"]["sources"]
+        for item in next(iter(source_.values())).get("items", [])
+    }
+    tls = config["tls_server_config"]
+    assert {WEB_CONFIG_FILE, tls["cert_file"], tls["key_file"], tls["client_ca_file"]} <= mounted
+
+    # The probes: HTTPS, logged in as the probes' own user.
+    credentials = source["probes"]["basicAuth"]
+    expected_header = base64.b64encode(
+        f"{credentials['username']}:{credentials['password']}".encode()
+    ).decode()
+    for probe, path in zip(probes(docs), ("/-/healthy", "/-/ready"), strict=True):
+        assert probe["httpGet"] == {
+            "path": path,
+            "port": "http",
+            "scheme": "HTTPS",
+            "httpHeaders": [{"name": "Authorization", "value": f"Basic {expected_header}"}],
+        }
+    try:
+        import bcrypt
+    except ImportError:  # pragma: no cover - the exporter depends on it for basic auth
+        bcrypt = None
+    if bcrypt is not None:  # the probes' password is the one the web config accepts
+        hashed = config["basic_auth_users"][credentials["username"]]
+        assert bcrypt.checkpw(credentials["password"].encode(), hashed.encode())
+
+    # The ServiceMonitor follows: HTTPS, the given TLS settings, basic auth from a Secret.
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {
+        "ca": {"secret": {"name": "acme-http01-exporter-tls", "key": "ca.crt"}},
+        "serverName": "rel-acme-http01-exporter.monitoring.svc",
+    }
+    assert endpoint["basicAuth"] == {
+        "username": {"name": "acme-http01-exporter-scrape", "key": "username"},
+        "password": {"name": "acme-http01-exporter-scrape", "key": "password"},
+    }
+
+
+def test_web_config_tls_alone_and_config_alone() -> None:
+    # Only the TLS Secret: a web config naming its files, no client CA.
+    docs = render(
+        values("default"), "webConfig.tls.existingSecret=tls", "serviceMonitor.enabled=true"
+    )
+    assert web_config(docs) == {
+        "tls_server_config": {
+            "cert_file": "/etc/acme-http01-exporter/tls/tls.crt",
+            "key_file": "/etc/acme-http01-exporter/tls/tls.key",
+        }
+    }
+    tls_items = pod_spec(docs)["volumes"][0]["projected"]["sources"][2]["secret"]["items"]
+    assert [i["key"] for i in tls_items] == ["tls.crt", "tls.key"]  # no ca.crt needed
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}  # the documented default
+    assert "basicAuth" not in endpoint
+    assert all(p["httpGet"]["scheme"] == "HTTPS" for p in probes(docs))
+
+    # Only headers: a web config, plain HTTP everywhere.
+    docs = render(
+        values("default"),
+        "webConfig.config.http_server_config.headers.X-Frame-Options=deny",
+        "serviceMonitor.enabled=true",
+    )
+    assert web_config(docs) == {"http_server_config": {"headers": {"X-Frame-Options": "deny"}}}
+    sources = pod_spec(docs)["volumes"][0]["projected"]["sources"]
+    assert len(sources) == 2
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert "scheme" not in endpoint and "tlsConfig" not in endpoint
+    assert all("scheme" not in p["httpGet"] for p in probes(docs))
+
+    # Its own certificate paths (e.g. from extraVolumes) are kept.
+    docs = render(
+        values("default"),
+        "webConfig.tls.existingSecret=tls",
+        "webConfig.config.tls_server_config.client_auth_type=RequireAndVerifyClientCert",
+        "webConfig.config.tls_server_config.client_ca_file=/etc/ssl/clients/ca.crt",
+    )
+    tls = web_config(docs)["tls_server_config"]
+    assert tls["client_ca_file"] == "/etc/ssl/clients/ca.crt"
+    tls_items = pod_spec(docs)["volumes"][0]["projected"]["sources"][2]["secret"]["items"]
+    assert [i["key"] for i in tls_items] == ["tls.crt", "tls.key"]
+
+
+def test_web_config_from_existing_secrets() -> None:
+    docs = render(values("web-existing-secret"))
+    assert "Secret" not in kinds(docs) and "ConfigMap" in kinds(docs)  # only Unbound's
+    sources = pod_spec(docs)["volumes"][0]["projected"]["sources"]
+    assert sources == [
+        {"secret": {"name": "acme-http01-config"}},
+        {
+            "secret": {
+                "name": "acme-http01-web-config",
+                "items": [{"key": "web-config.yml", "path": "web/web-config.yml"}],
+            }
+        },
+        {
+            "secret": {
+                "name": "acme-http01-exporter-tls",
+                "items": [
+                    {"key": "tls.crt", "path": "tls/tls.crt"},
+                    {"key": "tls.key", "path": "tls/tls.key"},
+                ],
+            }
+        },
+    ]
+    assert f"--web.config.file={WEB_CONFIG_FILE}" in containers(docs)["exporter"]["args"]
+    for probe in probes(docs):  # probes.mode: tcp
+        assert "httpGet" not in probe and probe["tcpSocket"] == {"port": "http"}
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["basicAuth"] == {
+        "username": {"name": "acme-http01-scrape", "key": "user"},
+        "password": {"name": "acme-http01-scrape", "key": "pass"},
+    }
+    # An existing web config with the config from a ConfigMap, without TLS: plain HTTP.
+    docs = render(values("existing-config"), "webConfig.existingSecret=web")
+    sources = pod_spec(docs)["volumes"][0]["projected"]["sources"]
+    assert sources[0]["configMap"]["name"] == "my-acme-http01-config"
+    assert all("scheme" not in p["httpGet"] for p in probes(docs))
+
+
+HASH = "$2b$10$oqCrdC4t3tWIKZ4cGVelOeWUkCuct0YtqgvILOmZgtgWo6N2m8JUq"
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        # Basic auth the probes cannot pass: they only connect.
+        ([f"webConfig.config.basic_auth_users.prometheus={HASH}"], "tcp"),
+        # ... unless told to GET anyway (e.g. the exporter's web config is elsewhere).
+        (
+            [
+                f"webConfig.config.basic_auth_users.prometheus={HASH}",
+                "webConfig.probes.mode=http",
+            ],
+            "http",
+        ),
+        # A client certificate required: the kubelet has none.
+        (
+            [
+                "webConfig.tls.existingSecret=tls",
+                "webConfig.config.tls_server_config.client_auth_type=RequireAndVerifyClientCert",
+            ],
+            "tcp",
+        ),
+        # Optional client certificates: HTTPS GET.
+        (
+            [
+                "webConfig.tls.existingSecret=tls",
+                "webConfig.config.tls_server_config.client_auth_type=VerifyClientCertIfGiven",
+            ],
+            "https",
+        ),
+        (["webConfig.tls.existingSecret=tls", "webConfig.probes.mode=tcp"], "tcp"),
+        (["webConfig.existingSecret=web"], "http"),  # the chart cannot know: it GETs
+    ],
+    ids=[
+        "basic-auth",
+        "basic-auth-forced-http",
+        "require-verify-cert",
+        "cert-if-given",
+        "mode-tcp",
+        "existing-secret",
+    ],
+)
+def test_probes_follow_the_web_config(sets: list[str], expected: str) -> None:
+    docs = render(values("default"), *sets)
+    for probe, timing in zip(
+        probes(docs), ({"periodSeconds": 20}, {"periodSeconds": 10}), strict=True
+    ):
+        assert timing.items() <= probe.items()  # the timing is kept
+        if expected == "tcp":
+            assert "httpGet" not in probe and probe["tcpSocket"] == {"port": "http"}
+        else:
+            assert probe["httpGet"].get("scheme", "HTTP") == expected.upper()
+            assert "httpHeaders" not in probe["httpGet"]
+
+
+def test_probes_of_the_users_own_kept() -> None:
+    docs = render(
+        values("default"),
+        "webConfig.tls.existingSecret=tls",
+        "webConfig.probes.basicAuth.username=kubelet",
+        "webConfig.probes.basicAuth.password=pw",
+        "livenessProbe.httpGet.httpHeaders[0].name=X-Probe",
+        "livenessProbe.httpGet.httpHeaders[0].value=kubelet",
+        "readinessProbe.httpGet=null",
+        "readinessProbe.exec.command={/bin/true}",
+    )
+    liveness, readiness = probes(docs)
+    authorization = "Basic " + base64.b64encode(b"kubelet:pw").decode()
+    assert liveness["httpGet"]["httpHeaders"] == [
+        {"name": "X-Probe", "value": "kubelet"},
+        {"name": "Authorization", "value": authorization},
+    ]
+    assert readiness["exec"] == {"command": ["/bin/true"]} and "httpGet" not in readiness
+
+
+def test_notes_follow_the_web_config() -> None:
+    proc = run_helm(
+        "install",
+        "rel",
+        str(CHART),
+        "--dry-run=client",
+        "-n",
+        "monitoring",
+        "-f",
+        str(values("web-tls")),
+    )
+    notes = proc.stdout[proc.stdout.index("NOTES:") :]
+    assert "https://127.0.0.1:9469/metrics" in notes
+    assert f"--web.config.file={WEB_CONFIG_FILE}" in notes
+    assert "serviceMonitor.basicAuth.secretName" not in notes  # it is set
+    proc = run_helm(
+        "install",
+        "rel",
+        str(CHART),
+        "--dry-run=client",
+        "-n",
+        "monitoring",
+        "-f",
+        str(values("default")),
+        "--set",
+        f"webConfig.config.basic_auth_users.p={HASH}",
+        "--set",
+        "serviceMonitor.enabled=true",
+    )
+    notes = proc.stdout[proc.stdout.index("NOTES:") :]
+    assert "http://127.0.0.1:9469/metrics" in notes
+    assert "set serviceMonitor.basicAuth.secretName" in notes
+
+
+# ------------------------------------------------------------------ as a subchart
+
+
+@pytest.fixture
+def umbrella(tmp_path: Path) -> Path:
+    """An umbrella chart with this chart as a file:// dependency, twice: as itself and
+    under an alias (as an Argo CD app of apps or a platform chart would)."""
+    chart = tmp_path / "platform"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": "platform",
+                "version": "1.0.0",
+                "dependencies": [
+                    {
+                        "name": "acme-http01-exporter",
+                        "version": "0.1.0",
+                        "repository": f"file://{CHART}",
+                    },
+                    {
+                        "name": "acme-http01-exporter",
+                        "alias": "acme-eu",
+                        "version": "0.1.0",
+                        "repository": f"file://{CHART}",
+                        "condition": "acme-eu.enabled",
+                    },
+                ],
+            }
+        )
+    )
+    (chart / "values.yaml").write_text(
+        "acme-http01-exporter:\n  config:\n    domains: [example.com]\nacme-eu:\n  enabled: false\n"
+    )
+    (chart / "templates" / "configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: platform\n"
+        "data:\n"
+        '  registry: {{ dig "imageRegistry" "none" (.Values.global | default dict) | quote }}\n'
+    )
+    run_helm("dependency", "build", str(chart))
+    assert (chart / "charts" / "acme-http01-exporter-0.1.0.tgz").is_file()
+    return chart
+
+
+def render_umbrella(chart: Path, *args: str) -> list[dict[str, Any]]:
+    proc = run_helm("template", "umb", str(chart), "--namespace", "monitoring", *args)
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def test_as_a_subchart_without_globals(umbrella: Path) -> None:
+    docs = render_umbrella(umbrella)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "umb-acme-http01-exporter") in names
+    assert ("ConfigMap", "platform") in names
+    assert not any(name.startswith("umb-acme-eu") for _, name in names)  # condition off
+    assert exporter_config(docs)["domains"] == ["example.com"]
+
+
+def test_as_a_subchart_with_globals_and_values(umbrella: Path, tmp_path: Path) -> None:
+    overrides = tmp_path / "platform-values.yaml"
+    overrides.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"imageRegistry": "registry.internal", "labels": {"a": "b"}},
+                "acme-http01-exporter": {
+                    "commonLabels": {"team": "platform"},
+                    "image": {"digest": DIGEST},
+                    "serviceMonitor": {"enabled": True},
+                    "webConfig": {"tls": {"existingSecret": "exporter-tls"}},
+                },
+                "acme-eu": {
+                    "enabled": True,
+                    "perspective": "eu-west",
+                    "config": {"domains": ["example.org"]},
+                },
+            }
+        )
+    )
+    docs = render_umbrella(umbrella, "-f", str(overrides), "--set", "global.extra=1")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert by_name[("ConfigMap", "platform")]["data"]["registry"] == "registry.internal"
+    deployment = by_name[("Deployment", "umb-acme-http01-exporter")]
+    assert deployment["metadata"]["labels"]["team"] == "platform"
+    exporter = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+    assert exporter["exporter"]["image"].endswith(f"@{DIGEST}")
+    assert f"--web.config.file={WEB_CONFIG_FILE}" in exporter["exporter"]["args"]
+    monitor = by_name[("ServiceMonitor", "umb-acme-http01-exporter")]
+    assert monitor["spec"]["endpoints"][0]["scheme"] == "https"
+    # The aliased copy: its own name, values and resources.
+    aliased = by_name[("Deployment", "umb-acme-eu")]
+    args = {c["name"]: c for c in aliased["spec"]["template"]["spec"]["containers"]}["exporter"][
+        "args"
+    ]
+    assert "--perspective=eu-west" in args
+    assert yaml.safe_load(by_name[("ConfigMap", "umb-acme-eu")]["data"]["config.yml"])[
+        "domains"
+    ] == ["example.org"]
+    assert ("ServiceMonitor", "umb-acme-eu") not in by_name
+
+    # The subchart's schema still applies through the umbrella.
+    proc = run_helm(
+        "template", "umb", str(umbrella), "--set", "acme-http01-exporter.shards=0", check=False
+    )
+    assert proc.returncode != 0 and "minimum: got 0, want 1" in proc.stderr
+
+
+def test_as_a_subchart_passes_kubernetes_validate(umbrella: Path, tmp_path: Path) -> None:
+    validate = required("kubernetes-validate", Path(sys.executable).parent / "kubernetes-validate")
+    out = tmp_path / "rendered.yaml"
+    out.write_text(
+        yaml.safe_dump_all(
+            render_umbrella(
+                umbrella, "--set", "global.imageRegistry=r", "--set", "acme-eu.enabled=true"
+            )
+        )
+    )
+    proc = subprocess.run(
+        [validate, "-k", KUBE_VERSION, "--strict", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_schema_accepts_global_on_its_own() -> None:
+    proc = run_helm(
+        "template", "rel", str(CHART), "--set-json", 'global={"imageRegistry":"r","x":{"y":[1]}}'
+    )
+    assert "kind: Deployment" in proc.stdout
+
+
+# ------------------------------------------------------------------ README, Chart.yaml
+
+CHART_README = ROOT / "scripts" / "chart_readme.py"
+
+
+def load_chart_readme() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chart_readme", CHART_README)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["chart_readme"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chart_readme_is_generated_and_up_to_date() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(CHART_README), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_chart_readme_check_fails_when_stale(tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    values_file = chart / "values.yaml"
+    values_file.write_text(
+        values_file.read_text().replace("# -- Service type.", "# -- The Service's type.")
+    )
+    command = [sys.executable, str(CHART_README), "--chart", str(chart)]
+    proc = subprocess.run([*command, "--check"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "out of date" in proc.stderr
+    subprocess.run(command, check=True, timeout=60)  # regenerates
+    assert (
+        '| `service.type` | string | `"ClusterIP"` | The Service\'s type. |'
+        in (chart / "README.md").read_text()
+    )
+    proc = subprocess.run([*command, "--check"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    # A value without a comment fails too.
+    values_file.write_text(values_file.read_text() + "undocumentedValue: 1\n")
+    proc = subprocess.run([*command, "--check"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "undocumentedValue" in proc.stderr
+
+
+def test_chart_readme_parser() -> None:
+    module = load_chart_readme()
+    rows = module.parse(
+        "# Not documentation.\n"
+        "top:\n"
+        "  # -- A nested value,\n"
+        "  # on two lines | with a pipe.\n"
+        "  leaf: 3\n"
+        "  # -- (string) A typed map.\n"
+        "  # @default -- `computed`\n"
+        "  map:\n"
+        "    inner: [1, 2]\n"
+        "  # -- Detached by the blank line.\n"
+        "\n"
+        "  other: x\n"
+        "# -- A list.\n"
+        "items:\n"
+        "  - a: 1\n"
+        "# -- Flag.\n"
+        "flag: false\n"
+    )
+    assert [(r.key, r.type, r.default, r.description) for r in rows] == [
+        ("top.leaf", "int", "`3`", "A nested value, on two lines | with a pipe."),
+        ("top.map", "string", "`computed`", "A typed map."),
+        ("items", "list", '`[{"a":1}]`', "A list."),
+        ("flag", "bool", "`false`", "Flag."),
+    ]
+    table = module.values_table(rows)
+    assert "| `top.leaf` | int | `3` | A nested value, on two lines \\| with a pipe. |" in table
+    assert module.undocumented("a:\n  b: 1\n# -- C.\nc: {d: 1}\ne: {}\n") == ["a.b", "e"]
+
+
+def test_every_value_is_documented_and_typed() -> None:
+    module = load_chart_readme()
+    text = (CHART / "values.yaml").read_text()
+    assert module.undocumented(text) == []
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for row in module.parse(text):
+        node = schema
+        for part in row.key.split("."):
+            properties = node.get("properties")
+            if properties is None:  # a free-form object (config, resources, ...)
+                break
+            assert part in properties, row.key
+            node = properties[part]
+        else:
+            assert "type" in node, row.key
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    chart_values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert chart["maintainers"] and all(m["name"] for m in chart["maintainers"])
+    assert {"acme", "letsencrypt", "prometheus", "exporter"} <= set(chart["keywords"])
+    assert chart["sources"]
+    annotations = chart["annotations"]
+    assert annotations["artifacthub.io/prerelease"] == "false"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    license_ = annotations["artifacthub.io/license"]
+    assert re.search(rf'^license = (\{{ text = )?"{re.escape(license_)}"', pyproject, re.M)
+    images = yaml.safe_load(annotations["artifacthub.io/images"])
+    assert images == [
+        {
+            "name": "acme-http01-exporter",
+            "image": f"{chart_values['image']['repository']}:{chart['appVersion']}",
+        }
+    ]
+    changes = yaml.safe_load(annotations["artifacthub.io/changes"])
+    assert changes and all(
+        c["kind"] in {"added", "changed", "deprecated", "removed", "fixed", "security"}
+        and c["description"]
+        for c in changes
+    )
+    links = yaml.safe_load(annotations["artifacthub.io/links"])
+    urls = [link["url"] for link in links] + chart["sources"] + [chart.get("home", "https://x")]
+    for url in urls:
+        assert url.startswith("https://"), url
+        assert "example" not in url, url  # no placeholder hosts
+    readme = (CHART / "README.md").read_text()
+    assert f"Version: `{chart['version']}`" in readme
+
+
+def self_signed(directory: Path) -> None:
+    """A CA and a server certificate it signs, as cert-manager's Secret holds them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: Any
+    ) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
+        )
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("acme-http01-exporter test CA", ca_key, None, ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = certificate(f"{FULLNAME}.monitoring.svc", key, ca.subject, ca_key)
+    pem = serialization.Encoding.PEM
+    (directory / "ca.crt").write_bytes(ca.public_bytes(pem))
+    (directory / "tls.crt").write_bytes(cert.public_bytes(pem))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+@pytest.mark.parametrize("name", ["web-tls", "operator"])
+def test_rendered_web_config_loads_in_the_exporter(name: str, tmp_path: Path) -> None:
+    """The web config the chart writes, with the files of the volume where the pod has
+    them, is one the exporter accepts (TLS with the Secret's files, the users, headers)."""
+    webconfig = pytest.importorskip("exporter.webconfig")
+    import ssl
+
+    sets = [] if name == "web-tls" else ["webConfig.tls.existingSecret=tls"]
+    docs = render(values(name), *sets)
+    secret = one(docs, "Secret")
+    text = base64.b64decode(secret["data"]["web-config.yml"]).decode()
+    root = tmp_path / "etc" / "acme-http01-exporter"  # the config volume's mount point
+    (root / "web").mkdir(parents=True)
+    (root / "tls").mkdir()
+    self_signed(root / "tls")
+    path = root / WEB_CONFIG_FILE.removeprefix("/etc/acme-http01-exporter/")
+    path.write_text(text.replace("/etc/acme-http01-exporter/", f"{root}/"))
+    loaded = webconfig.load_web_config(path)
+    assert loaded.ssl_context is not None
+    if name == "web-tls":
+        assert loaded.ssl_context.verify_mode == ssl.CERT_OPTIONAL  # VerifyClientCertIfGiven
+        assert sorted(loaded.users) == [b"kubelet", b"prometheus"]
+        assert dict(loaded.headers)["X-Content-Type-Options"] == "nosniff"
+    else:
+        assert loaded.ssl_context.verify_mode == ssl.CERT_NONE and not loaded.users
+
+
+def test_tls_is_on_only_with_a_certificate() -> None:
+    # tls_server_config without a certificate: exporter-toolkit serves plain HTTP.
+    docs = render(values("default"), "webConfig.config.tls_server_config.min_version=TLS13")
+    assert all("scheme" not in p["httpGet"] for p in probes(docs))
+    # An inline certificate: HTTPS, and no file paths added.
+    docs = render(
+        values("default"),
+        "webConfig.tls.existingSecret=tls",
+        "webConfig.config.tls_server_config.cert=PEM",
+        "webConfig.config.tls_server_config.key=PEM",
+    )
+    assert web_config(docs)["tls_server_config"] == {"cert": "PEM", "key": "PEM"}
+    assert all(p["httpGet"]["scheme"] == "HTTPS" for p in probes(docs))
+    docs = render(
+        values("default"),
+        "webConfig.config.tls_server_config.cert_file=/etc/ssl/own/tls.crt",
+        "webConfig.config.tls_server_config.key_file=/etc/ssl/own/tls.key",
+    )
+    assert all(p["httpGet"]["scheme"] == "HTTPS" for p in probes(docs))

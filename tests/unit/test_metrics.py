@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
+import itertools
+import re
 
-from exporter.metrics import Exposition, ResultStore, ServiceState
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+
+from exporter.metrics import (
+    DOMAIN_FAMILIES,
+    Exposition,
+    ResultStore,
+    SelfMetrics,
+    ServiceState,
+    accepts_gzip,
+    negotiate_format,
+    render_domains,
+)
 from exporter.records import (
     FallbackPolicy,
     Family,
@@ -164,3 +180,209 @@ def test_caa_and_hidden_dns_failures() -> None:
     assert s[("acme_http01_validation_problem", frozenset(problem))] == 1
     assert s[("acme_http01_resolver_dnssec_validating", frozenset())] == 1
     assert scrape(store)[("acme_http01_resolver_dnssec_validating", frozenset())] == 0
+
+
+# ------------------------------------------------------------ formats and negotiation
+
+OPENMETRICS_TYPES_AND_SAMPLES = """\
+# TYPE acme_http01_validation_success gauge
+acme_http01_validation_success{domain="a.example.com"} 0.0
+# TYPE acme_http01_validation_problem gauge
+acme_http01_validation_problem{domain="a.example.com",type="connection",reason="connect_timeout"} \
+1.0
+# TYPE acme_http01_aaaa_mismatch gauge
+acme_http01_aaaa_mismatch{domain="a.example.com"} 0.0
+# TYPE acme_http01_ipv4_fallback gauge
+acme_http01_ipv4_fallback{domain="a.example.com"} 0.0
+# TYPE acme_http01_ipv4_fallbacks counter
+acme_http01_ipv4_fallbacks_total{domain="a.example.com"} 0.0
+acme_http01_ipv4_fallbacks_total{domain="b.example.com"} 0.0
+# TYPE acme_http01_redirect_hop_failure gauge
+acme_http01_redirect_hop_failure{domain="a.example.com"} 1.0
+# TYPE acme_http01_redirect_hop_failures counter
+acme_http01_redirect_hop_failures_total{domain="a.example.com",reason="connect_timeout"} 1.0
+# TYPE acme_http01_redirects gauge
+acme_http01_redirects{domain="a.example.com"} 0.0
+# TYPE acme_http01_dns_addresses gauge
+acme_http01_dns_addresses{domain="a.example.com",family="ipv4"} 1.0
+acme_http01_dns_addresses{domain="a.example.com",family="ipv6"} 1.0
+# TYPE acme_http01_family_response gauge
+acme_http01_family_response{domain="a.example.com",family="ipv6"} 1.0
+# TYPE acme_http01_other_policy_success gauge
+# TYPE acme_http01_caa_permitted gauge
+# TYPE acme_http01_dns_family_error gauge
+# TYPE acme_http01_certificate_not_before_timestamp_seconds gauge
+# TYPE acme_http01_certificate_not_after_timestamp_seconds gauge
+# TYPE acme_http01_certificate_renewal_due_timestamp_seconds gauge
+# TYPE acme_http01_certificate_chain_valid gauge
+# TYPE acme_http01_validation_duration_seconds gauge
+acme_http01_validation_duration_seconds{domain="a.example.com"} 1.5
+# TYPE acme_http01_last_validation_timestamp_seconds gauge
+acme_http01_last_validation_timestamp_seconds{domain="a.example.com"} 1e+09
+# TYPE acme_http01_validations counter
+acme_http01_validations_total{domain="a.example.com",result="success"} 0.0
+acme_http01_validations_total{domain="a.example.com",result="failure"} 1.0
+acme_http01_validations_total{domain="b.example.com",result="success"} 0.0
+acme_http01_validations_total{domain="b.example.com",result="failure"} 0.0
+"""
+
+
+def small_store() -> ResultStore:
+    store = ResultStore()
+    store.set_domains(["a.example.com", "b.example.com"])
+    store.record(result("a.example.com", False, hop=1))
+    return store
+
+
+def exposition(store: ResultStore) -> Exposition:
+    registry = CollectorRegistry(auto_describe=False)
+    SelfMetrics(registry)
+    return Exposition(store, ServiceState(), registry)
+
+
+def test_openmetrics_rendering_of_a_small_store_exactly() -> None:
+    text = render_domains(small_store().snapshot(), openmetrics=True)
+    lines = text.splitlines(keepends=True)
+    assert "".join(ln for ln in lines if not ln.startswith("# HELP ")) == (
+        OPENMETRICS_TYPES_AND_SAMPLES
+    )
+    helps = [ln for ln in lines if ln.startswith("# HELP ")]
+    assert len(helps) == len(DOMAIN_FAMILIES)
+    # Each HELP right before its TYPE, named alike; double quotes escaped (OpenMetrics only).
+    for help_line, type_line in itertools.pairwise(lines):
+        if help_line.startswith("# HELP "):
+            assert type_line.split()[2] == help_line.split()[2]
+    assert (
+        "# HELP acme_http01_validations Finished validations by result.\n" in helps
+        and "# HELP acme_http01_ipv4_fallbacks Validations that used the IPv6-to-IPv4 fallback.\n"
+        in helps
+    )
+    problem = next(h for h in helps if h.startswith("# HELP acme_http01_validation_problem "))
+    assert 'type=\\"none\\",reason=\\"none\\" on success.' in problem
+    assert "# EOF" not in text  # the exposition ends it, once
+
+
+def test_openmetrics_counters_named_without_total_and_samples_with_it() -> None:
+    e = exposition(small_store())
+    om, text = e.render(openmetrics=True).decode(), e.render().decode()
+    om_counters = re.findall(r"^# TYPE (\S+) counter$", om, re.M)
+    text_counters = re.findall(r"^# TYPE (\S+) counter$", text, re.M)
+    assert "acme_http01_validations" in om_counters
+    assert "process_cpu_seconds" in om_counters and "python_gc_objects_collected" in om_counters
+    assert "acme_http01_probes" in om_counters
+    for family in om_counters:
+        assert not family.endswith("_total"), family
+        assert f"{family}_total" in text_counters, family
+    assert re.search(r"^# HELP \S+_total ", om, re.M) is None
+    # Samples are the same lines in both formats.
+    assert (
+        'acme_http01_validations_total{domain="a.example.com",result="failure"} 1.0\n' in om
+        and 'acme_http01_validations_total{domain="a.example.com",result="failure"} 1.0\n' in text
+    )
+    # The same families and values either way (prometheus_client's parsers).
+    om_samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for f in openmetrics_families(om)
+        for s in f.samples
+    }
+    text_samples = parse(text)
+    runtime = ("process_", "python_gc_")  # they move between the two renders
+    assert {k for k in om_samples if not k[0].startswith(runtime)} == {
+        k for k in text_samples if not k[0].startswith(runtime)
+    }
+
+
+def test_openmetrics_eof_once_at_the_end_and_runtime_metrics_in_both() -> None:
+    e = exposition(small_store())
+    om = e.render(openmetrics=True).decode()
+    assert om.count("# EOF") == 1 and om.endswith("\n# EOF\n")
+    text = e.render().decode()
+    assert "# EOF" not in text
+    for body in (om, text):
+        assert "\nprocess_cpu_seconds_total " in body
+        assert "\nprocess_resident_memory_bytes " in body
+        assert '\npython_info{implementation="' in body
+        assert '\npython_gc_objects_collected_total{generation="0"} ' in body
+    assert "acme_http01_validations_total" not in generate_latest(e.runtime).decode()
+
+
+def test_runtime_metrics_are_not_in_the_cached_domain_lines() -> None:
+    store = small_store()
+    state = store.get("a.example.com")
+    assert state is not None
+    before = state.lines("a.example.com", True)
+    exposition(store).render(openmetrics=True)
+    assert state.lines("a.example.com", True) is before  # cached, shared by both formats
+    assert not any("process_" in lines for lines in before.values())
+
+
+OM1 = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+OM0 = "application/openmetrics-text; version=0.0.1; charset=utf-8"
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_DEFAULT = (  # Prometheus 2.x's Accept header
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, TEXT),
+        ("", TEXT),
+        ("*/*", TEXT),
+        ("text/plain", TEXT),
+        ("application/openmetrics-text", OM1),
+        ("application/openmetrics-text; version=1.0.0", OM1),
+        ("application/openmetrics-text;version=0.0.1", OM0),
+        ("application/openmetrics-text; version=0.0.1; q=1, text/plain; q=0.5", OM0),
+        (PROMETHEUS_DEFAULT, OM1),
+        # Prometheus with scrape_protocols: [PrometheusText0.0.4] (and ahead of OpenMetrics)
+        ("text/plain;version=0.0.4;q=0.5,*/*;q=0.1", TEXT),
+        (
+            "text/plain;version=0.0.4,application/openmetrics-text;version=1.0.0;q=0.9,*/*;q=0.1",
+            TEXT,
+        ),
+        ("application/openmetrics-text;version=1.0.0;q=0, text/plain;q=0.1", TEXT),
+        ("application/openmetrics-text;q=0, */*", TEXT),
+        ("text/plain;q=0, */*;q=0.2", OM1),  # text refused: the only other thing we have
+        ("application/*", OM1),
+        ("application/openmetrics-text;version=2.0.0", TEXT),  # a version we do not speak
+        ("application/json", TEXT),  # nothing acceptable: the text format anyway
+        ("application/openmetrics-text;q=abc", TEXT),  # a malformed q accepts nothing
+        ("APPLICATION/OpenMetrics-Text; Version=1.0.0", OM1),
+        ("application/openmetrics-text, text/plain", TEXT),  # a tie: the text format
+    ],
+)
+def test_content_negotiation(accept: str | None, expected: str) -> None:
+    openmetrics, content_type = negotiate_format(accept)
+    assert content_type == expected
+    assert openmetrics == expected.startswith("application/openmetrics-text")
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzip"),
+    [
+        (None, False),
+        ("", False),
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("x-gzip", True),
+        ("GZIP;Q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, identity", False),
+        ("deflate, br", False),
+        ("identity", False),
+        ("*", True),
+        ("*;q=0.5", True),
+        ("*, gzip;q=0", False),
+        ("*;q=0", False),
+        ("*;q=0, gzip", True),
+        ("gzip;q=0.5, identity;q=1", False),  # identity preferred
+        ("gzip;q=0.5, identity;q=0.5", True),  # a tie: compress
+        ("identity;q=0, gzip;q=0.1", True),
+        ("gzip;q=bogus", False),
+    ],
+)
+def test_gzip_negotiation(accept_encoding: str | None, gzip: bool) -> None:
+    assert accepts_gzip(accept_encoding) is gzip

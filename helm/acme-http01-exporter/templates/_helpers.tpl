@@ -28,6 +28,9 @@ helm.sh/chart: {{ include "acme-http01-exporter.chart" . }}
 {{ include "acme-http01-exporter.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Selector labels. */}}
@@ -48,4 +51,95 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The job label Prometheus gives the scraped targets (the Service name by default). */}}
 {{- define "acme-http01-exporter.job" -}}
 {{- default (include "acme-http01-exporter.fullname" .) .Values.prometheusRule.job }}
+{{- end }}
+
+{{/* The image: repository@digest when a digest is set, else repository:tag. */}}
+{{- define "acme-http01-exporter.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* Where the web config and the TLS material are mounted (inside the config volume). */}}
+{{- define "acme-http01-exporter.webConfigFile" -}}
+/etc/acme-http01-exporter/web/web-config.yml
+{{- end }}
+{{- define "acme-http01-exporter.tlsDir" -}}
+/etc/acme-http01-exporter/tls
+{{- end }}
+
+{{/* "true" when the exporter gets a web config file, else empty. */}}
+{{- define "acme-http01-exporter.webConfigEnabled" -}}
+{{- if or .Values.webConfig.config .Values.webConfig.existingSecret .Values.webConfig.tls.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the exporter serves HTTPS, else empty: as with exporter-toolkit, when
+     tls_server_config names a certificate (a file, or inline), which the TLS Secret does. */}}
+{{- define "acme-http01-exporter.tlsEnabled" -}}
+{{- $tls := dig "tls_server_config" dict .Values.webConfig.config }}
+{{- if or .Values.webConfig.tls.existingSecret $tls.cert_file $tls.cert }}true{{ end }}
+{{- end }}
+
+{{/* The client_auth_type of the chart's web config (empty: none, or unknown). */}}
+{{- define "acme-http01-exporter.clientAuthType" -}}
+{{- dig "tls_server_config" "client_auth_type" "" .Values.webConfig.config }}
+{{- end }}
+
+{{/* The web config the chart writes: webConfig.config, with the paths of the mounted TLS
+     Secret's files where tls_server_config does not name its own. */}}
+{{- define "acme-http01-exporter.webConfig" -}}
+{{- $config := deepCopy .Values.webConfig.config }}
+{{- if .Values.webConfig.tls.existingSecret }}
+{{- $dir := include "acme-http01-exporter.tlsDir" . }}
+{{- $tls := deepCopy (default (dict) $config.tls_server_config) }}
+{{- if not (or $tls.cert_file $tls.cert) }}{{ $_ := set $tls "cert_file" (printf "%s/tls.crt" $dir) }}{{ end }}
+{{- if not (or $tls.key_file $tls.key) }}{{ $_ := set $tls "key_file" (printf "%s/tls.key" $dir) }}{{ end }}
+{{- if and (not (or $tls.client_ca_file $tls.client_ca)) $tls.client_auth_type (ne $tls.client_auth_type "NoClientCert") }}
+{{- $_ := set $tls "client_ca_file" (printf "%s/ca.crt" $dir) }}
+{{- end }}
+{{- $_ := set $config "tls_server_config" $tls }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* "true" when the chart's web config's client CA is the TLS Secret's ca.crt. */}}
+{{- define "acme-http01-exporter.tlsSecretCA" -}}
+{{- $tls := (include "acme-http01-exporter.webConfig" . | fromYaml).tls_server_config | default dict }}
+{{- if eq (toString $tls.client_ca_file) (printf "%s/ca.crt" (include "acme-http01-exporter.tlsDir" .)) }}true{{ end }}
+{{- end }}
+
+{{/* A probe of the exporter (dict "probe" <the probe value> "context" $): an httpGet probe
+     follows the web config (see values.yaml: webConfig.probes); other handlers are kept. */}}
+{{- define "acme-http01-exporter.probe" -}}
+{{- $ := .context }}
+{{- $probe := deepCopy .probe }}
+{{- $web := $.Values.webConfig }}
+{{- if $probe.httpGet }}
+{{- $mode := $web.probes.mode | default "auto" }}
+{{- $credentials := $web.probes.basicAuth | default dict }}
+{{- if eq $mode "auto" }}
+{{- $clientAuth := include "acme-http01-exporter.clientAuthType" $ }}
+{{- $basicAuth := and (not $web.existingSecret) (dig "basic_auth_users" nil $web.config) }}
+{{- if or (and $basicAuth (not $credentials.username)) (has $clientAuth (list "RequireAnyClientCert" "RequireAndVerifyClientCert")) }}
+{{- $mode = "tcp" }}
+{{- end }}
+{{- end }}
+{{- if eq $mode "tcp" }}
+{{- $port := $probe.httpGet.port }}
+{{- $_ := unset $probe "httpGet" }}
+{{- $_ := set $probe "tcpSocket" (dict "port" $port) }}
+{{- else }}
+{{- $get := $probe.httpGet }}
+{{- if include "acme-http01-exporter.tlsEnabled" $ }}
+{{- $_ := set $get "scheme" "HTTPS" }}
+{{- end }}
+{{- if $credentials.username }}
+{{- $header := dict "name" "Authorization" "value" (printf "Basic %s" (printf "%s:%s" $credentials.username $credentials.password | b64enc)) }}
+{{- $_ := set $get "httpHeaders" (append (default (list) $get.httpHeaders) $header) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $probe }}
 {{- end }}

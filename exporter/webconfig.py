@@ -1,0 +1,551 @@
+"""``--web.config.file``: TLS, basic auth and extra headers, in the exporter-toolkit format.
+
+Rule: the web server's security settings only. The file has the format and meaning of the
+Prometheus exporter-toolkit's web configuration (``tls_server_config``,
+``http_server_config.headers``, ``basic_auth_users``), so that a file written for any
+Prometheus exporter works here. It is parsed with pydantic (unknown keys are errors), every
+file it names is read and the TLS context built at load time, and a bad file raises
+:class:`~exporter.config.ConfigError` with ``<file>: <key>: <reason>`` lines.
+
+:class:`WebConfigWatcher` re-reads the file when it (or a certificate, key or CA file it
+names) changes, checked at most every ``interval`` seconds when a connection or request
+arrives. A bad file then keeps the previous one in force, is logged and counted
+(``acme_http01_web_config_reloads_total{result="failure"}``). Turning TLS on or off needs a
+restart, as with exporter-toolkit (which decides it when it starts listening).
+
+What Python's ``ssl`` cannot do, and so is refused with a clear error rather than silently
+weakened: ``client_auth_type`` ``RequestClientCert`` and ``RequireAnyClientCert`` (asking for
+a client certificate without verifying it), more than one ``curve_preferences`` entry.
+TLS 1.3 ``cipher_suites`` are accepted and, as in Go, have no effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import random
+import re
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import bcrypt
+import yaml
+from cryptography import x509
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from exporter.config import ConfigError
+
+__all__ = [
+    "BasicAuth",
+    "WebConfig",
+    "WebConfigWatcher",
+    "load_web_config",
+    "parse_web_config",
+]
+
+log = logging.getLogger("exporter.web")
+
+ClientAuthType = Literal[
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "RequireClientCert",  # exporter-toolkit's older name of RequireAnyClientCert
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+]
+TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
+
+_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+#: Go's ``tls.CipherSuites()`` names (the only ones exporter-toolkit accepts) up to TLS 1.2,
+#: with the OpenSSL name Python's ``ssl`` sets them by.
+CIPHERS_TLS12 = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+#: TLS 1.3 suites: accepted by exporter-toolkit and ignored by Go; OpenSSL's defaults apply.
+CIPHERS_TLS13 = frozenset(
+    {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+)
+_CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1"}
+_CURVES_ALL = (*_CURVES, "X25519")
+
+#: exporter-toolkit's fixed list: only these headers, and for two of them only these values.
+ALLOWED_HEADERS: dict[str, tuple[str, ...]] = {
+    "Strict-Transport-Security": (),
+    "X-Content-Type-Options": ("nosniff",),
+    "X-Frame-Options": ("deny", "sameorigin"),
+    "X-XSS-Protection": (),
+    "Content-Security-Policy": (),
+}
+
+_BCRYPT = re.compile(r"^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
+#: exporter-toolkit's hash of "fakepassword" (cost 10): checked for unknown users, so that
+#: a wrong user name costs as long as a wrong password (no user enumeration by timing).
+_FAKE_HASH = b"$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"
+_CACHE_SIZE = 100
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _cipher(name: str) -> str:
+    if name not in CIPHERS_TLS12 and name not in CIPHERS_TLS13:
+        raise ValueError(
+            f"unknown cipher suite {name!r} (use Go's names, e.g. "
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"
+        )
+    return name
+
+
+def _bcrypt_hash(hashed: str) -> str:
+    match = _BCRYPT.match(hashed)
+    if match is None or not 4 <= int(match.group(1)) <= 31:
+        raise ValueError("not a bcrypt hash (make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')")
+    return hashed
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TLSServerConfig(_Model):
+    cert: str | None = None
+    key: str | None = None
+    client_ca: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_auth_type: ClientAuthType = "NoClientCert"
+    client_ca_file: str | None = None
+    client_allowed_sans: list[str] | None = None
+    min_version: TLSVersionName = "TLS12"
+    max_version: TLSVersionName = "TLS13"
+    cipher_suites: list[Annotated[str, AfterValidator(_cipher)]] = Field(default_factory=list)
+    prefer_server_cipher_suites: bool = True
+    curve_preferences: list[str] = Field(default_factory=list)
+
+    @field_validator("curve_preferences")
+    @classmethod
+    def _curves(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in _CURVES_ALL:
+                raise ValueError(f"unknown curve {name!r}: use one of {', '.join(_CURVES_ALL)}")
+        if len(value) > 1:
+            raise ValueError("Python's ssl can set only one curve: list one")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return any(
+            (
+                self.cert,
+                self.key,
+                self.client_ca,
+                self.cert_file,
+                self.key_file,
+                self.client_ca_file,
+                self.client_auth_type != "NoClientCert",
+            )
+        )
+
+
+class HTTPServerConfig(_Model):
+    #: Accepted for compatibility: this server speaks HTTP/1.1 only (no ALPN h2 offered).
+    http2: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class WebConfigFile(_Model):
+    tls_server_config: TLSServerConfig = Field(default_factory=TLSServerConfig)
+    http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
+    basic_auth_users: dict[str, Annotated[str, AfterValidator(_bcrypt_hash)]] = Field(
+        default_factory=dict
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """A loaded web config: what the server applies to each connection and request."""
+
+    source: str
+    ssl_context: ssl.SSLContext | None = None
+    users: dict[bytes, bytes] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()
+    allowed_sans: frozenset[str] | None = None
+    #: Every file the config depends on (itself, certificate, key, CA): a change reloads.
+    files: tuple[str, ...] = ()
+
+
+_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def parse_web_config(data: object, source: str, directory: Path | None = None) -> WebConfig:
+    """Validate parsed YAML and build the TLS context; ConfigError if anything is wrong."""
+    if data is None:
+        data = {}  # an empty file is valid: no TLS, no auth (as exporter-toolkit)
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of keys to values"])
+    try:
+        document = WebConfigFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = _MESSAGES.get(error["type"], error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_location(tuple(error['loc']))}: {message}")
+        raise ConfigError(source, problems) from None
+    problems = []
+    for name, content in document.http_server_config.headers.items():
+        key = f"http_server_config.headers.{name}"
+        allowed = ALLOWED_HEADERS.get(name)
+        if allowed is None:
+            problems.append(
+                f"{key}: this header can not be configured (only "
+                + ", ".join(sorted(ALLOWED_HEADERS))
+                + ")"
+            )
+        elif allowed and content not in allowed:
+            problems.append(f"{key}: invalid value {content!r}: use one of {', '.join(allowed)}")
+    if problems:
+        raise ConfigError(source, problems)
+    base = directory or Path(".")
+    tls = document.tls_server_config
+    files = [source]
+    context = None
+    if tls.enabled:
+        context, used = _tls_context(tls, source, base)
+        files += used
+    headers = tuple((k, v) for k, v in document.http_server_config.headers.items() if v)
+    return WebConfig(
+        source=source,
+        ssl_context=context,
+        users={u.encode(): h.encode() for u, h in document.basic_auth_users.items()},
+        headers=headers,
+        allowed_sans=None
+        if tls.client_allowed_sans is None
+        else frozenset(tls.client_allowed_sans),
+        files=tuple(files),
+    )
+
+
+def _read(source: str, key: str, base: Path, name: str) -> tuple[bytes, str]:
+    path = base / name
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise ConfigError(
+            source, [f"tls_server_config.{key}: cannot read {str(path)!r}: {exc.strerror}"]
+        ) from None
+
+
+def _tls_context(tls: TLSServerConfig, source: str, base: Path) -> tuple[ssl.SSLContext, list[str]]:
+    def fail(key: str, reason: str) -> ConfigError:
+        return ConfigError(source, [f"tls_server_config{'.' + key if key else ''}: {reason}"])
+
+    used: list[str] = []
+    if tls.cert and tls.cert_file:
+        raise fail("cert", "set cert or cert_file, not both")
+    if tls.key and tls.key_file:
+        raise fail("key", "set key or key_file, not both")
+    if not (tls.cert or tls.cert_file):
+        raise fail("", "missing one of cert or cert_file")
+    if not (tls.key or tls.key_file):
+        raise fail("", "missing one of key or key_file")
+    if tls.cert_file:
+        cert, path = _read(source, "cert_file", base, tls.cert_file)
+        used.append(path)
+    else:
+        cert = (tls.cert or "").encode()
+    if tls.key_file:
+        key, path = _read(source, "key_file", base, tls.key_file)
+        used.append(path)
+    else:
+        key = (tls.key or "").encode()
+    auth = (
+        "RequireAnyClientCert"
+        if tls.client_auth_type == "RequireClientCert"
+        else (tls.client_auth_type)
+    )
+    if auth in ("RequestClientCert", "RequireAnyClientCert"):
+        raise fail(
+            "client_auth_type",
+            f"{auth} is not supported: Python's ssl cannot ask for a client certificate "
+            "without verifying it; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) "
+            "with client_ca_file",
+        )
+    if _VERSIONS[tls.min_version] > _VERSIONS[tls.max_version]:
+        raise fail("min_version", f"{tls.min_version} is above max_version {tls.max_version}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.minimum_version = _VERSIONS[tls.min_version]
+        context.maximum_version = _VERSIONS[tls.max_version]
+    except (ValueError, ssl.SSLError) as exc:
+        raise fail("min_version", f"not supported by this OpenSSL: {exc}") from None
+    # ssl loads a certificate and key from files only: a private temporary file, removed
+    # at once (the key may be inline in the config).
+    fd, temp = tempfile.mkstemp(prefix="web-tls-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(cert.rstrip(b"\n") + b"\n" + key)
+        context.load_cert_chain(temp)
+    except (ssl.SSLError, OSError) as exc:
+        raise fail("", f"cannot load the certificate and key: {exc}") from None
+    finally:
+        os.unlink(temp)
+    ca_given = bool(tls.client_ca or tls.client_ca_file)
+    if tls.client_ca and tls.client_ca_file:
+        raise fail("client_ca", "set client_ca or client_ca_file, not both")
+    if ca_given:
+        if auth == "NoClientCert":
+            raise fail(
+                "client_auth_type",
+                "a client CA is configured without a client auth policy "
+                "(use RequireAndVerifyClientCert)",
+            )
+        if tls.client_ca_file:
+            data, path = _read(source, "client_ca_file", base, tls.client_ca_file)
+            used.append(path)
+            where = "client_ca_file"
+        else:
+            data, where = (tls.client_ca or "").encode(), "client_ca"
+        try:
+            context.load_verify_locations(cadata=data.decode("ascii", "replace"))
+        except (ssl.SSLError, ValueError) as exc:
+            raise fail(where, f"no CA certificate could be loaded: {exc}") from None
+    elif auth != "NoClientCert":
+        raise fail("client_ca_file", f"required with client_auth_type {auth}")
+    context.verify_mode = {
+        "NoClientCert": ssl.CERT_NONE,
+        "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+        "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+    }[auth]
+    suites = [CIPHERS_TLS12[c] for c in tls.cipher_suites if c in CIPHERS_TLS12]
+    if suites:
+        try:
+            context.set_ciphers(":".join(suites))
+        except ssl.SSLError:
+            raise fail("cipher_suites", "none is available in this OpenSSL") from None
+    if tls.prefer_server_cipher_suites:
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    for curve in tls.curve_preferences:
+        context.set_ecdh_curve(_CURVES.get(curve, curve))
+    return context, used
+
+
+def load_web_config(path: str | Path) -> WebConfig:
+    """Read, validate and build a web config file; relative paths are from its folder."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(source, [f"cannot read the file: {reason}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}: invalid YAML: {problem}"]) from None
+    return parse_web_config(data, source, Path(path).parent)
+
+
+# ----------------------------------------------------------------------------- basic auth
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` against bcrypt hashes, as exporter-toolkit does.
+
+    A verified (user, hash, password) is cached (100 entries, random eviction), so that a
+    scrape every 15 s does not cost a bcrypt each time; the key is a SHA-256 of the three,
+    never the password itself. One bcrypt at a time, in a thread (CPU-heavy by design).
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[bytes, bool] = {}
+        self._lock = asyncio.Lock()
+        self.bcrypt_calls = 0
+
+    async def check(self, config: WebConfig, authorization: str | None) -> bool:
+        credentials = _parse_basic(authorization)
+        if credentials is None:
+            return False
+        user, password = credentials
+        hashed = config.users.get(user)
+        valid_user = hashed is not None
+        hashed = hashed if hashed is not None else _FAKE_HASH
+        key = hashlib.sha256(
+            b"\0".join((user.hex().encode(), hashed, password.hex().encode()))
+        ).digest()
+        ok = self._cache.get(key)
+        if ok is None:
+            async with self._lock:
+                ok = await asyncio.to_thread(_checkpw, password, hashed)
+                self.bcrypt_calls += 1
+            ok = ok and valid_user
+            if len(self._cache) >= _CACHE_SIZE:
+                for victim in random.sample(list(self._cache), max(1, len(self._cache) // 10)):
+                    del self._cache[victim]
+            self._cache[key] = ok
+        return ok and valid_user
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # longer than 72 bytes (Go's bcrypt refuses those too)
+        return False
+
+
+def _parse_basic(authorization: str | None) -> tuple[bytes, bytes] | None:
+    if not authorization:
+        return None
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(b":")
+    return (user, password) if sep else None
+
+
+# -------------------------------------------------------------------------------- watcher
+
+
+class WebConfigWatcher:
+    """The web config in force; re-read when one of its files changes (bad: old one kept)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        initial: WebConfig,
+        registry: CollectorRegistry | None = None,
+        interval: float = 2.0,
+    ) -> None:
+        self.path = str(path)
+        self.current = initial
+        self.interval = interval
+        self.auth = BasicAuth()
+        self._signature = _signature(initial.files)
+        self._checked = time.monotonic()
+        self.reloads = Counter(
+            "acme_http01_web_config_reloads",
+            "Reloads of --web.config.file by result (a failure keeps the previous file).",
+            ["result"],
+            registry=registry,
+        )
+        self.last_successful = Gauge(
+            "acme_http01_web_config_last_reload_successful",
+            "1 if the last reload of --web.config.file succeeded (0: a previous one is in force).",
+            registry=registry,
+        )
+        for result in ("success", "failure"):
+            self.reloads.labels(result)
+        self.last_successful.set(1)
+
+    @property
+    def tls(self) -> bool:
+        return self.current.ssl_context is not None
+
+    async def get(self) -> WebConfig:
+        """The config in force, after a reload if a file changed (checked every interval)."""
+        now = time.monotonic()
+        if now - self._checked < self.interval:
+            return self.current
+        self._checked = now
+        signature = _signature(self.current.files)
+        if signature == self._signature:
+            return self.current
+        self._signature = signature
+        try:
+            new = await asyncio.to_thread(load_web_config, self.path)
+            if (new.ssl_context is None) != (self.current.ssl_context is None):
+                raise ConfigError(
+                    self.path, ["tls_server_config: turning TLS on or off needs a restart"]
+                )
+        except ConfigError as exc:
+            self.reloads.labels("failure").inc()
+            self.last_successful.set(0)
+            log.error(
+                "web config reload failed; the previous one stays in force",
+                extra={"fields": {"problems": str(exc)}},
+            )
+            return self.current
+        self.current = new
+        self._signature = _signature(new.files)
+        self.reloads.labels("success").inc()
+        self.last_successful.set(1)
+        log.info("web config reloaded", extra={"fields": {"file": self.path}})
+        return new
+
+
+def _signature(files: tuple[str, ...]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for name in files:
+        try:
+            st = os.stat(name)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)
+
+
+def peer_sans(der: bytes | None) -> set[str]:
+    """Every SAN of a client certificate (DNS, IP, e-mail, URI), as exporter-toolkit checks."""
+    if not der:
+        return set()
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return set()
+    out: set[str] = set()
+    for kind in (x509.DNSName, x509.RFC822Name, x509.UniformResourceIdentifier):
+        out.update(str(v) for v in sans.get_values_for_type(kind))
+    out.update(str(v) for v in sans.get_values_for_type(x509.IPAddress))
+    return out

@@ -1,0 +1,433 @@
+"""``--web.config.file``: every bad file maps to its exact message (file, key, reason)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from prometheus_client import CollectorRegistry
+
+from exporter.config import ConfigError
+from exporter.webconfig import (
+    BasicAuth,
+    WebConfig,
+    WebConfigWatcher,
+    load_web_config,
+    peer_sans,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "testdata" / "web"
+
+BAD = {
+    "invalid-yaml.yml": [
+        "line 3 column 1: invalid YAML: expected the node content, but found '<stream end>'"
+    ],
+    "invalid-unknown-key.yml": ["basic_auth_user: unknown key"],
+    "invalid-tls-unknown-key.yml": ["tls_server_config.cert_fil: unknown key"],
+    "invalid-top-level.yml": ["(top level): expected a mapping of keys to values"],
+    "invalid-plain-password.yml": [
+        'basic_auth_users.alice: not a bcrypt hash (make one with: htpasswd -nBC 10 "" '
+        "| tr -d ':\\n')"
+    ],
+    "invalid-header.yml": [
+        "http_server_config.headers.Server: this header can not be configured (only "
+        "Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, "
+        "X-Frame-Options, X-XSS-Protection)"
+    ],
+    "invalid-header-value.yml": [
+        "http_server_config.headers.X-Frame-Options: invalid value 'allow-from': "
+        "use one of deny, sameorigin"
+    ],
+    "invalid-client-auth-type.yml": [
+        "tls_server_config.client_auth_type: Input should be 'NoClientCert', "
+        "'RequestClientCert', 'RequireAnyClientCert', 'RequireClientCert', "
+        "'VerifyClientCertIfGiven' or 'RequireAndVerifyClientCert'"
+    ],
+    "invalid-version.yml": [
+        "tls_server_config.min_version: Input should be 'TLS10', 'TLS11', 'TLS12' or 'TLS13'"
+    ],
+    "invalid-cipher.yml": [
+        "tls_server_config.cipher_suites[0]: unknown cipher suite "
+        "'ECDHE-RSA-AES128-GCM-SHA256' (use Go's names, e.g. "
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"
+    ],
+    "invalid-curves.yml": [
+        "tls_server_config.curve_preferences: Python's ssl can set only one curve: list one"
+    ],
+    "invalid-cert-missing.yml": [
+        f"tls_server_config.cert_file: cannot read '{DATA / 'missing.pem'}': "
+        "No such file or directory"
+    ],
+    "invalid-no-key.yml": ["tls_server_config: missing one of key or key_file"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD), ids=lambda n: n.removesuffix(".yml"))
+def test_bad_web_config(name: str) -> None:
+    path = DATA / name
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == BAD[name]
+    assert str(caught.value) == "\n".join(f"{path}: {p}" for p in BAD[name])
+
+
+def test_every_invalid_file_is_in_the_table() -> None:
+    assert {p.name for p in DATA.glob("invalid-*.yml")} == set(BAD)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yml"
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(missing)
+    assert str(caught.value) == f"{missing}: cannot read the file: No such file or directory"
+
+
+def test_empty_file_means_no_tls_and_no_auth() -> None:
+    config = load_web_config(DATA / "good-empty.yml")
+    assert config.ssl_context is None and not config.users and not config.headers
+
+
+def test_users_and_headers() -> None:
+    config = load_web_config(DATA / "good-auth-headers.yml")
+    assert config.ssl_context is None
+    assert list(config.users) == [b"alice"]
+    # A blank header is unset, as in exporter-toolkit.
+    assert config.headers == (("X-Frame-Options", "deny"), ("X-Content-Type-Options", "nosniff"))
+
+
+# --------------------------------------------------------------------- certificates (made here)
+
+
+@dataclass
+class Pki:
+    """A CA, a server certificate for 127.0.0.1/::1/localhost, a client certificate
+    (SAN ``client.example``) signed by the CA and one signed by another CA; all PEM files."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    rogue_cert: Path
+    rogue_key: Path
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _leaf(
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    name: str,
+    sans: list[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+) -> tuple[bytes, bytes]:
+    key = _key()
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca[1].public_key()),
+            critical=False,
+        )
+        .sign(ca[1], hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def make_pki(directory: Path) -> Pki:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = _ca("web-config test CA")
+    rogue_ca = _ca("another CA")
+    server = _leaf(
+        ca,
+        "localhost",
+        [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ],
+        ExtendedKeyUsageOID.SERVER_AUTH,
+    )
+    client = _leaf(ca, "client", [x509.DNSName("client.example")], ExtendedKeyUsageOID.CLIENT_AUTH)
+    rogue = _leaf(
+        rogue_ca, "rogue", [x509.DNSName("client.example")], ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    files = {
+        "ca.pem": ca[0].public_bytes(serialization.Encoding.PEM),
+        "server.pem": server[0],
+        "server.key": server[1],
+        "client.pem": client[0],
+        "client.key": client[1],
+        "rogue.pem": rogue[0],
+        "rogue.key": rogue[1],
+    }
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    d = directory
+    return Pki(
+        d / "ca.pem",
+        d / "server.pem",
+        d / "server.key",
+        d / "client.pem",
+        d / "client.key",
+        d / "rogue.pem",
+        d / "rogue.key",
+    )
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _write(directory: Path, document: dict[str, Any]) -> Path:
+    path = directory / "web.yml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+TLS_BAD: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "ca-without-auth": (
+        {"client_ca_file": "ca.pem"},
+        [
+            "tls_server_config.client_auth_type: a client CA is configured without a client "
+            "auth policy (use RequireAndVerifyClientCert)"
+        ],
+    ),
+    "verify-without-ca": (
+        {"client_auth_type": "RequireAndVerifyClientCert"},
+        [
+            "tls_server_config.client_ca_file: required with client_auth_type "
+            "RequireAndVerifyClientCert"
+        ],
+    ),
+    "require-any": (
+        {"client_auth_type": "RequireAnyClientCert", "client_ca_file": "ca.pem"},
+        [
+            "tls_server_config.client_auth_type: RequireAnyClientCert is not supported: "
+            "Python's ssl cannot ask for a client certificate without verifying it; use "
+            "RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with client_ca_file"
+        ],
+    ),
+    "request": (
+        {"client_auth_type": "RequestClientCert"},
+        [
+            "tls_server_config.client_auth_type: RequestClientCert is not supported: "
+            "Python's ssl cannot ask for a client certificate without verifying it; use "
+            "RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with client_ca_file"
+        ],
+    ),
+    "versions-reversed": (
+        {"min_version": "TLS13", "max_version": "TLS12"},
+        ["tls_server_config.min_version: TLS13 is above max_version TLS12"],
+    ),
+    "key-mismatch": (
+        {"key_file": "client.key"},
+        [
+            "tls_server_config: cannot load the certificate and key: [X509: KEY_VALUES_MISMATCH] "
+            "key values mismatch"
+        ],
+    ),
+    "ca-not-a-certificate": (
+        {"client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "server.key"},
+        [
+            "tls_server_config.client_ca_file: no CA certificate could be loaded: no start "
+            "line: cadata does not contain a certificate"
+        ],
+    ),
+    "both-cert-and-cert-file": (
+        {"cert": "-----BEGIN CERTIFICATE-----"},
+        ["tls_server_config.cert: set cert or cert_file, not both"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TLS_BAD))
+def test_bad_tls(name: str, pki: Pki) -> None:
+    tls, expected = TLS_BAD[name]
+    document = {"tls_server_config": {"cert_file": "server.pem", "key_file": "server.key", **tls}}
+    path = _write(pki.ca.parent, document)
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    problems = [p.split(" (_ssl.c")[0] for p in caught.value.problems]  # OpenSSL's location
+    assert problems == expected
+
+
+def test_tls_context(pki: Pki) -> None:
+    document = {
+        "tls_server_config": {
+            "cert_file": "server.pem",  # relative to the config file, as in exporter-toolkit
+            "key_file": str(pki.server_key),
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": "ca.pem",
+            "min_version": "TLS13",
+            "cipher_suites": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"],
+            "curve_preferences": ["CurveP256"],
+            "client_allowed_sans": ["client.example"],
+        }
+    }
+    config = load_web_config(_write(pki.ca.parent, document))
+    context = config.ssl_context
+    assert context is not None
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert context.minimum_version is ssl.TLSVersion.TLSv1_3
+    assert context.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    assert {c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"} == {
+        "ECDHE-ECDSA-AES128-GCM-SHA256"
+    }
+    assert config.allowed_sans == {"client.example"}
+    assert str(pki.ca) in config.files and str(pki.server_cert) in config.files
+    der = x509.load_pem_x509_certificate(pki.client_cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER
+    )
+    assert peer_sans(der) == {"client.example"}
+
+
+def test_inline_certificate_and_key(pki: Pki, tmp_path: Path) -> None:
+    document = {
+        "tls_server_config": {
+            "cert": pki.server_cert.read_text(),
+            "key": pki.server_key.read_text(),
+            "client_auth_type": "VerifyClientCertIfGiven",
+            "client_ca": pki.ca.read_text(),
+        }
+    }
+    config = load_web_config(_write(tmp_path, document))
+    assert config.ssl_context is not None
+    assert config.ssl_context.verify_mode is ssl.CERT_OPTIONAL
+
+
+# ------------------------------------------------------------------------------- basic auth
+
+
+def _header(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def test_basic_auth_caches_verified_passwords() -> None:
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+    config = WebConfig(source="x", users={b"alice": hashed.encode()})
+    auth = BasicAuth()
+    assert await auth.check(config, _header("alice", "s3cret"))
+    assert await auth.check(config, _header("alice", "s3cret"))
+    assert auth.bcrypt_calls == 1  # the second scrape costs no bcrypt
+    assert not await auth.check(config, _header("alice", "wrong"))
+    assert not await auth.check(config, _header("alice", "wrong"))
+    assert auth.bcrypt_calls == 2
+    # An unknown user still costs a bcrypt (no enumeration by timing), and never passes,
+    # even with the fake hash's own password.
+    assert not await auth.check(config, _header("mallory", "fakepassword"))
+    assert auth.bcrypt_calls == 3
+    for bad in (None, "", "Bearer x", "Basic !!!", "Basic " + base64.b64encode(b"x").decode()):
+        assert not await auth.check(config, bad)
+    assert not await auth.check(config, _header("alice", "x" * 100))  # > 72 bytes
+    assert auth.bcrypt_calls == 4
+
+
+async def test_basic_auth_cache_is_bounded() -> None:
+    hashed = bcrypt.hashpw(b"p", bcrypt.gensalt(4))
+    config = WebConfig(source="x", users={b"u": hashed})
+    auth = BasicAuth()
+    await asyncio.gather(*(auth.check(config, _header("u", f"p{i}")) for i in range(150)))
+    assert len(auth._cache) <= 100
+
+
+# ---------------------------------------------------------------------------------- reload
+
+
+async def test_watcher_reloads_and_keeps_the_old_file_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    first = bcrypt.hashpw(b"one", bcrypt.gensalt(4)).decode()
+    second = bcrypt.hashpw(b"two", bcrypt.gensalt(4)).decode()
+    path.write_text(yaml.safe_dump({"basic_auth_users": {"alice": first}}))
+    registry = CollectorRegistry()
+    watcher = WebConfigWatcher(path, load_web_config(path), registry, interval=0)
+
+    def count(result: str) -> float:
+        value = registry.get_sample_value(
+            "acme_http01_web_config_reloads_total", {"result": result}
+        )
+        return -1 if value is None else value
+
+    assert (await watcher.get()).users[b"alice"] == first.encode()
+    path.write_text(yaml.safe_dump({"basic_auth_users": {"alice": second}}))
+    assert (await watcher.get()).users[b"alice"] == second.encode()
+    assert count("success") == 1
+    path.write_text("basic_auth_users: {alice: plain}\n")
+    assert (await watcher.get()).users[b"alice"] == second.encode()
+    assert (await watcher.get()).users[b"alice"] == second.encode()
+    assert count("failure") == 1  # counted once, not at every request
+    assert registry.get_sample_value("acme_http01_web_config_last_reload_successful") == 0
+
+
+async def test_watcher_refuses_to_turn_tls_on(tmp_path: Path, pki: Pki) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text("{}\n")
+    watcher = WebConfigWatcher(path, load_web_config(path), CollectorRegistry(), interval=0)
+    tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+    path.write_text(yaml.safe_dump({"tls_server_config": tls}))
+    assert (await watcher.get()).ssl_context is None
