@@ -102,9 +102,11 @@ class Scheduler:
         interval: float,
         jitter: float,
         reschedule: bool,
+        first_within: float | None = None,
     ) -> None:
         """Make ``kind``'s jobs match ``names``; with ``reschedule``, existing jobs take the
-        new interval and jitter, keeping their place in the cycle (no burst)."""
+        new interval and jitter, keeping their place in the cycle (no burst). A new job
+        first runs within ``first_within`` seconds (default: the jitter)."""
         prefix = f"{kind}:"
         wanted = [prefix + name for name in names]
         keep = set(wanted)
@@ -133,7 +135,10 @@ class Scheduler:
             trigger = PhasedInterval(
                 interval=interval,
                 jitter=jitter,
-                first=now + dt.timedelta(seconds=random.uniform(0, jitter)),
+                first=now
+                + dt.timedelta(
+                    seconds=random.uniform(0, jitter if first_within is None else first_within)
+                ),
                 anchor=now + dt.timedelta(seconds=random.uniform(0, interval)),
             )
             self._scheduler.add_job(

@@ -30,6 +30,8 @@ __all__ = ["Exporter", "ipv6_capable"]
 
 log = logging.getLogger("exporter")
 
+#: The first certificate readings after a start are spread to about this many a second.
+CERTIFICATE_START_RATE = 20.0
 #: Seconds between two checks of a resolver that did not answer the DNSSEC check.
 RESOLVER_RECHECK = 15.0
 #: A public IPv6 address used only to ask the kernel for a route (no packet is sent).
@@ -165,6 +167,12 @@ class Exporter:
             interval=certificates.interval,
             jitter=min(config.effective_jitter, certificates.interval * 0.1),
             reschedule=reschedule,
+            # The first readings start at most CERTIFICATE_START_RATE a second, not in one
+            # burst beside the first validations (a few seconds for a few domains).
+            first_within=min(
+                certificates.interval,
+                max(config.effective_jitter, len(names) / CERTIFICATE_START_RATE),
+            ),
         )
 
     async def reload(self) -> tuple[bool, str]:
