@@ -68,3 +68,10 @@ def records(result: ValidationResult) -> list[tuple[Any, ...]]:
 def problem(result: ValidationResult) -> tuple[Any, ...] | None:
     p = result.problem
     return None if p is None else (p.type, p.reason, p.detail)
+
+
+async def site(lab: L.Lab, name: str, http: Any, https: Any = "refused") -> str:
+    """An IPv4-only lab host for ``name`` whose ports 80 and 443 behave as given."""
+    address = await lab.host(4, http, https)
+    lab.zone.add(name, a=[address])
+    return address

@@ -27,6 +27,7 @@ from tests.integration.lab_validation import (
     PATH,
     problem,
     records,
+    site,
     url,
     validate,
 )
@@ -54,12 +55,6 @@ def ok(redirects: int = 0) -> dict[str, Any]:
 
 def failed(hop: int, redirects: int = 0) -> dict[str, Any]:
     return {"success": False, "failed_hop": hop, "redirects": redirects}
-
-
-async def site(lab: L.Lab, name: str, http: Any, https: Any = "refused") -> str:
-    address = await lab.host(4, http, https)
-    lab.zone.add(name, a=[address])
-    return address
 
 
 # ------------------------------------------------------------------ hostile servers

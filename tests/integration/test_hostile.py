@@ -27,6 +27,7 @@ from exporter.http01 import Settings, Validator
 from exporter.lab import servers as L
 from exporter.policy import AddressPolicy
 from exporter.records import FallbackPolicy, ProblemType, Reason, ValidationResult
+from tests.integration.lab_validation import site
 
 BUDGET = 1.5  # the validation deadline used here
 SLACK = 0.75
@@ -80,12 +81,6 @@ async def judge(
 
 def reason(result: ValidationResult) -> tuple[ProblemType, Reason] | None:
     return None if result.problem is None else (result.problem.type, result.problem.reason)
-
-
-async def site(lab: L.Lab, name: str, http: Any, https: Any = "refused") -> str:
-    address = await lab.host(4, http, https)
-    lab.zone.add(name, a=[address])
-    return address
 
 
 # ----------------------------------------------------------------- raw behaviours
@@ -263,9 +258,16 @@ async def test_gzip_bomb_is_decoded_128_bytes_at_most(lab: L.Lab) -> None:
     ids=["bad-status-line", "http-0.9", "301-without-location", "http2-preface", "empty"],
 )
 async def test_malformed_responses(lab: L.Lab, data: bytes, expected: tuple[Any, Any]) -> None:
-    await site(lab, "malformed.example.com", L.raw(reply(data)))
+    address = await site(lab, "malformed.example.com", L.raw(reply(data)))
     result, elapsed, _ = await judge(lab, "malformed.example.com")
     assert reason(result) == expected
+    url = f"http://malformed.example.com/.well-known/acme-challenge/{TOKEN}"
+    message = {
+        Reason.PROTOCOL_ERROR: f"Fetching {url}: Error getting validation data",
+        Reason.HTTP2_OVER_HTTP: f"Fetching {url}: Server is speaking HTTP/2 over HTTP",
+        Reason.BAD_STATUS: f"Invalid response from {url}: 301",
+    }[expected[1]]
+    assert result.problem is not None and result.problem.detail == f"{address}: {message}"
     assert elapsed < 1.0
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.integration.procs import (
     ExporterProcess,
@@ -26,13 +23,6 @@ NAMES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
-    running = LabProcess(tmp_path_factory.mktemp("lab"))
-    yield running
-    running.stop()
-
-
 run = run_cli
 
 
@@ -46,9 +36,9 @@ def test_unreadable_config(tmp_path: Path) -> None:
     assert proc.returncode == 1 and str(binary) in proc.stderr
 
 
-def test_empty_domain_list_runs_and_is_ready(lab: LabProcess, tmp_path: Path) -> None:
+def test_empty_domain_list_runs_and_is_ready(lab_process: LabProcess, tmp_path: Path) -> None:
     exporter = ExporterProcess(
-        "--config.file", str(write_config(tmp_path / "c.yml", lab.config(domains=[])))
+        "--config.file", str(write_config(tmp_path / "c.yml", lab_process.config(domains=[])))
     )
     try:
         exporter.wait_ready(10)
@@ -58,10 +48,10 @@ def test_empty_domain_list_runs_and_is_ready(lab: LabProcess, tmp_path: Path) ->
 
 
 def test_reload_storm_keeps_the_good_config_and_every_result(
-    lab: LabProcess, tmp_path: Path
+    lab_process: LabProcess, tmp_path: Path
 ) -> None:
-    domains = [d for d in lab.document["domains"] if d["name"] in NAMES]
-    good = lab.config(
+    domains = [d for d in lab_process.document["domains"] if d["name"] in NAMES]
+    good = lab_process.config(
         interval="1s", jitter="0s", timeouts={"dial": "1s", "validation": "3s"}, domains=domains
     )
     path = write_config(tmp_path / "c.yml", good)
@@ -147,11 +137,11 @@ def _same_totals(a: dict, b: dict) -> bool:  # type: ignore[type-arg]
 
 
 def test_an_empty_file_mid_rewrite_is_refused_and_the_domains_kept(
-    lab: LabProcess, tmp_path: Path
+    lab_process: LabProcess, tmp_path: Path
 ) -> None:
     """What a reload sees between a truncate and a write: not a config with zero domains."""
-    domains = [d for d in lab.document["domains"] if d["name"] in NAMES]
-    path = write_config(tmp_path / "c.yml", lab.config(interval="60s", domains=domains))
+    domains = [d for d in lab_process.document["domains"] if d["name"] in NAMES]
+    path = write_config(tmp_path / "c.yml", lab_process.config(interval="60s", domains=domains))
     good_text = path.read_text()
     exporter = ExporterProcess("--config.file", str(path))
     try:
@@ -171,7 +161,7 @@ def test_an_empty_file_mid_rewrite_is_refused_and_the_domains_kept(
         path.write_text(good_text)
         assert exporter.request("/-/reload", "POST")[0] == 200
         # An explicit empty list is a config, but never a silent one.
-        write_config(path, lab.config(interval="60s", domains=[]))
+        write_config(path, lab_process.config(interval="60s", domains=[]))
         assert exporter.request("/-/reload", "POST")[0] == 200
         assert value(exporter.scrape()[1], "acme_http01_domains") == 0
         assert any(

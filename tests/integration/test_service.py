@@ -66,17 +66,10 @@ CAA_FORBIDDEN = {"caa-forbids.example.com", "dnssec-bogus.example.com"}
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
-    running = LabProcess(tmp_path_factory.mktemp("lab"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def showcase_exporter(
-    lab: LabProcess, tmp_path_factory: pytest.TempPathFactory
+    lab_process: LabProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ExporterProcess]:
-    path = write_config(tmp_path_factory.mktemp("exp") / "config.yml", lab.config(**FAST))
+    path = write_config(tmp_path_factory.mktemp("exp") / "config.yml", lab_process.config(**FAST))
     exporter = ExporterProcess("--config.file", str(path))
     exporter.wait_ready(40)
     yield exporter
@@ -381,13 +374,15 @@ def test_probe_refuses_unconfigured_targets(showcase_exporter: ExporterProcess) 
 # ------------------------------------------------------------------------ reloads
 
 
-def test_reload_add_remove_bad_and_sighup(lab: LabProcess, tmp_path: Path) -> None:
+def test_reload_add_remove_bad_and_sighup(lab_process: LabProcess, tmp_path: Path) -> None:
     def domains(*names: str) -> list[dict[str, str]]:
-        return [d for d in lab.document["domains"] if d["name"] in names]
+        return [d for d in lab_process.document["domains"] if d["name"] in names]
 
     path = write_config(
         tmp_path / "config.yml",
-        lab.config(**FAST, domains=domains("healthy.example.com", "wrong-aaaa.example.com")),
+        lab_process.config(
+            **FAST, domains=domains("healthy.example.com", "wrong-aaaa.example.com")
+        ),
     )
     exporter = ExporterProcess("--config.file", str(path))
     try:
@@ -398,7 +393,9 @@ def test_reload_add_remove_bad_and_sighup(lab: LabProcess, tmp_path: Path) -> No
         # Good reload: one added, one removed.
         write_config(
             path,
-            lab.config(**FAST, domains=domains("healthy.example.com", "ipv4-only.example.com")),
+            lab_process.config(
+                **FAST, domains=domains("healthy.example.com", "ipv4-only.example.com")
+            ),
         )
         status, text, _ = exporter.request("/-/reload", "POST")
         assert (status, text) == (200, "config reloaded\n")
@@ -456,13 +453,15 @@ def test_reload_add_remove_bad_and_sighup(lab: LabProcess, tmp_path: Path) -> No
     assert code == 0
 
 
-def test_sigterm_exits_cleanly_while_validating(lab: LabProcess, tmp_path: Path) -> None:
+def test_sigterm_exits_cleanly_while_validating(lab_process: LabProcess, tmp_path: Path) -> None:
     # A domain whose validation is stuck in a dial timeout when SIGTERM arrives.
-    document = lab.config(
+    document = lab_process.config(
         interval="60s",
         jitter="0s",
         timeouts={"dial": "30s", "validation": "60s"},
-        domains=[d for d in lab.document["domains"] if d["name"] == "aaaa-timeout.example.com"],
+        domains=[
+            d for d in lab_process.document["domains"] if d["name"] == "aaaa-timeout.example.com"
+        ],
     )
     exporter = ExporterProcess("--config.file", str(write_config(tmp_path / "c.yml", document)))
     wait_for(
@@ -478,14 +477,16 @@ def test_sigterm_exits_cleanly_while_validating(lab: LabProcess, tmp_path: Path)
     assert any(e.get("msg") == "shutting down" for e in exporter.logs)
 
 
-def test_ready_only_after_every_domain_has_a_result(lab: LabProcess, tmp_path: Path) -> None:
-    document = lab.config(
+def test_ready_only_after_every_domain_has_a_result(
+    lab_process: LabProcess, tmp_path: Path
+) -> None:
+    document = lab_process.config(
         interval="60s",
         jitter="0s",
         timeouts={"dial": "3s", "validation": "10s"},
         domains=[
             d
-            for d in lab.document["domains"]
+            for d in lab_process.document["domains"]
             if d["name"] in ("healthy.example.com", "aaaa-timeout.example.com")
         ],
     )

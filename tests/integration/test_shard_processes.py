@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from exporter.shard import owner
 from tests.integration.procs import ExporterProcess, LabProcess, write_config
 
 NAMES = [f"s{i}.example.com" for i in range(40)]  # NXDOMAIN in the lab: validated at once
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
-    running = LabProcess(tmp_path_factory.mktemp("lab"))
-    yield running
-    running.stop()
 
 
 def owned(config: Path, count: int) -> list[set[str]]:
@@ -60,10 +50,10 @@ def owned(config: Path, count: int) -> list[set[str]]:
 
 
 def test_shards_cover_every_domain_once_and_rescale_minimally(
-    lab: LabProcess, tmp_path: Path
+    lab_process: LabProcess, tmp_path: Path
 ) -> None:
     config = write_config(
-        tmp_path / "c.yml", lab.config(interval="60s", jitter="0s", domains=NAMES)
+        tmp_path / "c.yml", lab_process.config(interval="60s", jitter="0s", domains=NAMES)
     )
     three = owned(config, 3)
     assert set().union(*three) == set(NAMES)

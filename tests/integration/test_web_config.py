@@ -10,7 +10,6 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +43,16 @@ ENDPOINTS = [
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
-    running = LabProcess(tmp_path_factory.mktemp("lab"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
-def config_file(lab: LabProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    domains = [d for d in lab.document["domains"] if d["name"] == "healthy.example.com"]
+def config_file(lab_process: LabProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    domains = [d for d in lab_process.document["domains"] if d["name"] == "healthy.example.com"]
     return write_config(
-        tmp_path_factory.mktemp("exp") / "config.yml", lab.config(interval="60s", domains=domains)
+        tmp_path_factory.mktemp("exp") / "config.yml",
+        lab_process.config(interval="60s", domains=domains),
     )
 
 

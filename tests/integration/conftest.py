@@ -1,0 +1,17 @@
+"""Fixtures of the integration suites that run the exporter as a real process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.procs import LabProcess
+
+
+@pytest.fixture(scope="module")
+def lab_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+    """The lab in a process of its own, shared by a module's exporter processes."""
+    running = LabProcess(tmp_path_factory.mktemp("lab"))
+    yield running
+    running.stop()
