@@ -1,6 +1,6 @@
 """Benchmarks: how many domains one replica keeps fresh, side by side with blackbox_exporter.
 
-    .venv/bin/python -m bench.run [--sizes 1000,10000] [--quick] [--no-blackbox]
+    .venv/bin/python -m bench.run [--sizes 1000,10000] [--quick] [--phases ...] [--profile DIR]
 
 For each fleet size N it starts the lab fleet (``bench.fleet``, pinned to core 1)
 and the real exporter process (pinned to core 0), and measures:
@@ -45,6 +45,8 @@ from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from bench.profile import summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -233,7 +235,16 @@ def histogram_quantile(samples: list[Any], name: str, q: float) -> float:
 # --------------------------------------------------------------------------- phases
 
 
-def throughput(info: dict[str, Any], work: Path, prefixes: str, seconds: float) -> dict[str, float]:
+def _py_spy() -> str:
+    found = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+    if not Path(found).exists():
+        raise RuntimeError("py-spy is not installed (pip install py-spy)")
+    return found
+
+
+def throughput(
+    info: dict[str, Any], work: Path, prefixes: str, seconds: float, profile: Path | None = None
+) -> dict[str, float]:
     """Demand above one core's capacity (every domain due every N/600 seconds), at the
     concurrency a saturated exporter needs: the validations waiting on a 10 s dial
     timeout plus a few hundred busy ones."""
@@ -247,7 +258,18 @@ def throughput(info: dict[str, Any], work: Path, prefixes: str, seconds: float) 
             cpu_seconds(exp.pid),
             time.monotonic(),
         )
+        spy = None
+        if profile is not None:
+            spy = subprocess.Popen(
+                ["taskset", "-c", LAB_CORE, _py_spy(), "record", "--pid", str(exp.pid),
+                 "--duration", str(int(seconds)), "--rate", "200", "--nonblocking",
+                 "--format", "raw", "--output", str(profile)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         time.sleep(seconds)
+        if spy is not None:
+            spy.wait(60)
         after, cpu1, t1 = (
             total(exp.samples(), "acme_http01_validations_total"),
             cpu_seconds(exp.pid),
@@ -419,8 +441,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--quick", action="store_true", help="short windows (a smoke run)")
-    parser.add_argument("--no-blackbox", action="store_true")
-    parser.add_argument("--phases", default="throughput,fresh", help="throughput,fresh")
+    parser.add_argument(
+        "--phases", default="throughput,fresh,blackbox", help="throughput,fresh,blackbox"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="record py-spy profiles of the throughput runs into DIR"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(LAB_CORE)})
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -436,10 +462,19 @@ def main() -> None:
             with fleet(n, "0.7,0.1,0.1,0.1", work) as info:
                 entry: dict[str, Any] = {}
                 if "throughput" in args.phases:
-                    entry["throughput_mix"] = throughput(info, work, "htwr", window)
-                    print("throughput (mix)", entry["throughput_mix"], flush=True)
-                    entry["throughput_healthy"] = throughput(info, work, "hx", window)
-                    print("throughput (healthy)", entry["throughput_healthy"], flush=True)
+                    for key, prefixes in (("mix", "htwr"), ("healthy", "hx")):
+                        spy = None
+                        if args.profile is not None:
+                            args.profile.mkdir(parents=True, exist_ok=True)
+                            spy = args.profile / f"{key}-{n}.txt"
+                        entry[f"throughput_{key}"] = throughput(info, work, prefixes, window, spy)
+                        print(f"throughput ({key})", entry[f"throughput_{key}"], flush=True)
+                        if spy is not None and spy.exists():
+                            print(summarise(spy.read_text()), flush=True)
+                if "blackbox" in args.phases and n == sizes[0]:
+                    report["blackbox"] = blackbox(info, work, 2000 if args.quick else 10000, 100)
+                    print("blackbox", report["blackbox"], flush=True)
+                report[n] = entry
                 if "fresh" not in args.phases:
                     continue
                 interval = (20.0 if n <= 1000 else 60.0) if not args.quick else 10.0
@@ -447,10 +482,6 @@ def main() -> None:
                 print("freshness (mix)", entry["fresh_mix"], flush=True)
                 entry["fresh_clean"] = freshness(info, work, "hxwr", interval)
                 print("freshness (no IPv6 timeouts)", entry["fresh_clean"], flush=True)
-                if not args.no_blackbox and n == sizes[0]:
-                    report["blackbox"] = blackbox(info, work, 2000 if args.quick else 10000, 100)
-                    print("blackbox", report["blackbox"], flush=True)
-                report[n] = entry
     text = render(report)
     print(text)
     (ROOT / "bench" / "results.md").write_text(text)
