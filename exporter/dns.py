@@ -30,14 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import dns.exception
 import dns.flags
+import dns.ipv4
+import dns.ipv6
 import dns.message
 import dns.name
 import dns.rcode
@@ -73,37 +75,35 @@ def _name(host: str) -> dns.name.Name:
     return dns.name.Name([*labels, b""])
 
 
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    message: dns.message.Message
-    wire: bytes
+def _query_wire(host: str, rdtype: dns.rdatatype.RdataType, flags: int) -> bytes | None:
+    """dnspython's query for ``host``/``rdtype`` (EDNS0, 4096 bytes, RD), with ID 0."""
+    try:
+        query = dns.message.make_query(_name(host), rdtype, use_edns=0, payload=_EDNS_PAYLOAD, id=0)
+        query.flags |= flags
+        return bytes(query.to_wire())
+    except dns.exception.DNSException:
+        return None
 
 
-class _Datagram(asyncio.DatagramProtocol):
-    """Waits for the one datagram that answers ``query_id`` (others are ignored)."""
-
-    def __init__(self, query_id: bytes) -> None:
-        self.query_id = query_id
-        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if data[:2] == self.query_id and not self.reply.done():
-            self.reply.set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        if not self.reply.done():
-            self.reply.set_exception(exc)
+_ADDRESS_TEXT = {dns.rdatatype.A: dns.ipv4.inet_ntoa, dns.rdatatype.AAAA: dns.ipv6.inet_ntoa}
 
 
 async def _udp(wire: bytes, server: str, port: int) -> bytes:
+    """Send ``wire`` from a new socket (a new source port per query) connected to the
+    server, so that only the server's datagrams arrive; wait for the one with our ID."""
     loop = asyncio.get_running_loop()
-    protocol = _Datagram(wire[:2])
-    transport, _ = await loop.create_datagram_endpoint(lambda: protocol, remote_addr=(server, port))
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        transport.sendto(wire)
-        return await protocol.reply
+        sock.setblocking(False)
+        sock.connect((server, port))  # an IP address (config): no lookup, no packet
+        await loop.sock_sendall(sock, wire)
+        while True:
+            data = await loop.sock_recv(sock, 65535)
+            if data[:2] == wire[:2]:
+                return data
     finally:
-        transport.close()
+        sock.close()
 
 
 async def _tcp(wire: bytes, server: str, port: int) -> bytes:
@@ -123,7 +123,17 @@ async def _tcp(wire: bytes, server: str, port: int) -> bytes:
 
 
 class DnspythonResolver:
-    """A stub resolver client on dnspython's message codec; no cache (fresh data)."""
+    """A stub resolver client on dnspython's message codec; no cache (fresh data).
+
+    Each question's query is built once (dnspython's wire, kept per name and type; each
+    query gets a fresh random ID). An answer of the usual shape (NOERROR, the question
+    echoed, only address, CNAME and CAA records in the answer section, SOA or NS in the
+    authority section, at most an option-less OPT) is read straight off the wire; any
+    other answer is parsed by dnspython, which then decides, as it always has.
+    """
+
+    #: Query wires kept (about six names per domain); past this the cache starts again.
+    QUERY_CACHE = 500_000
 
     def __init__(self, nameservers: Sequence[str] | None, port: int, timeout: float) -> None:
         if nameservers:
@@ -133,19 +143,22 @@ class DnspythonResolver:
             self.nameservers = [str(ns) for ns in system.nameservers]
         self.port = port
         self.timeout = timeout
+        self._queries: dict[tuple[str, int, int], bytes | None] = {}
 
-    async def _exchange(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, flags: int = 0
-    ) -> _Reply | DnsFailure:
+    def _query(self, host: str, rdtype: dns.rdatatype.RdataType, flags: int = 0) -> bytes | None:
+        """The query's wire with ID 0, or ``None`` if the name cannot be sent."""
+        key = (host, rdtype, flags)
+        wire = self._queries.get(key, b"")
+        if wire == b"":
+            wire = _query_wire(host, rdtype, flags)
+            if len(self._queries) >= self.QUERY_CACHE:
+                self._queries.clear()
+            self._queries[key] = wire
+        return wire
+
+    async def _exchange(self, template: bytes) -> bytes | DnsFailure:
         """One question, answered by the first nameserver that answers in time."""
-        query = dns.message.make_query(
-            qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD, id=secrets.randbelow(65536)
-        )
-        query.flags |= flags
-        try:
-            wire = query.to_wire()
-        except dns.exception.DNSException:
-            return DnsFailure(DnsFailureKind.SERVER)
+        wire = secrets.token_bytes(2) + template[2:]
         deadline = time.monotonic() + self.timeout
         failure = DnsFailure(DnsFailureKind.TIMEOUT)
         servers = list(self.nameservers)  # a server that errors is not asked again
@@ -168,12 +181,15 @@ class DnspythonResolver:
                 failure = DnsFailure(DnsFailureKind.NETWORK)
                 servers.remove(server)
                 continue
-            try:
-                message = dns.message.from_wire(data, continue_on_error=rdtype == dns.rdatatype.CAA)
-            except dns.exception.DNSException:
-                return DnsFailure(DnsFailureKind.SERVER)
-            return _Reply(message, data)
+            return data
         return failure
+
+    @staticmethod
+    def _parse(data: bytes, rdtype: dns.rdatatype.RdataType) -> dns.message.Message | DnsFailure:
+        try:
+            return dns.message.from_wire(data, continue_on_error=rdtype == dns.rdatatype.CAA)
+        except dns.exception.DNSException:
+            return DnsFailure(DnsFailureKind.SERVER)
 
     @staticmethod
     def _rcode_failure(message: dns.message.Message) -> DnsFailure | None:
@@ -188,38 +204,48 @@ class DnspythonResolver:
 
     async def lookup(self, host: str, family: Family) -> DnsAnswer:
         rdtype = _RDTYPE[family]
-        try:
-            qname = _name(host)
-        except dns.exception.DNSException:
+        template = self._query(host, rdtype)
+        if template is None:
             return DnsAnswer(family, failure=DnsFailure(DnsFailureKind.SERVER))
-        reply = await self._exchange(qname, rdtype)
-        if isinstance(reply, DnsFailure):
-            return DnsAnswer(family, failure=reply)
-        failure = self._rcode_failure(reply.message)
+        data = await self._exchange(template)
+        if isinstance(data, DnsFailure):
+            return DnsAnswer(family, failure=data)
+        quick = quick_answer(data, template)
+        if quick is not None:
+            return DnsAnswer(
+                family, tuple(_ADDRESS_TEXT[rdtype](rd) for kind, rd in quick if kind == rdtype)
+            )
+        message = self._parse(data, rdtype)
+        if isinstance(message, DnsFailure):
+            return DnsAnswer(family, failure=message)
+        failure = self._rcode_failure(message)
         if failure is not None:
             return DnsAnswer(family, failure=failure)
         addresses: list[str] = []
-        for rrset in reply.message.answer:
+        for rrset in message.answer:
             if rrset.rdtype == rdtype:
                 addresses.extend(rdata.address for rdata in rrset)
         return DnsAnswer(family, tuple(addresses))
 
     async def lookup_caa(self, name: str) -> CaaAnswer:
         """The CAA records of ``name`` (answer section, any owner), or the failure."""
-        try:
-            qname = _name(name)
-        except dns.exception.DNSException:
+        template = self._query(name, dns.rdatatype.CAA)
+        if template is None:
             return CaaAnswer(name, failure=DnsFailure(DnsFailureKind.SERVER))
-        reply = await self._exchange(qname, dns.rdatatype.CAA)
-        if isinstance(reply, DnsFailure):
-            return CaaAnswer(name, failure=reply)
-        if reply.message.flags & dns.flags.TC:
-            return CaaAnswer(name, failure=DnsFailure(DnsFailureKind.TRUNCATED))
-        failure = self._rcode_failure(reply.message)
-        if failure is not None:
-            return CaaAnswer(name, failure=failure)
+        data = await self._exchange(template)
+        if isinstance(data, DnsFailure):
+            return CaaAnswer(name, failure=data)
+        if quick_answer(data, template) is None:
+            message = self._parse(data, dns.rdatatype.CAA)
+            if isinstance(message, DnsFailure):
+                return CaaAnswer(name, failure=message)
+            if message.flags & dns.flags.TC:
+                return CaaAnswer(name, failure=DnsFailure(DnsFailureKind.TRUNCATED))
+            failure = self._rcode_failure(message)
+            if failure is not None:
+                return CaaAnswer(name, failure=failure)
         try:
-            records = _caa_records(reply.wire)
+            records = _caa_records(data)
         except (IndexError, struct.error, dns.exception.DNSException):
             return CaaAnswer(name, failure=DnsFailure(DnsFailureKind.SERVER))
         return CaaAnswer(name, records)
@@ -227,16 +253,16 @@ class DnspythonResolver:
     async def validating(self, probe: str = ".") -> bool | None:
         """Whether the resolver validates DNSSEC: the AD bit on the signed ``probe`` name's
         SOA (any other answer: no). ``None`` when it did not answer."""
-        try:
-            qname = _name(probe)
-        except dns.exception.DNSException:
+        template = self._query(probe, dns.rdatatype.SOA, dns.flags.AD)
+        if template is None:
             return None
-        reply = await self._exchange(qname, dns.rdatatype.SOA, flags=dns.flags.AD)
-        if isinstance(reply, DnsFailure):
+        data = await self._exchange(template)
+        if isinstance(data, DnsFailure):
             return None
-        return reply.message.rcode() == dns.rcode.NOERROR and bool(
-            reply.message.flags & dns.flags.AD
-        )
+        message = self._parse(data, dns.rdatatype.SOA)
+        if isinstance(message, DnsFailure):
+            return None
+        return message.rcode() == dns.rcode.NOERROR and bool(message.flags & dns.flags.AD)
 
 
 async def is_validating(
@@ -281,3 +307,119 @@ def _caa_records(wire: bytes) -> tuple[CaaRecord, ...]:
             CaaRecord(flags=rdata[0], tag=rdata[2 : 2 + tag_length], value=rdata[2 + tag_length :])
         )
     return tuple(records)
+
+
+# ------------------------------------------------------------------- the usual answer
+
+
+class _Unusual(Exception):
+    """An answer the quick reader leaves to dnspython."""
+
+
+#: The record types read off the wire: in the answer section (rdata length, or None for
+#: one name, or -1 for any) and in the authority section.
+_QUICK_ANSWER: dict[int, int | None] = {
+    dns.rdatatype.A: 4,
+    dns.rdatatype.AAAA: 16,
+    dns.rdatatype.CNAME: None,
+    dns.rdatatype.CAA: -1,
+}
+_IN = 1
+_OPT_LENGTH = 11  # the query's OPT record: root name, type, payload, flags, no options
+
+
+def _name_end(wire: bytes, offset: int) -> int:
+    """The offset after the name at ``offset``, read as dnspython reads names (labels up
+    to 63 bytes, 255 bytes in all, every pointer before the last); anything else is
+    unusual."""
+    limit, end, total = offset, -1, 1
+    while True:
+        length = wire[offset]
+        if length == 0:
+            return offset + 1 if end < 0 else end
+        if length >= 0xC0:
+            target = ((length & 0x3F) << 8) | wire[offset + 1]
+            if target >= limit:
+                raise _Unusual
+            if end < 0:
+                end = offset + 2
+            limit = offset = target
+            continue
+        if length > 63:
+            raise _Unusual
+        total += length + 1
+        if total > 255:
+            raise _Unusual
+        offset += 1 + length
+
+
+def _records(wire: bytes, offset: int, count: int) -> tuple[int, list[tuple[int, int, int]]]:
+    """``count`` records from ``offset``: (type, rdata start, rdata end) each, class IN."""
+    records = []
+    for _ in range(count):
+        offset = _name_end(wire, offset)
+        if offset + 10 > len(wire):
+            raise _Unusual
+        rdtype, rdclass, _ttl, rdlength = struct.unpack_from("!HHIH", wire, offset)
+        offset += 10
+        if rdclass != _IN or offset + rdlength > len(wire):
+            raise _Unusual
+        records.append((rdtype, offset, offset + rdlength))
+        offset += rdlength
+    return offset, records
+
+
+def quick_answer(data: bytes, query: bytes) -> list[tuple[int, bytes]] | None:
+    """The answer records (type, rdata) of a usual NOERROR answer to ``query``, or
+    ``None`` for dnspython to read (every other answer, errors and truncation included).
+
+    Usual: the header and question echo the query, no truncation, rcode 0 (extended
+    rcode 0), every record well framed and of class IN, the answer section holding A,
+    AAAA, CNAME and CAA records only, the authority section SOA or NS records, the
+    additional section at most one OPT record without options, nothing after them.
+    """
+    question = query[12 : len(query) - _OPT_LENGTH]
+    qtype = int.from_bytes(question[-4:-2], "big")
+    if (
+        len(data) < 12 + len(question)
+        or data[2] & 0x7A  # opcode other than QUERY, or TC
+        or data[3] & 0x0F  # rcode
+        or data[4:6] != b"\x00\x01"
+        or data[12 : 12 + len(question)] != question
+    ):
+        return None
+    ancount, nscount, arcount = struct.unpack_from("!HHH", data, 6)
+    try:
+        offset, answers = _records(data, 12 + len(question), ancount)
+        out = []
+        for rdtype, start, end in answers:
+            shape = _QUICK_ANSWER.get(rdtype, 0)  # 0: not read quickly
+            if rdtype == dns.rdatatype.CAA and qtype != rdtype:
+                raise _Unusual
+            if shape is None:
+                if _name_end(data, start) != end:
+                    raise _Unusual
+            elif shape == 0 or (shape > 0 and end - start != shape):
+                raise _Unusual
+            out.append((rdtype, data[start:end]))
+        offset, authority = _records(data, offset, nscount)
+        for rdtype, start, end in authority:
+            if rdtype == dns.rdatatype.SOA:
+                if _name_end(data, _name_end(data, start)) + 20 != end:
+                    raise _Unusual
+            elif rdtype != dns.rdatatype.NS or _name_end(data, start) != end:
+                raise _Unusual
+        if arcount > 1:
+            return None
+        if arcount == 1:
+            # An OPT record, as in the query: root name, no extended rcode, no options.
+            if data[offset : offset + 3] != b"\x00\x00\x29" or offset + 11 > len(data):
+                return None
+            if data[offset + 5] != 0 or data[offset + 9 : offset + 11] != b"\x00\x00":
+                return None
+            offset += 11
+    except (_Unusual, IndexError):
+        return None
+    if offset != len(data):
+        return None
+    return out
