@@ -6,11 +6,12 @@ through their public interfaces. It sends one request and returns one
 one classified failure; which request to send next, and what a response or a
 failure means, is the driver's and the policy's business.
 
-The request is built with httpx's models (URL normalisation, header encoding)
-and sent through an httpcore connection pool whose network backend dials the
-address the policy chose through the ``Dialer`` seam, whatever host the URL
+The request is built as httpx builds it (its URL normalisation, its header
+encoding) and sent with httpcore's HTTP/1.1 connection over a socket dialled to
+the address the policy chose through the ``Dialer`` seam, whatever host the URL
 names (the Host header and SNI keep the name). That is what lets a TCP dial
-failure be told from a TLS failure.
+failure be told from a TLS failure. There is no connection pool: every request
+has a fresh connection, as Let's Encrypt's has.
 
 It speaks like Let's Encrypt's Go client, not like Python's defaults: the Host
 header is the URL's host as written (``host:80`` stays), the TLS ClientHello
@@ -42,6 +43,7 @@ import asyncio
 import contextlib
 import errno
 import re
+import socket
 import ssl
 import zlib
 from collections.abc import Callable, Generator, Mapping
@@ -157,8 +159,11 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            with anyio.fail_after(timeout):
+            if timeout is None:  # the validation's deadline bounds it
                 data = await self._stream.receive(max_bytes)
+            else:
+                async with asyncio.timeout(timeout):
+                    data = await self._stream.receive(max_bytes)
         except anyio.EndOfStream:
             return b""
         except TimeoutError as exc:
@@ -175,8 +180,11 @@ class _Stream(httpcore.AsyncNetworkStream):
         if not buffer:
             return
         try:
-            with anyio.fail_after(timeout):
+            if timeout is None:
                 await self._stream.send(buffer)
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._stream.send(buffer)
         except TimeoutError as exc:
             raise httpcore.WriteTimeout(str(exc)) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -194,7 +202,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         # httpcore hands over a context it has just set ALPN on; Go's transport sends
         # no ALPN, so the handshake uses the fetcher's own context (see _tls_context).
         try:
-            with anyio.fail_after(timeout):
+            async with asyncio.timeout(timeout):
                 tls = await anyio.streams.tls.TLSStream.wrap(
                     _Recorder(self._stream, self._tap),
                     ssl_context=self._tls_context,
@@ -226,50 +234,46 @@ class _Stream(httpcore.AsyncNetworkStream):
         return None
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Dials the one address chosen by the policy, whatever host the URL names."""
+class _SocketStream(anyio.abc.ByteStream):
+    """A connected socket as an anyio byte stream, on the event loop's socket calls.
 
-    def __init__(
-        self,
-        dialer: Dialer,
-        address: str,
-        timeout: float,
-        progress: Progress,
-        tap: _Tap,
-        tls_context: ssl.SSLContext,
-    ):
-        self._dialer = dialer
-        self._address = address
-        self._timeout = timeout
-        self._progress = progress
-        self._tap = tap
-        self._tls_context = tls_context
+    It raises what anyio's own socket stream raises (``EndOfStream`` at EOF,
+    ``BrokenResourceError`` from the ``OSError``), so a TLS stream on it behaves alike.
+    """
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self._progress.phase = Phase.DIAL
-        sock = await self._dialer.dial(self._address, port, self._timeout)
-        self._progress.phase = Phase.WAIT
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
         try:
-            stream = await anyio.abc.SocketStream.from_socket(sock)
-        except BaseException:
-            sock.close()
-            raise
-        return _Stream(stream, self._tap, self._tls_context)
+            data = await self._loop.sock_recv(self._sock, max_bytes)
+        except OSError as exc:
+            raise anyio.BrokenResourceError from exc
+        if not data:
+            raise anyio.EndOfStream
+        return data
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> httpcore.AsyncNetworkStream:  # pragma: no cover - never used
-        raise NotImplementedError
+    async def send(self, item: bytes) -> None:
+        try:
+            await self._loop.sock_sendall(self._sock, item)
+        except OSError as exc:
+            raise anyio.BrokenResourceError from exc
 
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover - no retries
-        await asyncio.sleep(seconds)
+    async def send_eof(self) -> None:
+        self._sock.shutdown(socket.SHUT_WR)
+
+    async def aclose(self) -> None:
+        self._sock.close()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        sock = self._sock
+        return {
+            anyio.abc.SocketAttribute.raw_socket: lambda: sock,
+            anyio.abc.SocketAttribute.local_address: sock.getsockname,
+            anyio.abc.SocketAttribute.remote_address: sock.getpeername,
+        }
 
 
 # ---------------------------------------------------------------------- the fetcher
@@ -292,14 +296,6 @@ def _tls_context() -> ssl.SSLContext:
     return ctx
 
 
-def _decoy_context() -> ssl.SSLContext:
-    """The context httpcore is given (and sets ALPN on); the handshake never uses it."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 class Fetcher:
     """Sends one validation request at a time; one instance serves many validations."""
 
@@ -309,18 +305,16 @@ class Fetcher:
         self._dialer = dialer
         self._dial_timeout = dial_timeout
         self._tls = _tls_context()
-        self._decoy = _decoy_context()
-        self._headers = {
-            "User-Agent": user_agent,
-            "Accept": "*/*",
-            "Accept-Encoding": "gzip",
-            "Connection": "close",
-        }
+        self._tls_timeout = tls_timeout
+        self._headers = [
+            (b"User-Agent", user_agent.encode("ascii")),
+            (b"Accept", b"*/*"),
+            (b"Accept-Encoding", b"gzip"),
+            (b"Connection", b"close"),
+        ]
         # The TLS handshake is bounded by the TLS timeout; everything after it only by the
-        # validation's overall deadline (the dial has its own timeout, in the backend).
-        self._extensions = {
-            "timeout": {"connect": tls_timeout, "read": None, "write": None, "pool": None}
-        }
+        # validation's overall deadline (the dial has its own timeout, in the dialer).
+        self._extensions = {"timeout": {"read": None, "write": None, "pool": None}}
 
     async def fetch(self, url: str, address: str, progress: Progress) -> Response:
         """One GET of ``url`` pinned to ``address``; the body only for a 200 response.
@@ -332,31 +326,23 @@ class Fetcher:
         200 response's body could not be read.
         """
         tap = _Tap()
-        backend = _PinnedBackend(
-            self._dialer, address, self._dial_timeout, progress, tap, self._tls
-        )
-        pool = httpcore.AsyncConnectionPool(
-            ssl_context=self._decoy,
-            max_connections=1,
-            max_keepalive_connections=0,
-            http1=True,
-            http2=False,
-            network_backend=backend,
-        )
+        stream: httpcore.AsyncNetworkStream | None = None
         try:
-            request = httpx.Request("GET", url, headers=self._request_headers(url))
-            core_request = httpcore.Request(
-                method=request.method,
-                url=httpcore.URL(
-                    scheme=request.url.raw_scheme,
-                    host=request.url.raw_host,
-                    port=request.url.port,
-                    target=request.url.raw_path,
-                ),
-                headers=request.headers.raw,
-                extensions=self._extensions,
-            )
-            response = await pool.handle_async_request(core_request)
+            request = self._request(url)
+            origin = request.url.origin
+            progress.phase = Phase.DIAL
+            sock = await self._dialer.dial(address, origin.port, self._dial_timeout)
+            progress.phase = Phase.WAIT
+            stream = _Stream(_SocketStream(sock), tap, self._tls)
+            if origin.scheme == b"https":
+                # As httpcore's connection does: SNI is the URL's host (none for an IP).
+                stream = await stream.start_tls(
+                    self._tls,
+                    server_hostname=origin.host.decode("ascii"),
+                    timeout=self._tls_timeout,
+                )
+            connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
+            response = await connection.handle_async_request(request)
             tap.capturing = False
             try:
                 location = _location(response.headers)
@@ -381,15 +367,28 @@ class Fetcher:
         except Exception as exc:
             raise _classify(exc, tap) from None
         finally:
-            await pool.aclose()
+            if stream is not None:
+                await stream.aclose()
 
-    def _request_headers(self, url: str) -> dict[str, str]:
-        """Go's request headers: Host first, the URL's host[:port] as written."""
+    def _request(self, url: str) -> httpcore.Request:
+        """The request as httpx builds it (URL normalisation, header encoding): Go's
+        headers, Host first, the URL's host[:port] as written."""
+        parsed = httpx.URL(url)
         try:
-            host = gocompat.GoURL.parse(url).host_text
+            host = gocompat.GoURL.parse(url).host_text.encode("ascii")
         except gocompat.GoURLError:
-            return self._headers  # httpx refuses the URL too, with the same verdict
-        return {"Host": host, **self._headers}
+            host = parsed.netloc  # httpx refuses the URL too, with the same verdict
+        return httpcore.Request(
+            method=b"GET",
+            url=httpcore.URL(
+                scheme=parsed.raw_scheme,
+                host=parsed.raw_host,
+                port=parsed.port,
+                target=parsed.raw_path,
+            ),
+            headers=[(b"Host", host), *self._headers],
+            extensions=self._extensions,
+        )
 
 
 def _location(headers: list[tuple[bytes, bytes]]) -> str | None:
