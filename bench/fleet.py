@@ -23,6 +23,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import uvloop
 import yaml
 
 from exporter.lab import servers as L
@@ -106,4 +107,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # On uvloop: the lab must outpace the exporter on its own core.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())

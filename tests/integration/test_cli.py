@@ -13,12 +13,44 @@ import pytest
 
 from exporter.lab.showcase import SHOWCASE
 from tests.conftest import ROOT, subprocess_env
-from tests.integration.procs import run_cli
+from tests.integration.procs import ExporterProcess, run_cli
 
 EXE = [sys.executable, "-m", "exporter"]
 
 
 run = run_cli
+
+
+def _verdicts(*args: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The event loop a served demo ran on and every domain's verdict and problem."""
+    exporter = ExporterProcess("--demo", *args)
+    try:
+        exporter.wait_ready(60)
+        _, samples = exporter.scrape()
+        started = [entry for entry in exporter.logs if entry.get("msg") == "started"]
+    finally:
+        exporter.stop()
+    verdicts: dict[str, tuple[str, ...]] = {}
+    for (name, labels), sample in samples.items():
+        if name in ("acme_http01_validation_success", "acme_http01_validation_problem"):
+            found = dict(labels)
+            key = f"{found['domain']} {name} {found.get('reason', '')}"
+            verdicts[key] = (*sorted(f"{k}={v}" for k, v in found.items()), str(sample))
+    return str(started[0]["event_loop"]), verdicts
+
+
+def test_the_verdicts_are_the_same_on_both_event_loops() -> None:
+    default_loop, on_uvloop = _verdicts()
+    asyncio_loop, on_asyncio = _verdicts("--runtime.event-loop", "asyncio")
+    assert (default_loop, asyncio_loop) == ("uvloop", "asyncio")
+    assert len({k.split()[0] for k in on_uvloop}) == len(SHOWCASE)
+    assert on_uvloop == on_asyncio
+
+
+def test_an_unknown_event_loop_is_a_usage_error() -> None:
+    proc = run("--demo", "--runtime.event-loop", "trio")
+    assert proc.returncode == 2
+    assert "invalid choice: 'trio'" in proc.stderr
 
 
 @pytest.fixture(scope="module")
