@@ -48,6 +48,14 @@ LAYERS: list[tuple[str, re.Pattern[str]]] = [
 _PLUMBING = re.compile(r"\((?:contextlib|typing|abc|functools|dataclasses|copy|<frozen [^>]*>)[.:]")
 
 
+#: Leaves of a thread that waits (py-spy samples idle threads too): the event loop in
+#: its poll (uvloop polls in C, under Runner.run), thread-pool workers waiting for work.
+_IDLE = re.compile(
+    r"^(?:_worker \(concurrent/futures/thread|Runner\.run \(asyncio/runners"
+    r"|\w*Selector\.select \(selectors|Condition\.wait \(threading|_wait_for_tstate_lock)"
+)
+
+
 def _frames(stack: str) -> list[str]:
     return [f for f in stack.split(";") if f]
 
@@ -66,7 +74,7 @@ def layer_of(frames: list[str]) -> str:
 def summarise(raw: str, top: int = 15) -> str:
     layers: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -75,13 +83,23 @@ def summarise(raw: str, top: int = 15) -> str:
         frames = _frames(stack)
         if not frames:
             continue
+        if _IDLE.match(frames[-1]):
+            idle += count
+            continue
         total += count
         layers[layer_of(frames)] += count
         leaf = re.sub(r":\d+\)$", ")", frames[-1])
         own[leaf] += count
     if total == 0:
         return "(no samples)\n"
-    lines = [f"{total} samples.", "", "| layer | share |", "|---|---|"]
+    lines = [
+        f"{total} busy samples ({idle} idle ones left out: the loop's poll, waiting threads).",
+        "C code is charged to the Python frame that called it (uvloop's socket calls to the",
+        "exporter's function that awaited them).",
+        "",
+        "| layer | share of busy |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {100 * n / total:.1f}% |" for name, n in layers.most_common()]
     lines += ["", "| function (own samples) | share |", "|---|---|"]
     for name, n in own.most_common(top):

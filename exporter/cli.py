@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -321,6 +322,10 @@ async def _serve(
             await showcase.stop()
         return 1
     exporter.start()
+    # What exists now (modules, the config, the schedule) lives as long as the process:
+    # moved out of the cyclic collector's sight, full collections scan only what the
+    # validations made since.
+    gc.freeze()
     log.info("started", extra={"fields": {"event_loop": event_loop_name()}})
     for bound_host, bound_port in server.addresses:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host

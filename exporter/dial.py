@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,7 +64,7 @@ class Dialer:
         if target is None:
             raise DialFailure(Reason.CONNECTION_REFUSED, f"dial {address}:{port}: refused (lab)")
         host, real_port = target
-        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # an IP address
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()

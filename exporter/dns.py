@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
+import os
 import socket
 import struct
 import time
@@ -158,7 +158,7 @@ class DnspythonResolver:
 
     async def _exchange(self, template: bytes) -> bytes | DnsFailure:
         """One question, answered by the first nameserver that answers in time."""
-        wire = secrets.token_bytes(2) + template[2:]
+        wire = os.urandom(2) + template[2:]  # a random ID per query
         deadline = time.monotonic() + self.timeout
         failure = DnsFailure(DnsFailureKind.TIMEOUT)
         servers = list(self.nameservers)  # a server that errors is not asked again

@@ -284,6 +284,8 @@ def _log_result(result: ValidationResult, previous: ValidationResult | None) -> 
     changed = (
         previous is None or previous.success != result.success or previous.reason != result.reason
     )
+    if not changed and not log.isEnabledFor(logging.DEBUG):
+        return
     fields = {
         "domain": result.domain,
         "success": result.success,
