@@ -295,7 +295,12 @@ def throughput(
 
 
 def freshness(
-    info: dict[str, Any], work: Path, prefixes: str, interval: float, scrapes: int = 50
+    info: dict[str, Any],
+    work: Path,
+    prefixes: str,
+    interval: float,
+    scrapes: int = 50,
+    warmup: float | None = None,
 ) -> dict[str, Any]:
     domains = names(info, prefixes)
     jitter = interval * 0.1
@@ -307,8 +312,10 @@ def freshness(
     sizes: list[tuple[int, int]] = []
     healthy_durations: list[float] = []
     with exporter(config, work, f"fresh-{prefixes}-{len(domains)}") as exp:
-        # Warm-up: one interval plus the longest validation (dial 10 s + fallback).
-        time.sleep(interval + jitter + 25)
+        # Warm-up: one interval plus the longest validation (dial 10 s + fallback), or
+        # as long as asked (long enough for every domain's first run: they start within
+        # the jitter, and no gap after a first run is longer than the interval).
+        time.sleep(interval + jitter + 25 if warmup is None else warmup)
         cpu0, t0 = cpu_seconds(exp.pid), time.monotonic()
         window = 3 * interval
         step = window / scrapes
@@ -454,6 +461,12 @@ def main() -> None:
     parser.add_argument(
         "--exporter-arg", action="append", default=[], help="an extra exporter flag (repeat)"
     )
+    parser.add_argument("--interval", type=float, help="the freshness runs' interval (s)")
+    parser.add_argument("--warmup", type=float, help="the freshness runs' warm-up (s)")
+    parser.add_argument(
+        "--no-isolation", action="store_true", help="skip the run without AAAA timeouts"
+    )
+    parser.add_argument("--output", type=Path, help="where the table goes (bench/results.md)")
     parser.add_argument("--window", type=float, help="seconds of each throughput window")
     parser.add_argument(
         "--profile", type=Path, help="record py-spy profiles of the throughput runs into DIR"
@@ -489,14 +502,18 @@ def main() -> None:
                 report[n] = entry
                 if "fresh" not in args.phases:
                     continue
-                interval = (20.0 if n <= 1000 else 60.0) if not args.quick else 10.0
-                entry["fresh_mix"] = freshness(info, work, "htwr", interval)
+                interval = args.interval or (
+                    (20.0 if n <= 1000 else 60.0) if not args.quick else 10.0
+                )
+                entry["fresh_mix"] = freshness(info, work, "htwr", interval, warmup=args.warmup)
                 print("freshness (mix)", entry["fresh_mix"], flush=True)
+                if args.no_isolation:
+                    continue
                 entry["fresh_clean"] = freshness(info, work, "hxwr", interval)
                 print("freshness (no IPv6 timeouts)", entry["fresh_clean"], flush=True)
     text = render(report)
     print(text)
-    (ROOT / "bench" / "results.md").write_text(text)
+    (args.output or ROOT / "bench" / "results.md").write_text(text)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -517,7 +534,11 @@ def render(report: dict[str, Any]) -> str:
         tm, th, fm = entry["throughput_mix"], entry["throughput_healthy"], entry["fresh_mix"]
         limit = fm["interval"] + fm["jitter"]
         verdict = "yes" if fm["worst_stale"] <= limit and fm["missing"] == 0 else "NO"
-        rss = max(tm["rss_mib"], th["rss_mib"], fm["rss_mib"], entry["fresh_clean"]["rss_mib"])
+        rss = max(
+            part["rss_mib"]
+            for key, part in entry.items()
+            if key.startswith(("throughput", "fresh"))
+        )
         lines.append(
             f"| {n:,} | {tm['per_second']:.0f} | {tm['cpu_per_validation_ms']:.2f} "
             f"| {th['cpu_per_validation_ms']:.2f} | {fm['interval']:.0f} s "
