@@ -7,11 +7,12 @@ one classified failure; which request to send next, and what a response or a
 failure means, is the driver's and the policy's business.
 
 The request is built as httpx builds it (its URL normalisation, its header
-encoding) and sent with httpcore's HTTP/1.1 connection over a socket dialled to
-the address the policy chose through the ``Dialer`` seam, whatever host the URL
-names (the Host header and SNI keep the name). That is what lets a TCP dial
-failure be told from a TLS failure. There is no connection pool: every request
-has a fresh connection, as Let's Encrypt's has.
+encoding) and spoken with h11 as httpcore's HTTP/1.1 connection speaks it (the
+same events, limits and exceptions), over a socket dialled to the address the
+policy chose through the ``Dialer`` seam, whatever host the URL names (the Host
+header and SNI keep the name). That is what lets a TCP dial failure be told from
+a TLS failure. There is no connection pool: every request has a fresh
+connection, as Let's Encrypt's has.
 
 It speaks like Let's Encrypt's Go client, not like Python's defaults: the Host
 header is the URL's host as written (``host:80`` stays), the TLS ClientHello
@@ -42,17 +43,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import re
 import socket
 import ssl
 import zlib
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
 import anyio.streams.tls
+import h11
 import httpcore
 import httpx
 
@@ -276,6 +279,75 @@ class _SocketStream(anyio.abc.ByteStream):
         }
 
 
+class _Exchange:
+    """One HTTP/1.1 request and its response on a connected stream, spoken with h11.
+
+    The loop of httpcore's HTTP/1.1 connection (the same h11 settings, events, limits and
+    exceptions: a write error is ignored so that a response sent early is still read; a
+    server that closes before responding is "Server disconnected without sending a
+    response."), without what a pooled, reusable connection needs (state locks, traces).
+    """
+
+    READ_NUM_BYTES = 64 * 1024
+    MAX_INCOMPLETE_EVENT_SIZE = 100 * 1024
+
+    __slots__ = ("_h11", "_stream")
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._h11 = h11.Connection(
+            our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
+        )
+
+    async def request(
+        self, target: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Send a GET (no body); the final response's status and raw headers."""
+        try:
+            event = h11.Request(method=b"GET", target=target, headers=headers)
+        except h11.LocalProtocolError as exc:
+            raise httpcore.LocalProtocolError(exc) from exc
+        try:
+            await self._send(event)
+            await self._send(h11.EndOfMessage())
+        except httpcore.WriteError:
+            pass  # a server may answer (and close) before reading the request
+        while True:
+            received = await self._receive()
+            if isinstance(received, h11.Response) or (
+                isinstance(received, h11.InformationalResponse) and received.status_code == 101
+            ):
+                return received.status_code, list(received.headers.raw_items())
+
+    async def body(self) -> AsyncGenerator[bytes, None]:
+        while True:
+            received = await self._receive()
+            if isinstance(received, h11.Data):
+                yield bytes(received.data)
+            elif isinstance(received, h11.EndOfMessage) or received is h11.PAUSED:
+                return
+
+    async def _send(self, event: h11.Event) -> None:
+        data = self._h11.send(event)
+        if data:
+            await self._stream.write(data)
+
+    async def _receive(self) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            try:
+                received = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpcore.RemoteProtocolError(exc) from exc
+            if received is not h11.NEED_DATA:
+                return received  # type: ignore[return-value]
+            data = await self._stream.read(self.READ_NUM_BYTES)
+            if data == b"" and self._h11.their_state == h11.SEND_RESPONSE:
+                raise httpcore.RemoteProtocolError(
+                    "Server disconnected without sending a response."
+                )
+            self._h11.receive_data(data)
+
+
 # ---------------------------------------------------------------------- the fetcher
 
 
@@ -314,7 +386,6 @@ class Fetcher:
         ]
         # The TLS handshake is bounded by the TLS timeout; everything after it only by the
         # validation's overall deadline (the dial has its own timeout, in the dialer).
-        self._extensions = {"timeout": {"read": None, "write": None, "pool": None}}
 
     async def fetch(self, url: str, address: str, progress: Progress) -> Response:
         """One GET of ``url`` pinned to ``address``; the body only for a 200 response.
@@ -328,8 +399,7 @@ class Fetcher:
         tap = _Tap()
         stream: httpcore.AsyncNetworkStream | None = None
         try:
-            request = self._request(url)
-            origin = request.url.origin
+            origin, target, headers = self._request(url)
             progress.phase = Phase.DIAL
             sock = await self._dialer.dial(address, origin.port, self._dial_timeout)
             progress.phase = Phase.WAIT
@@ -341,27 +411,24 @@ class Fetcher:
                     server_hostname=origin.host.decode("ascii"),
                     timeout=self._tls_timeout,
                 )
-            connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
-            response = await connection.handle_async_request(request)
+            exchange = _Exchange(stream)
+            status, raw_headers = await exchange.request(target, headers)
             tap.capturing = False
-            try:
-                location = _location(response.headers)
-                if response.status != 200:
-                    # Let's Encrypt reads the body of a 200 response only.
-                    return Response(response.status, location, b"")
-                progress.phase = Phase.BODY
-                headers = httpx.Headers(response.headers)
-                gzipped = headers.get("content-encoding", "").strip().lower() == "gzip"
-                chunked = headers.get("transfer-encoding", "").strip().lower() == "chunked"
-                whole = len(tap.head) < _HEAD_CAPTURE  # never short in practice
-                start = _body_start(bytes(tap.head)) if chunked and whole else None
-                if start is not None and tap.stream is not None:
-                    body = await _read_chunked_body(tap.stream, bytes(tap.head[start:]), gzipped)
-                else:
-                    body = await _read_body(response, gzipped)
-                return Response(response.status, location, body)
-            finally:
-                await response.aclose()
+            location = _location(raw_headers)
+            if status != 200:
+                # Let's Encrypt reads the body of a 200 response only.
+                return Response(status, location, b"")
+            progress.phase = Phase.BODY
+            parsed = httpx.Headers(raw_headers)
+            gzipped = parsed.get("content-encoding", "").strip().lower() == "gzip"
+            chunked = parsed.get("transfer-encoding", "").strip().lower() == "chunked"
+            whole = len(tap.head) < _HEAD_CAPTURE  # never short in practice
+            start = _body_start(bytes(tap.head)) if chunked and whole else None
+            if start is not None and tap.stream is not None:
+                body = await _read_chunked_body(tap.stream, bytes(tap.head[start:]), gzipped)
+            else:
+                body = await _read_body(exchange.body(), gzipped)
+            return Response(status, location, body)
         except (BodyError, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -370,25 +437,27 @@ class Fetcher:
             if stream is not None:
                 await stream.aclose()
 
-    def _request(self, url: str) -> httpcore.Request:
-        """The request as httpx builds it (URL normalisation, header encoding): Go's
-        headers, Host first, the URL's host[:port] as written."""
-        parsed = httpx.URL(url)
-        try:
-            host = gocompat.GoURL.parse(url).host_text.encode("ascii")
-        except gocompat.GoURLError:
-            host = parsed.netloc  # httpx refuses the URL too, with the same verdict
-        return httpcore.Request(
-            method=b"GET",
-            url=httpcore.URL(
-                scheme=parsed.raw_scheme,
-                host=parsed.raw_host,
-                port=parsed.port,
-                target=parsed.raw_path,
-            ),
-            headers=[(b"Host", host), *self._headers],
-            extensions=self._extensions,
-        )
+    def _request(self, url: str) -> tuple[httpcore.Origin, bytes, list[tuple[bytes, bytes]]]:
+        """What httpx makes of ``url`` (its URL normalisation and header encoding): the
+        origin to connect to, the request target, and Go's headers, Host first (the URL's
+        host[:port] as written)."""
+        core_url, host = _target(url)
+        return core_url.origin, core_url.target, [(b"Host", host), *self._headers]
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(url: str) -> tuple[httpcore.URL, bytes]:
+    """httpx's reading of ``url`` and the Host header Go sends for it. Remembered for the
+    URLs in flight: the AAAA-vs-A probe and the chain ask for the same one."""
+    parsed = httpx.URL(url)
+    try:
+        host = gocompat.GoURL.parse(url).host_text.encode("ascii")
+    except gocompat.GoURLError:
+        host = parsed.netloc  # httpx refuses the URL too, with the same verdict
+    core_url = httpcore.URL(
+        scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+    )
+    return core_url, host
 
 
 def _location(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -421,7 +490,7 @@ def _body_start(received: bytes) -> int | None:
         return end.end()
 
 
-async def _read_body(response: httpcore.Response, gzipped: bool) -> bytes:
+async def _read_body(chunks: AsyncGenerator[bytes, None], gzipped: bool) -> bytes:
     """At most MAX_RESPONSE_SIZE bytes of the body, never buffering more.
 
     Like Go's transport, a gzip body (which we asked for) is decoded, and decoded only
@@ -431,12 +500,13 @@ async def _read_body(response: httpcore.Response, gzipped: bool) -> bytes:
     decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
     body = bytearray()
     try:
-        async for chunk in response.aiter_stream():
-            if decoder is not None:
-                chunk = decoder.decompress(chunk, limit - len(body))
-            body += chunk[: limit - len(body)]
-            if len(body) >= limit:
-                break
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                if decoder is not None:
+                    chunk = decoder.decompress(chunk, limit - len(body))
+                body += chunk[: limit - len(body)]
+                if len(body) >= limit:
+                    break
     except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
         raise BodyError(_body_error_text(exc)) from None
     except zlib.error:

@@ -26,7 +26,7 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 
 from exporter.gocompat import GoURL, GoURLError, go_quote, to_lower, trim_right_space
 from exporter.iana import reserved_block
@@ -307,6 +307,19 @@ def dns_reason(failure: DnsFailure | None) -> Reason:
     return Reason.DNS_ERROR
 
 
+@lru_cache(maxsize=65536)
+def usable_address(addresses: AddressPolicy, text: str, version: int) -> str | None:
+    """``text`` as dialled (normalised) when it is an IPv``version`` address Let's Encrypt
+    may contact, else ``None``. Remembered: the same answers come back every interval."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if ip.version != version or addresses.refusal(ip) is not None:
+        return None
+    return str(ip)
+
+
 def resolve_verdict(
     host: str, a: DnsAnswer, aaaa: DnsAnswer, addresses: AddressPolicy
 ) -> Resolution | Problem:
@@ -325,15 +338,11 @@ def resolve_verdict(
     for answer in (a, aaaa):
         good: list[str] = []
         if answer.failure is None:
+            version = 4 if answer.family is Family.IPV4 else 6
             for text in answer.addresses:
-                try:
-                    ip = ipaddress.ip_address(text)
-                except ValueError:
-                    continue
-                if ip.version != (4 if answer.family is Family.IPV4 else 6):
-                    continue
-                if addresses.refusal(ip) is None:
-                    good.append(str(ip))
+                accepted = usable_address(addresses, text, version)
+                if accepted is not None:
+                    good.append(accepted)
         usable[answer.family] = good
         rrtype = _RRTYPE[answer.family]
         if answer.failure is not None:
