@@ -4,7 +4,10 @@ Rule: timing and isolation only. Each domain is one job per kind of run (its
 validation; the reading of its certificate, on a slower schedule): first run
 soon after start, spread by jitter; then every interval at the domain's own
 phase, so the load is even; never two runs of one job at once; late runs
-coalesced. Jobs
+coalesced: a run that comes due while the previous one is still going
+(a first run that met a 10 s dial timeout, say) runs once as soon as it ends,
+so no gap between two results is ever longer than the interval plus jitter
+plus one validation. Jobs
 are added and removed to match the domain list, and :meth:`Scheduler.start` and
 :meth:`Scheduler.stop` are symmetric: stop cancels the runs in flight and
 waits for them. What a run does is the caller's callback. :func:`guarded`
@@ -91,6 +94,9 @@ class Scheduler:
         self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._due: dict[str, dt.datetime] = {}
+        #: Jobs that came due while their previous run was still going: they run once more
+        #: as soon as it ends, instead of waiting a whole interval for the next slot.
+        self._again: dict[str, dt.datetime | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
@@ -168,6 +174,9 @@ class Scheduler:
 
     def _on_skipped(self, event: JobEvent) -> None:
         reason = "max_instances" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+        if event.code == EVENT_JOB_MAX_INSTANCES and event.job_id not in self._again:
+            times = getattr(event, "scheduled_run_times", None)
+            self._again[event.job_id] = times[-1] if times else None
         self._metrics.skipped_runs.labels(reason).inc()
         log.debug("run skipped", extra={"fields": {"job": event.job_id, "reason": reason}})
 
@@ -178,11 +187,17 @@ class Scheduler:
             self._tasks.add(task)
         kind, _, name = job_id.partition(":")
         try:
-            await self._runs[kind](name, self._due.pop(job_id, None))
+            due = self._due.pop(job_id, None)
+            while True:
+                await self._runs[kind](name, due)
+                if self._stopping or job_id not in self._again:
+                    break
+                due = self._again.pop(job_id)  # came due during that run: once more, now
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
         finally:
+            self._again.pop(job_id, None)
             if task is not None:
                 self._tasks.discard(task)
 

@@ -1,11 +1,16 @@
-"""The per-domain trigger: first run at once, then a fixed phase of the interval."""
+"""The per-domain trigger (first run at once, then a fixed phase of the interval) and the
+scheduler's handling of a run that comes due while the previous one is going."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 
-from exporter.scheduler import PhasedInterval
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import SelfMetrics
+from exporter.scheduler import PhasedInterval, Scheduler
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
@@ -53,3 +58,38 @@ def test_phases_spread_the_load() -> None:
         sum(1 for r in second_runs if T0 + k * 6 * S <= r < T0 + (k + 1) * 6 * S) for k in range(20)
     )
     assert busiest < 200  # no six-second window holds more than a fifth of the domains
+
+
+async def test_a_run_that_comes_due_during_the_previous_one_runs_right_after_it() -> None:
+    """The first run outlasts the gap to the domain's next slot: that slot's run is not
+    dropped (a whole interval without a result), it starts as soon as the first ends."""
+    loop = asyncio.get_running_loop()
+    started: list[float] = []
+    ended: list[float] = []
+
+    async def run(name: str, due: dt.datetime | None) -> None:
+        started.append(loop.time())
+        await asyncio.sleep(1.0 if len(started) == 1 else 0.01)
+        ended.append(loop.time())
+
+    registry = CollectorRegistry(auto_describe=False)
+    scheduler = Scheduler({"validation": run}, SelfMetrics(registry))
+    scheduler.sync("validation", ["a.example"], interval=3.0, jitter=0.0, reschedule=False)
+    now = dt.datetime.now(dt.UTC)
+    # First run at once; the domain's phase 0.4 s later, while the first still runs.
+    trigger = PhasedInterval(interval=3.0, jitter=0.0, first=now, anchor=now + 0.4 * S)
+    scheduler._scheduler.get_jobs()[0].modify(trigger=trigger)
+    scheduler.start()
+    try:
+        for _ in range(100):
+            if len(ended) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await scheduler.stop()
+    assert len(ended) >= 2, "the second run waited for the next slot"
+    assert started[1] - ended[0] < 0.2  # right after the first, not 3 s later
+    skipped = registry.get_sample_value(
+        "acme_http01_scheduler_skipped_runs_total", {"reason": "max_instances"}
+    )
+    assert skipped == 1
