@@ -6,7 +6,8 @@ Names (``h-``, ``t-``, ``w-``, ``r-`` and ``x-`` prefixes):
 * ``t-<i>.example.com``: the AAAA times out (blackholed), the A serves: succeeds via fallback;
 * ``w-<i>.example.com``: the AAAA answers 404 (another virtual host): fails, no fallback;
 * ``r-<i>.example.com``: port 80 redirects to HTTPS on the same name (both families serve);
-* ``x-<i>.example.com``: more healthy names, standing in for ``t-`` in the no-broken run.
+* ``x-<i>.example.com``: more healthy names, standing in for ``t-`` in the no-broken run;
+* ``b-<i>.example.com``: the healthy IPv4 server's own address, for blackbox_exporter.
 
 All names share a handful of lab addresses and endpoints; what the exporter does per
 domain (two lookups, pinned requests, the AAAA/A comparison) is the same as with
@@ -53,6 +54,9 @@ def domains(counts: dict[str, int], replace_timeouts: bool = False) -> list[dict
     return out
 
 
+SYSTEM_DNS = "127.0.0.53"
+
+
 async def build(n: int, mix: tuple[float, float, float, float], out: Path) -> L.Lab:
     lab = L.Lab()
     await lab.start()
@@ -72,6 +76,19 @@ async def build(n: int, mix: tuple[float, float, float, float], out: Path) -> L.
         lab.zone.add(f"w-{i}.example.com", a=[good4], aaaa=[wrong6])
     for i in range(counts["r"]):
         lab.zone.add(f"r-{i}.example.com", a=[redir4], aaaa=[redir6])
+    # For blackbox_exporter resolving names like the exporter does: b-<i> has one A
+    # record, the healthy IPv4 server's loopback address, served on 127.0.0.53:53 too
+    # (Go's resolver reads /etc/resolv.conf and asks port 53; bench.run points a mount
+    # namespace's resolv.conf there).
+    healthy_v4 = lab.routes.endpoints[good4][80]
+    for i in range(counts["h"]):
+        lab.zone.add(f"b-{i}.example.com", a=[healthy_v4[0]])
+    system_dns = None
+    try:
+        await L.LabDNS(lab.zone, host=SYSTEM_DNS).start(53)
+        system_dns = SYSTEM_DNS
+    except OSError:  # not root: the name-resolving blackbox run is skipped
+        pass
     base: dict[str, Any] = lab_config(lab, [])
     base.pop("interval", None)
     base.pop("timeouts", None)
@@ -81,7 +98,8 @@ async def build(n: int, mix: tuple[float, float, float, float], out: Path) -> L.
             {
                 "base": base,
                 "counts": counts,
-                "endpoints": {"healthy_v4": list(lab.routes.endpoints[good4][80])},
+                "endpoints": {"healthy_v4": list(healthy_v4)},
+                "system_dns": system_dns,
             }
         )
     )

@@ -18,7 +18,9 @@ from pathlib import Path
 
 #: (layer, a pattern on a frame "function (file:line)"), first match wins.
 LAYERS: list[tuple[str, re.Pattern[str]]] = [
-    (name, re.compile(r"\((?:[^;()]*/)?(?:" + pattern + r")[/.]"))
+    # py-spy names files relative to their sys.path entry: "(dns/message.py:..." is
+    # dnspython, "(exporter/dns.py:..." ours.
+    (name, re.compile(r"\((?:" + pattern + r")[/.]"))
     for name, pattern in [
         ("TLS (ssl, anyio's TLS stream)", r"ssl|anyio/streams/tls"),
         ("HTTP: httpx models", r"httpx"),

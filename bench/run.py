@@ -361,7 +361,12 @@ def freshness(
     }
 
 
-def blackbox(info: dict[str, Any], work: Path, probes: int, concurrency: int) -> dict[str, float]:
+def blackbox(
+    info: dict[str, Any], work: Path, probes: int, concurrency: int, *, by_name: bool = False
+) -> dict[str, float]:
+    """blackbox_exporter probing the healthy IPv4 server: given its address (no DNS), or
+    with ``by_name`` a name it resolves (one A lookup a probe, through the lab's DNS on
+    127.0.0.53:53, which a private mount namespace's /etc/resolv.conf names)."""
     binary = shutil.which("prometheus-blackbox-exporter")
     if binary is None:
         raise RuntimeError("prometheus-blackbox-exporter is not installed (see README)")
@@ -385,18 +390,20 @@ def blackbox(info: dict[str, Any], work: Path, probes: int, concurrency: int) ->
         )
     )
     bb_port = free_port()
-    proc = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            EXPORTER_CORE,
-            binary,
-            f"--config.file={work / 'bb.yml'}",
-            f"--web.listen-address=127.0.0.1:{bb_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [
+        "taskset",
+        "-c",
+        EXPORTER_CORE,
+        binary,
+        f"--config.file={work / 'bb.yml'}",
+        f"--web.listen-address=127.0.0.1:{bb_port}",
+    ]
+    if by_name:
+        resolv = work / "resolv.conf"
+        resolv.write_text(f"nameserver {info['system_dns']}\n")
+        mount = f'mount --bind {resolv} /etc/resolv.conf && exec "$@"'
+        command = ["unshare", "-m", "--propagation", "private", "sh", "-c", mount, "sh", *command]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         base = f"http://127.0.0.1:{bb_port}"
@@ -409,11 +416,18 @@ def blackbox(info: dict[str, Any], work: Path, probes: int, concurrency: int) ->
                     raise RuntimeError("blackbox_exporter did not start") from None
                 time.sleep(0.1)
         domains = [d["name"] for d in names(info, "h")]
-        urls = [
-            f"{base}/probe?module=canary&hostname={domains[i % len(domains)]}&target="
-            f"http://{host}:{port}/.well-known/acme-challenge/lab-canary"
-            for i in range(probes)
-        ]
+        if by_name:
+            urls = [
+                f"{base}/probe?module=canary&target=http://b-{i % len(domains)}.example.com:"
+                f"{port}/.well-known/acme-challenge/lab-canary"
+                for i in range(probes)
+            ]
+        else:
+            urls = [
+                f"{base}/probe?module=canary&hostname={domains[i % len(domains)]}&target="
+                f"http://{host}:{port}/.well-known/acme-challenge/lab-canary"
+                for i in range(probes)
+            ]
         ok = asyncio.run(_drive(urls[: min(200, probes)], concurrency))  # warm-up
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         ok = asyncio.run(_drive(urls, concurrency))
@@ -497,8 +511,12 @@ def main() -> None:
                         if spy is not None and spy.exists():
                             print(summarise(spy.read_text()), flush=True)
                 if "blackbox" in args.phases and n == sizes[0]:
-                    report["blackbox"] = blackbox(info, work, 2000 if args.quick else 10000, 100)
+                    probes = 2000 if args.quick else 10000
+                    report["blackbox"] = blackbox(info, work, probes, 100)
                     print("blackbox", report["blackbox"], flush=True)
+                    if info.get("system_dns"):
+                        report["blackbox_dns"] = blackbox(info, work, probes, 100, by_name=True)
+                        print("blackbox (names)", report["blackbox_dns"], flush=True)
                 report[n] = entry
                 if "fresh" not in args.phases:
                     continue

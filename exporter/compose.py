@@ -71,6 +71,8 @@ def build_settings(config: Config, policy: FallbackPolicy | None = None) -> Sett
         caa=config.caa.enabled,
         account_uris=frozenset(config.caa.account_uris),
         addresses=_addresses(config),
+        # The challenge URL and a few redirect targets per domain, and room for /probe.
+        remembered_urls=4 * len(config.domains) + 1024,
     )
 
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import re
 import socket
 import ssl
@@ -372,12 +371,23 @@ class Fetcher:
     """Sends one validation request at a time; one instance serves many validations."""
 
     def __init__(
-        self, dialer: Dialer, *, dial_timeout: float, tls_timeout: float, user_agent: str
+        self,
+        dialer: Dialer,
+        *,
+        dial_timeout: float,
+        tls_timeout: float,
+        user_agent: str,
+        remembered_urls: int = 4096,
     ) -> None:
         self._dialer = dialer
         self._dial_timeout = dial_timeout
         self._tls = _tls_context()
         self._tls_timeout = tls_timeout
+        # The URLs asked for come back every interval (each domain's challenge URL, its
+        # redirect targets): their reading is kept, up to ``remembered_urls`` of them,
+        # so that a validation costs the same at any number of domains.
+        self._targets: dict[str, tuple[httpcore.URL, bytes]] = {}
+        self._remember = remembered_urls
         self._headers = [
             (b"User-Agent", user_agent.encode("ascii")),
             (b"Accept", b"*/*"),
@@ -441,14 +451,18 @@ class Fetcher:
         """What httpx makes of ``url`` (its URL normalisation and header encoding): the
         origin to connect to, the request target, and Go's headers, Host first (the URL's
         host[:port] as written)."""
-        core_url, host = _target(url)
+        known = self._targets.get(url)
+        if known is None:
+            known = _target(url)
+            if len(self._targets) >= self._remember:
+                self._targets.clear()
+            self._targets[url] = known
+        core_url, host = known
         return core_url.origin, core_url.target, [(b"Host", host), *self._headers]
 
 
-@functools.lru_cache(maxsize=4096)
 def _target(url: str) -> tuple[httpcore.URL, bytes]:
-    """httpx's reading of ``url`` and the Host header Go sends for it. Remembered for the
-    URLs in flight: the AAAA-vs-A probe and the chain ask for the same one."""
+    """httpx's reading of ``url`` and the Host header Go sends for it."""
     parsed = httpx.URL(url)
     try:
         host = gocompat.GoURL.parse(url).host_text.encode("ascii")

@@ -64,6 +64,8 @@ class Settings:
     caa: bool
     #: The ACME account URIs a CAA ``accounturi`` may name (when a domain names none).
     account_uris: frozenset[str]
+    #: URLs whose reading the fetcher keeps (about four per domain: see compose).
+    remembered_urls: int = 4096
 
 
 class Target:
@@ -173,6 +175,7 @@ class Validator:
             dial_timeout=settings.dial_timeout,
             tls_timeout=settings.tls_timeout,
             user_agent=policy.USER_AGENT,
+            remembered_urls=settings.remembered_urls,
         )
 
     # ------------------------------------------------------------------ entry point
