@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,13 +69,28 @@ def parse_listen_address(value: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
-class _PausedProtocol(asyncio.StreamReaderProtocol):
-    """A stream whose transport reads nothing until ``start_tls`` resumes it."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if isinstance(transport, asyncio.ReadTransport):
-            transport.pause_reading()
+def _listen(host: str | None, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host`` (None: every interface) as asyncio's server makes
+    them: SO_REUSEADDR, IPv6 sockets IPv6-only, a backlog of 512, non-blocking."""
+    infos = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_NUMERICSERV
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(512)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 _UNAUTHORIZED = WebResponse(401, b"Unauthorized\n", headers=(("WWW-Authenticate", "Basic"),))
@@ -96,10 +112,14 @@ class WebServer:
         self.port = port
         self.web_config = web_config
         self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
         self._connections: set[asyncio.Task[None]] = set()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
+        if self._listeners:
+            return [s.getsockname()[:2] for s in self._listeners]
         assert self._server is not None
         return [s.getsockname()[:2] for s in self._server.sockets]
 
@@ -109,21 +129,63 @@ class WebServer:
                 self._serve, self.host, self.port, reuse_address=True, backlog=512
             )
             return
-        # TLS: the handshake is done per connection (``_secure``) with the context in force,
-        # so a changed certificate or policy applies to the next connection. Reading waits
-        # for it: bytes read before ``start_tls`` (the ClientHello) would be lost to it.
+        # TLS: each accepted socket is handed to the loop with the context in force at that
+        # moment (connect_accepted_socket), so a changed certificate or policy applies to
+        # the next connection, and no byte is read before the handshake reads it.
         loop = asyncio.get_running_loop()
+        self._listeners = _listen(self.host, self.port)
+        self._acceptors = [loop.create_task(self._accept(sock)) for sock in self._listeners]
 
-        def protocol() -> asyncio.StreamReaderProtocol:
-            return _PausedProtocol(asyncio.StreamReader(limit=2**16), self._serve)
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # out of file descriptors, say: try again shortly
+                log.warning("accept failed", extra={"fields": {"error": repr(exc)}})
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._serve_tls(sock))
+            self._connections.add(task)  # _serve keeps it there; stop() cancels it
+            task.add_done_callback(self._connections.discard)
 
-        self._server = await loop.create_server(
-            protocol, self.host, self.port, reuse_address=True, backlog=512
-        )
+    async def _serve_tls(self, sock: socket.socket) -> None:
+        """The TLS handshake of one accepted connection, then HTTP as on any other.
+
+        A failed handshake (plain HTTP on the TLS port, no or a bad client certificate, a
+        client that sends nothing) is the client's problem: logged at debug, never raised.
+        """
+        assert self.web_config is not None
+        config = await self.web_config.get()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=2**16)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        peer = sock.getpeername()
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.connect_accepted_socket(
+                    lambda: protocol,
+                    sock,
+                    ssl=config.ssl_context,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT if config.ssl_context else None,
+                ),
+                HANDSHAKE_TIMEOUT + 1,
+            )
+        except Exception as exc:  # ssl.SSLError, ConnectionError, TimeoutError, ...
+            log.debug(
+                "TLS handshake failed", extra={"fields": {"peer": str(peer), "error": repr(exc)}}
+            )
+            sock.close()
+            return
+        await self._serve(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        for task in self._acceptors:
+            task.cancel()
+        for sock in self._listeners:
+            sock.close()
         for task in list(self._connections):
             task.cancel()
         if self._server is not None:
@@ -167,33 +229,16 @@ class WebServer:
                 await writer.wait_closed()
 
     async def _secure(self, writer: asyncio.StreamWriter) -> bool:
-        """TLS handshake (if configured) and the client SAN check; False: drop the client.
-
-        A failed handshake (plain HTTP on the TLS port, no or a bad client certificate, a
-        client that sends nothing) is the client's problem: logged at debug, never raised.
-        """
+        """The client SAN check of a TLS connection; False: drop the client."""
         assert self.web_config is not None
         config = await self.web_config.get()
-        if config.ssl_context is None:
-            return True
-        peer = writer.get_extra_info("peername")
-        try:
-            await asyncio.wait_for(
-                writer.start_tls(config.ssl_context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT),
-                HANDSHAKE_TIMEOUT + 1,
-            )
-        except Exception as exc:  # ssl.SSLError, ConnectionError, TimeoutError, ...
-            log.debug(
-                "TLS handshake failed", extra={"fields": {"peer": str(peer), "error": repr(exc)}}
-            )
-            return False
-        if config.allowed_sans is not None:
+        if config.allowed_sans is not None and config.ssl_context is not None:
             ssl_object = writer.get_extra_info("ssl_object")
             der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
             if not peer_sans(der) & config.allowed_sans:
                 log.debug(
                     "client certificate has no allowed SAN",
-                    extra={"fields": {"peer": str(peer)}},
+                    extra={"fields": {"peer": str(writer.get_extra_info("peername"))}},
                 )
                 return False
         return True
