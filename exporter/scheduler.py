@@ -3,7 +3,8 @@
 Rule: timing and isolation only. Each domain is one job per kind of run (its
 validation; the reading of its certificate, on a slower schedule): first run
 soon after start, spread by jitter; then every interval at the domain's own
-phase, so the load is even; never two runs of one job at once; late runs
+phase, so the load is even (each time rounded up to a 100 ms tick, so that runs
+due together start in one wake-up); never two runs of one job at once; late runs
 coalesced: a run that comes due while the previous one is still going
 (a first run that met a 10 s dial timeout, say) runs once as soon as it ends,
 so no gap between two results is ever longer than the interval plus jitter
@@ -49,29 +50,51 @@ log = logging.getLogger("exporter")
 RunCallback = Callable[[str, dt.datetime | None], Awaitable[None]]
 
 
+#: Fire times are rounded up to this grid, so that the runs due close together start in
+#: one wake-up of the scheduler: a wake-up (its timer, the loop's thread-safe hop, the job
+#: store's next time) costs about four times what one more due job adds (measured: 0.24 ms
+#: of CPU per run with every run its own wake-up, 0.04 ms on a 100 ms grid, at 300 runs
+#: a second). It adds at most a tick to a run's start and to a gap between two runs.
+TICK = dt.timedelta(milliseconds=100)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 class PhasedInterval(BaseTrigger):  # type: ignore[misc]
     """Every ``interval`` seconds at a fixed phase, plus up to ``jitter``; the first run at
     ``first``. With one random phase per domain the steady-state load is spread evenly over
     the interval, instead of every domain coming due in the same burst after a start."""
 
     def __init__(
-        self, *, interval: float, jitter: float, first: dt.datetime, anchor: dt.datetime
+        self,
+        *,
+        interval: float,
+        jitter: float,
+        first: dt.datetime,
+        anchor: dt.datetime,
+        tick: dt.timedelta = TICK,
     ) -> None:
         self.interval = dt.timedelta(seconds=interval)
         self.jitter = jitter
         self.first = first
         self.anchor = anchor
+        self.tick = tick
 
     def get_next_fire_time(
         self, previous_fire_time: dt.datetime | None, now: dt.datetime
     ) -> dt.datetime:
         if previous_fire_time is None:
-            return self.first
+            return self._on_tick(self.first)
         # The first slot of the phase after the previous run: no gap is ever longer than
-        # the interval (plus jitter), the first one after a start may be shorter.
+        # the interval (plus jitter, plus a tick), the first one after a start may be
+        # shorter. Rounded up to the tick: always later than the previous run.
         periods = (previous_fire_time - self.anchor) // self.interval + 1
         due = self.anchor + periods * self.interval
-        return due + dt.timedelta(seconds=random.uniform(0, self.jitter))
+        return self._on_tick(due + dt.timedelta(seconds=random.uniform(0, self.jitter)))
+
+    def _on_tick(self, when: dt.datetime) -> dt.datetime:
+        """``when`` rounded up to the tick grid (exact: timedelta arithmetic)."""
+        remainder = (when - _EPOCH) % self.tick
+        return when if not remainder else when + (self.tick - remainder)
 
     def __str__(self) -> str:
         return f"phased interval[{self.interval}]"

@@ -10,7 +10,7 @@ import itertools
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import SelfMetrics
-from exporter.scheduler import PhasedInterval, Scheduler
+from exporter.scheduler import TICK, PhasedInterval, Scheduler
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
@@ -44,7 +44,24 @@ def test_jitter_never_accumulates() -> None:
     times = fire_times(trigger, 50)
     for n, when in enumerate(times[1:]):
         base = T0 + 30 * S + n * 60 * S
-        assert base <= when <= base + 6 * S
+        assert base <= when <= base + 6 * S + TICK
+
+
+def test_fire_times_are_on_the_tick_grid_and_always_later() -> None:
+    import random
+
+    random.seed(11)
+    first = T0 + dt.timedelta(seconds=0.123456)
+    anchor = T0 + dt.timedelta(seconds=7.654321)
+    trigger = PhasedInterval(interval=2.5, jitter=0.3, first=first, anchor=anchor)
+    times = fire_times(trigger, 200)
+    assert times[0] == T0 + dt.timedelta(seconds=0.2)  # rounded up, never earlier
+    assert all((t - T0) % TICK == dt.timedelta(0) for t in times)
+    assert all(dt.timedelta(0) < b - a <= 2.8 * S + TICK for a, b in itertools.pairwise(times))
+    # Jitter and ticks never accumulate: run n is within its slot's jitter and a tick.
+    for n, when in enumerate(times[1:]):
+        slot = anchor + (n - 2) * 2.5 * S  # the phase's slots run both ways from the anchor
+        assert slot <= when <= slot + 0.3 * S + TICK
 
 
 def test_phases_spread_the_load() -> None:
