@@ -343,8 +343,9 @@ def parse(data: object, source: str = "<config>") -> Config:
         raise ConfigError(source, problems) from None
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a config file."""
+def read_yaml(path: str | Path, *, documents: bool = False) -> Any:
+    """The YAML in the file at ``path`` (with ``documents``, the list of its documents);
+    a file that cannot be read or parsed is a :class:`ConfigError` naming the place."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -352,12 +353,18 @@ def load(path: str | Path) -> Config:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(source, [f"cannot read the file: {reason}"]) from None
     try:
-        documents = list(yaml.safe_load_all(text))
+        return list(yaml.safe_load_all(text)) if documents else yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"{where}: invalid YAML: {problem}"]) from None
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file."""
+    source = str(path)
+    documents = read_yaml(path, documents=True)
     # An empty file is not a config: it is what a reader sees between a truncate and a
     # write. Accepting it would drop every domain, and every alert on them, silently.
     if not documents or all(document is None for document in documents):

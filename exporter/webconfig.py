@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bcrypt
-import yaml
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import (
@@ -49,7 +48,7 @@ from pydantic import (
     field_validator,
 )
 
-from exporter.config import ConfigError
+from exporter.config import ConfigError, read_yaml
 
 __all__ = [
     "BasicAuth",
@@ -377,18 +376,7 @@ def _tls_context(tls: TLSServerConfig, source: str, base: Path) -> tuple[ssl.SSL
 def load_web_config(path: str | Path) -> WebConfig:
     """Read, validate and build a web config file; relative paths are from its folder."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(source, [f"cannot read the file: {reason}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}: invalid YAML: {problem}"]) from None
+    data = read_yaml(path)
     return parse_web_config(data, source, Path(path).parent)
 
 

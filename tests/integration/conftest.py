@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.procs import LabProcess
+from tests.integration.procs import ExporterProcess, LabProcess
 
 
 @pytest.fixture(scope="module")
@@ -15,3 +15,14 @@ def lab_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess
     running = LabProcess(tmp_path_factory.mktemp("lab"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[ExporterProcess]:
+    """The exporter serving its demo lab, once every showcase domain has a result."""
+    exporter = ExporterProcess("--demo")
+    try:
+        exporter.wait_ready(40)
+        yield exporter
+    finally:
+        exporter.stop()

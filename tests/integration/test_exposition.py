@@ -14,11 +14,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -58,16 +56,6 @@ def get(
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[ExporterProcess]:
-    exporter = ExporterProcess("--demo")
-    try:
-        exporter.wait_ready(40)
-        yield exporter
-    finally:
-        exporter.stop()
 
 
 def promtool_check(body: bytes) -> subprocess.CompletedProcess[str]:

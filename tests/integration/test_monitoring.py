@@ -9,11 +9,9 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -235,16 +233,6 @@ def test_dashboard_structure() -> None:
         "Renewal at risk",
         "Exporters",
     } <= titles
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[ExporterProcess]:
-    exporter = ExporterProcess("--demo")
-    try:
-        exporter.wait_ready(40)
-        yield exporter
-    finally:
-        exporter.stop()
 
 
 def exposed_names(exporter: ExporterProcess) -> set[str]:

@@ -125,6 +125,15 @@ def start(config_file: Path, web: Path, *extra: str) -> ExporterProcess:
     )
 
 
+def tls_server(pki: Pki, **settings: Any) -> dict[str, Any]:
+    """``tls_server_config`` with the lab server certificate; ``mutual``: client CA too."""
+    config: dict[str, Any] = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+    if settings.pop("mutual", False):
+        config["client_auth_type"] = "RequireAndVerifyClientCert"
+        config["client_ca_file"] = str(pki.ca)
+    return {**config, **settings}
+
+
 def handshake_failures(exporter: ExporterProcess) -> int:
     return sum(1 for entry in exporter.logs if entry.get("msg") == "TLS handshake failed")
 
@@ -133,10 +142,7 @@ def test_tls_and_basic_auth_with_curl(config_file: Path, pki: Pki, tmp_path: Pat
     web = write_web(
         tmp_path / "web.yml",
         {
-            "tls_server_config": {
-                "cert_file": str(pki.server_cert),
-                "key_file": str(pki.server_key),
-            },
+            "tls_server_config": tls_server(pki),
             "http_server_config": {
                 "headers": {"X-Frame-Options": "deny", "X-Content-Type-Options": "nosniff"}
             },
@@ -199,15 +205,7 @@ def test_tls_and_basic_auth_with_curl(config_file: Path, pki: Pki, tmp_path: Pat
 def test_client_certificate_required(config_file: Path, pki: Pki, tmp_path: Path) -> None:
     web = write_web(
         tmp_path / "web.yml",
-        {
-            "tls_server_config": {
-                "cert_file": str(pki.server_cert),
-                "key_file": str(pki.server_key),
-                "client_auth_type": "RequireAndVerifyClientCert",
-                "client_ca_file": str(pki.ca),
-                "client_allowed_sans": ["client.example"],
-            }
-        },
+        {"tls_server_config": tls_server(pki, mutual=True, client_allowed_sans=["client.example"])},
     )
     exporter = start(config_file, web)
     try:
@@ -235,13 +233,9 @@ def test_client_certificate_without_an_allowed_san(
     web = write_web(
         tmp_path / "web.yml",
         {
-            "tls_server_config": {
-                "cert_file": str(pki.server_cert),
-                "key_file": str(pki.server_key),
-                "client_auth_type": "RequireAndVerifyClientCert",
-                "client_ca_file": str(pki.ca),
-                "client_allowed_sans": ["prometheus.example"],
-            }
+            "tls_server_config": tls_server(
+                pki, mutual=True, client_allowed_sans=["prometheus.example"]
+            )
         },
     )
     exporter = start(config_file, web)
@@ -269,13 +263,7 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(
     web = write_web(
         tmp_path / "web.yml",
         {
-            "tls_server_config": {
-                "cert_file": str(pki.server_cert),
-                "key_file": str(pki.server_key),
-                "client_auth_type": "RequireAndVerifyClientCert",
-                "client_ca_file": str(pki.ca),
-                "min_version": "TLS12",
-            },
+            "tls_server_config": tls_server(pki, mutual=True, min_version="TLS12"),
             "basic_auth_users": {"prometheus": hashed("scrape me")},
         },
     )
