@@ -6,9 +6,10 @@ soon after start, spread by jitter; then every interval at the domain's own
 phase, so the load is even (each time rounded up to a 100 ms tick, so that runs
 due together start in one wake-up); never two runs of one job at once; late runs
 coalesced: a run that comes due while the previous one is still going
-(a first run that met a 10 s dial timeout, say) runs once as soon as it ends,
-so no gap between two results is ever longer than the interval plus jitter
-plus one validation. Jobs
+(a first run that met a 10 s dial timeout, say) runs once as soon as it ends.
+No two starts of one job are further apart than the interval plus the jitter
+(plus a tick when the jitter is zero and the interval is not a whole number of
+ticks), unless the previous run outlasted its slot. Jobs
 are added and removed to match the domain list, and :meth:`Scheduler.start` and
 :meth:`Scheduler.stop` are symmetric: stop cancels the runs in flight and
 waits for them. What a run does is the caller's callback. :func:`guarded`
@@ -60,9 +61,10 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class PhasedInterval(BaseTrigger):  # type: ignore[misc]
-    """Every ``interval`` seconds at a fixed phase, plus up to ``jitter``; the first run at
-    ``first``. With one random phase per domain the steady-state load is spread evenly over
-    the interval, instead of every domain coming due in the same burst after a start."""
+    """Every ``interval`` seconds at a fixed phase, plus up to ``jitter`` (the rounding up to
+    the tick included); the first run at ``first``. With one random phase per domain the
+    steady-state load is spread evenly over the interval, instead of every domain coming due
+    in the same burst after a start."""
 
     def __init__(
         self,
@@ -78,6 +80,7 @@ class PhasedInterval(BaseTrigger):  # type: ignore[misc]
         self.first = first
         self.anchor = anchor
         self.tick = tick
+        self._drawn = max(0.0, jitter - tick.total_seconds())
 
     def get_next_fire_time(
         self, previous_fire_time: dt.datetime | None, now: dt.datetime
@@ -87,9 +90,11 @@ class PhasedInterval(BaseTrigger):  # type: ignore[misc]
         # The first slot of the phase after the previous run: no gap is ever longer than
         # the interval (plus jitter, plus a tick), the first one after a start may be
         # shorter. Rounded up to the tick: always later than the previous run.
+        # The jitter is drawn a tick short, so that with the rounding up a run is never
+        # more than the jitter past its slot, and no gap longer than interval + jitter.
         periods = (previous_fire_time - self.anchor) // self.interval + 1
         due = self.anchor + periods * self.interval
-        return self._on_tick(due + dt.timedelta(seconds=random.uniform(0, self.jitter)))
+        return self._on_tick(due + dt.timedelta(seconds=random.uniform(0, self._drawn)))
 
     def _on_tick(self, when: dt.datetime) -> dt.datetime:
         """``when`` rounded up to the tick grid (exact: timedelta arithmetic)."""

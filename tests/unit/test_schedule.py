@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import itertools
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import SelfMetrics
@@ -57,11 +58,28 @@ def test_fire_times_are_on_the_tick_grid_and_always_later() -> None:
     times = fire_times(trigger, 200)
     assert times[0] == T0 + dt.timedelta(seconds=0.2)  # rounded up, never earlier
     assert all((t - T0) % TICK == dt.timedelta(0) for t in times)
-    assert all(dt.timedelta(0) < b - a <= 2.8 * S + TICK for a, b in itertools.pairwise(times))
-    # Jitter and ticks never accumulate: run n is within its slot's jitter and a tick.
+    assert all(dt.timedelta(0) < b - a <= 2.8 * S for a, b in itertools.pairwise(times[1:]))
+    # Jitter and ticks never accumulate: run n is within its slot's jitter, the tick included.
     for n, when in enumerate(times[1:]):
         slot = anchor + (n - 2) * 2.5 * S  # the phase's slots run both ways from the anchor
-        assert slot <= when <= slot + 0.3 * S + TICK
+        assert slot <= when <= slot + 0.3 * S
+
+
+@pytest.mark.parametrize(("interval", "jitter", "least"), [(300, 30, 329), (60, 0.15, 60)])
+def test_no_gap_is_longer_than_interval_plus_jitter_the_tick_included(
+    interval: float, jitter: float, least: float
+) -> None:
+    import random
+
+    random.seed(5)
+    worst = dt.timedelta(0)
+    for _ in range(200):
+        anchor = T0 + dt.timedelta(seconds=random.uniform(0, interval))
+        trigger = PhasedInterval(interval=interval, jitter=jitter, first=anchor, anchor=anchor)
+        times = fire_times(trigger, 50)
+        worst = max(worst, *(b - a for a, b in itertools.pairwise(times[1:])))
+    # 9,800 gaps: the jitter is used, and the bound is never passed.
+    assert least * S < worst <= (interval + jitter) * S
 
 
 def test_phases_spread_the_load() -> None:
