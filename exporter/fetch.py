@@ -444,6 +444,9 @@ class Fetcher:
         except Exception as exc:
             raise _classify(exc, tap) from None
         finally:
+            # The tap and the stream point at each other: unlinked, the connection's
+            # objects go as soon as the request ends, not at the next cyclic collection.
+            tap.stream = None
             if stream is not None:
                 await stream.aclose()
 

@@ -567,3 +567,23 @@ async def test_a_crashing_validation_becomes_an_internal_result() -> None:
         "internal",
     )
     assert state.result.problem.detail == "internal error: RuntimeError: resolver exploded"
+
+
+@pytest.mark.parametrize(("domains", "threshold"), [(1, 10), (1_000, 10), (10_000, 100)])
+async def test_full_collections_spaced_in_proportion_to_the_domains(
+    domains: int, threshold: int
+) -> None:
+    import gc
+
+    from exporter.config import parse as parse_config
+    from exporter.service import Exporter, full_collection_threshold
+
+    assert full_collection_threshold(50_000) == 500
+    saved = gc.get_threshold()
+    try:
+        names = [f"d{i}.example.com" for i in range(domains)]
+        exporter = Exporter(parse_config({"domains": names}))
+        exporter._schedule(reschedule=False)  # the jobs only: the scheduler is not started
+        assert gc.get_threshold() == (saved[0], saved[1], threshold)
+    finally:
+        gc.set_threshold(*saved)
