@@ -336,16 +336,18 @@ def _low_priority() -> None:
     os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def _results(body: bytes) -> dict[str, tuple[float, float]]:
-    """Each domain's (finished at, duration) in a gzip exposition (a string scan: no parser)."""
+def _results(body: bytes) -> tuple[dict[str, tuple[float, float]], int]:
+    """Each domain's (finished at, duration) in a gzip exposition (a string scan: no
+    parser), and the exposition's size."""
     stamps: dict[str, float] = {}
     durations: dict[str, float] = {}
-    for line in gzip.decompress(body).decode().splitlines():
+    text = gzip.decompress(body).decode()
+    for line in text.splitlines():
         for prefix, into in ((STAMP, stamps), (DURATION, durations)):
             if line.startswith(prefix):
                 domain = line[len(prefix) : line.index('"', len(prefix))]
                 into[domain] = float(line.rsplit(" ", 1)[1])
-    return {d: (stamp, durations.get(d, 0.0)) for d, stamp in stamps.items()}
+    return {d: (stamp, durations.get(d, 0.0)) for d, stamp in stamps.items()}, len(text)
 
 
 def freshness(
@@ -392,8 +394,8 @@ def freshness(
             sent = time.time()
             body, elapsed = exp.get("/metrics", gzip_ok=True)
             latencies.append(elapsed)
-            results = parser.submit(_results, body).result()
-            sizes.append((len(body), len(gzip.decompress(body))))
+            results, size = parser.submit(_results, body).result()
+            sizes.append((len(body), size))
             received = time.time()
             for domain, (stamp, duration) in results.items():
                 previous = last.get(domain)

@@ -87,11 +87,10 @@ class PhasedInterval(BaseTrigger):  # type: ignore[misc]
     ) -> dt.datetime:
         if previous_fire_time is None:
             return self._on_tick(self.first)
-        # The first slot of the phase after the previous run: no gap is ever longer than
-        # the interval (plus jitter, plus a tick), the first one after a start may be
-        # shorter. Rounded up to the tick: always later than the previous run.
-        # The jitter is drawn a tick short, so that with the rounding up a run is never
-        # more than the jitter past its slot, and no gap longer than interval + jitter.
+        # The first slot of the phase after the previous run, plus the jitter drawn a tick
+        # short, rounded up to the tick: always later than the previous run, never more
+        # than the jitter past its slot, so no gap is longer than interval + jitter (the
+        # first one after a start may be shorter).
         periods = (previous_fire_time - self.anchor) // self.interval + 1
         due = self.anchor + periods * self.interval
         return self._on_tick(due + dt.timedelta(seconds=random.uniform(0, self._drawn)))
