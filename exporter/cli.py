@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import yaml
 
 from exporter import __version__
-from exporter.compose import build_certificate_reader, build_validator
-from exporter.config import Config, ConfigError, DomainConfig, load, normalise_domain
+from exporter.compose import build_bundle, build_certificate_reader, build_validator, load_bundle
+from exporter.config import Config, ConfigError, DomainConfig, normalise_domain
 from exporter.endpoints import Endpoints
 from exporter.logs import setup_logging
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
@@ -87,7 +87,7 @@ async def _check(args: argparse.Namespace) -> int:
         showcase = await start_showcase()
         config = showcase.config
     elif args.config:
-        config = load(args.config)
+        config = load_bundle(args.config).config
     else:
         config = Config()
     try:
@@ -258,7 +258,8 @@ def run_service(argv: Sequence[str]) -> int:
             print("--config.check needs --config.file", file=sys.stderr)
             return 2
         try:
-            config = load(args.config_file)
+            # The very build a start or a reload runs: OK here means a reload would apply.
+            config = load_bundle(args.config_file).config
         except ConfigError as exc:
             print(str(exc), file=sys.stderr)
             return 1
@@ -299,13 +300,11 @@ async def _serve(
         from exporter.lab.showcase import SHOWCASE, start_showcase
 
         showcase = await start_showcase()
-        config, config_file = showcase.config, None
+        bundle = build_bundle(showcase.config)
     else:
-        config = await asyncio.to_thread(load, args.config_file)
-        config_file = args.config_file
+        bundle = await asyncio.to_thread(load_bundle, args.config_file)
     exporter = Exporter(
-        config,
-        config_file,
+        bundle,
         shard=Shard(parse_index(args.shard_index), args.shard_count),
         perspective=args.perspective,
     )
@@ -349,20 +348,12 @@ async def _serve(
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    reloads: set[asyncio.Task[Any]] = set()
-
-    def on_hup() -> None:
-        task = loop.create_task(exporter.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    # A SIGHUP while a reload waits to start joins it (exporter.request_reload).
+    loop.add_signal_handler(signal.SIGHUP, exporter.request_reload)
     await stop.wait()
     log.info("shutting down")
     await server.stop()
     await exporter.stop()
-    for task in list(reloads):
-        task.cancel()
     if showcase is not None:
         await showcase.stop()
     with contextlib.suppress(Exception):

@@ -5,12 +5,24 @@ parts (the address policy, the validator's settings, the resolver, the dialer
 and its router). ``check``, ``/probe`` and the scheduler all get their validator
 from :func:`build_validator`, so they cannot drift apart; the config itself knows
 nothing of the engine.
+
+A running exporter holds one :class:`Bundle`: the config and everything built from it.
+:func:`load_bundle` reads, validates and builds it whole, or raises
+:class:`~exporter.config.ConfigError` (the file, the key, the reason) having changed
+nothing. Start-up, every reload and ``--config.check`` call it, so "the check says OK"
+means "a reload would apply".
 """
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.resolver
+
 from exporter.certs import CertificateReader
-from exporter.config import Config, parse_endpoint
+from exporter.config import Config, ConfigError, load, parse_endpoint
 from exporter.dial import Dialer, PortMap, Router
 from exporter.dns import DnspythonResolver
 from exporter.http01 import Settings, Validator
@@ -18,11 +30,14 @@ from exporter.policy import AddressPolicy
 from exporter.records import FallbackPolicy
 
 __all__ = [
+    "Bundle",
+    "build_bundle",
     "build_certificate_reader",
     "build_resolver",
     "build_router",
     "build_settings",
     "build_validator",
+    "load_bundle",
 ]
 
 
@@ -100,3 +115,41 @@ def build_certificate_reader(config: Config) -> CertificateReader:
         renewal_remaining=config.certificates.renewal_remaining,
         ca_file=config.certificates.ca_file,
     )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Bundle:
+    """A config and everything built from it; replaced whole, never in part."""
+
+    config: Config
+    #: The file it came from (None: the demo's config, built in memory).
+    source: str | None
+    validator: Validator
+    certificates: CertificateReader
+
+
+def build_bundle(config: Config, source: str | None = None) -> Bundle:
+    """Everything ``config`` needs, built now: what cannot be built (the system resolver's
+    configuration, the CA file) is a :class:`ConfigError` naming ``source`` and the key."""
+    where = source or "<config>"
+    try:
+        validator = build_validator(config)
+    except dns.resolver.NoResolverConfiguration as exc:
+        raise ConfigError(
+            where,
+            [f"resolver.nameservers: empty, and the system resolver has none configured ({exc})"],
+        ) from None
+    try:
+        certificates = build_certificate_reader(config)
+    except (OSError, ssl.SSLError) as exc:
+        path = config.certificates.ca_file
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            where, [f"certificates.ca_file: cannot load {path!r} as a CA bundle: {reason}"]
+        ) from None
+    return Bundle(config, source, validator, certificates)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read, validate and build the config file at ``path``; ConfigError if anything fails."""
+    return build_bundle(load(path), str(path))

@@ -7,26 +7,37 @@ records). Unknown keys are errors. A bad file never half-loads: :func:`load` eit
 returns a complete config or raises :class:`ConfigError` listing every problem
 as ``<file>: <key>: <reason>``.
 
-Durations are ``500ms``, ``10s``, ``5m``, ``1h``, ``7d`` or a number of seconds.
+Durations are ``500ms``, ``10s``, ``5m``, ``1h``, ``7d`` or a number of seconds, and
+every number is finite and within the range its field states (:data:`LIMITS`): a value
+that would pass here and fail later (``.inf``, ``.nan``, ``1e300``) is refused here.
 Domain names are normalised as Let's Encrypt does: lowercase, IDNs in punycode.
+
+Reading a file (:func:`read_yaml`) is guarded too: the content must be stable (a file
+caught mid-write is waited for, then refused as still changing), and the YAML is bounded
+in size, nesting and alias expansion before anything is built from it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
+import os
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,6 +45,7 @@ from pydantic import (
 from exporter.records import FallbackPolicy
 
 __all__ = [
+    "LIMITS",
     "Config",
     "ConfigError",
     "DomainConfig",
@@ -42,6 +54,7 @@ __all__ = [
     "parse",
     "parse_duration",
     "parse_endpoint",
+    "read_yaml",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -69,12 +82,67 @@ def parse_duration(value: object, *, allow_zero: bool = False) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ValueError(f"invalid duration {value!r}: use 500ms, 10s, 5m, 1h, 7d or seconds")
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {value!r}: must be a finite number of seconds")
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("must be greater than zero")
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def format_duration(seconds: float) -> str:
+    """``604800`` -> ``7d``; ``0.5`` -> ``500ms``: the largest unit that divides it."""
+    if seconds > 1e9:
+        return f"{seconds:g}s"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    return f"{seconds * 1000:g}ms"
+
+
+#: The range of every bounded number, by field: (minimum, maximum), both included. A value
+#: outside it is refused at load, with the range in the reason; nothing later has to guard
+#: against a timer of 1e300 seconds or a schedule of ``.inf``.
+LIMITS: dict[str, tuple[float, float]] = {
+    "interval": (1.0, 7 * 86400.0),
+    "jitter": (0.0, 7 * 86400.0),
+    "timeout": (0.01, 300.0),
+    "resolver_timeout": (0.01, 60.0),
+    "certificates_interval": (1.0, 7 * 86400.0),
+    "renewal_window": (0.0, 365 * 86400.0),
+}
+
+
+def _within(field: str) -> Callable[[float], float]:
+    low, high = LIMITS[field]
+
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(
+                f"{format_duration(value) if value > 0 else value} is out of range: "
+                f"use {format_duration(low) if low else 0} to {format_duration(high)}"
+            )
+        return value
+
+    return check
+
+
+def _zero_or_more(value: object) -> float:
+    return parse_duration(value, allow_zero=True)
+
+
+# Duration fields, each bounded by its LIMITS entry.
+Interval = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_within("interval"))]
+Jitter = Annotated[float, BeforeValidator(_zero_or_more), AfterValidator(_within("jitter"))]
+Timeout = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_within("timeout"))]
+ResolverTimeout = Annotated[
+    float, BeforeValidator(parse_duration), AfterValidator(_within("resolver_timeout"))
+]
+CertificatesInterval = Annotated[
+    float, BeforeValidator(parse_duration), AfterValidator(_within("certificates_interval"))
+]
+RenewalWindow = Annotated[
+    float, BeforeValidator(_zero_or_more), AfterValidator(_within("renewal_window"))
+]
 
 
 def normalise_domain(value: str) -> str:
@@ -151,18 +219,18 @@ class DomainConfig(_Model):
 
 class Timeouts(_Model):
     #: Each TCP connect (Let's Encrypt: 10 s).
-    dial: Duration = 10.0
+    dial: Timeout = 10.0
     #: The whole validation, redirects and fallback included (Let's Encrypt's tests: 20 s).
-    validation: Duration = 20.0
+    validation: Timeout = 20.0
     #: Each TLS handshake (Let's Encrypt: 10 s).
-    tls: Duration = 10.0
+    tls: Timeout = 10.0
 
 
 class ResolverConfig(_Model):
     #: Nameserver addresses; empty: the system resolver (/etc/resolv.conf).
     nameservers: list[str] = Field(default_factory=list)
     port: int = Field(53, ge=1, le=65535)
-    timeout: Duration = 5.0
+    timeout: ResolverTimeout = 5.0
 
     @field_validator("nameservers")
     @classmethod
@@ -244,11 +312,11 @@ class CertificatesConfig(_Model):
     #: Read the certificate each domain serves on 443: expiry, issue date, issuer, chain.
     enabled: bool = True
     #: How often (it changes rarely, and each reading costs a TLS handshake).
-    interval: Duration = 3600.0
+    interval: CertificatesInterval = 3600.0
     #: A standard ACME client renews when this fraction of the lifetime is left.
-    renewal_remaining: float = Field(1 / 3, gt=0, lt=1)
+    renewal_remaining: float = Field(1 / 3, gt=0, lt=1, allow_inf_nan=False)
     #: A failing domain whose renewal is due within this window is urgent (the alerts).
-    renewal_window: Duration = 7 * 86400.0
+    renewal_window: RenewalWindow = 7 * 86400.0
     #: Extra CA certificates (PEM) to verify chains with; default: the system trust store.
     ca_file: str | None = None
     #: Readings in flight at once (apart from the validations' ``concurrency``).
@@ -262,11 +330,9 @@ class ProbeConfig(_Model):
 
 class Config(_Model):
     #: How often each domain is validated.
-    interval: Duration = 300.0
-    #: Random delay added to each run; default 10% of ``interval``.
-    jitter: (
-        Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))] | None
-    ) = None
+    interval: Interval = 300.0
+    #: Random delay added to each run, at most ``interval``; default 10% of ``interval``.
+    jitter: Jitter | None = None
     #: Validations in flight at once.
     concurrency: int = Field(100, ge=1, le=100_000)
     #: ``boulder`` (Let's Encrypt today) or ``per-hop`` (its proposed change).
@@ -294,6 +360,17 @@ class Config(_Model):
             if domain.name in seen:
                 raise ValueError(f"domain {domain.name!r} is listed twice")
             seen.add(domain.name)
+        return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, value: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("interval")
+        if value is not None and interval is not None and value > interval:
+            raise ValueError(
+                f"{format_duration(value)} is longer than the interval "
+                f"({format_duration(interval)}): use at most the interval"
+            )
         return value
 
     @property
@@ -343,22 +420,138 @@ def parse(data: object, source: str = "<config>") -> Config:
         raise ConfigError(source, problems) from None
 
 
+#: A file last changed less than this long ago is read again after this long; it is used
+#: only if both readings are the same (a writer that pauses longer than this between two
+#: writes can still be caught: write the file elsewhere and rename it over, see the README).
+SETTLE_SECONDS = 0.1
+#: How long a file that keeps changing is waited for before the reading is refused.
+STABLE_WAIT_SECONDS = 5.0
+#: The YAML a config file may hold: its size, its nesting, and how much aliases may add to
+#: it (an alias repeats its anchor's whole subtree; a few hundred bytes of aliases of
+#: aliases expand to gigabytes: "billion laughs").
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIAS_NODES = 10_000
+
+
+def read_stable(path: str | Path, source: str | None = None) -> bytes:
+    """The bytes of the file at ``path``, once they have stopped changing.
+
+    A file is stable when it was last modified at least :data:`SETTLE_SECONDS` before it
+    was read and its modification time, size and inode were the same before and after
+    the reading; one changed more recently is read again after the settle time and used
+    only when both readings are the same. A file still changing after
+    :data:`STABLE_WAIT_SECONDS` is refused. Raises :class:`ConfigError`.
+    """
+    source = str(path) if source is None else source
+    deadline = time.monotonic() + STABLE_WAIT_SECONDS
+    previous: bytes | None = None
+    while True:
+        try:
+            before = os.stat(path)
+            if before.st_size > MAX_FILE_BYTES:
+                raise ConfigError(
+                    source,
+                    [
+                        f"(top level): the file is {before.st_size:,} bytes, more than the "
+                        f"{MAX_FILE_BYTES:,} a config may hold"
+                    ],
+                )
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+            after = os.stat(path)
+        except OSError as exc:
+            raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
+        same = (before.st_mtime_ns, before.st_size, before.st_ino) == (
+            after.st_mtime_ns,
+            after.st_size,
+            after.st_ino,
+        )
+        settled = time.time_ns() - after.st_mtime_ns >= SETTLE_SECONDS * 1e9
+        if same and (settled or data == previous):
+            return data
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                source,
+                [
+                    f"(top level): the file is still changing after {STABLE_WAIT_SECONDS:g} s; "
+                    "not applied (write it elsewhere and rename it over)"
+                ],
+            )
+        previous = data if same else None
+        time.sleep(SETTLE_SECONDS)
+
+
+def _check_yaml_shape(text: str, source: str) -> None:
+    """Refuse YAML nested deeper than :data:`MAX_DEPTH`, or whose aliases would add more
+    than :data:`MAX_ALIAS_NODES` nodes, before anything is built from it. One pass over
+    libyaml's events (no recursion, nothing built)."""
+    depth = 0
+    sizes: dict[str, int] = {}  # anchor -> nodes in its subtree
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, nodes when it opened)
+    nodes = 0
+    added = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor or "", 1)
+            added += size
+            nodes += size
+            if added > MAX_ALIAS_NODES:
+                raise ConfigError(
+                    source,
+                    [
+                        f"(top level): aliases expand to more than {MAX_ALIAS_NODES:,} nodes: "
+                        "refused (write the values out instead of aliasing them)"
+                    ],
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            nodes += 1
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
+                raise ConfigError(
+                    source, [f"{where}: nested more than {MAX_DEPTH} levels deep: refused"]
+                )
+            open_nodes.append((event.anchor, nodes))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, start = open_nodes.pop()
+            if anchor:
+                sizes[anchor] = nodes - start + 1
+
+
+#: libyaml's parser and loader where PyYAML has them (ten times faster on a large list).
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: str | Path, *, documents: bool = False) -> Any:
     """The YAML in the file at ``path`` (with ``documents``, the list of its documents);
-    a file that cannot be read or parsed is a :class:`ConfigError` naming the place."""
+    a file that cannot be read or parsed, is still being written, or is too large, too
+    deep or too aliased is a :class:`ConfigError` naming the place."""
     source = str(path)
+    data = read_stable(path, source)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(source, [f"cannot read the file: {reason}"]) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc}"]) from None
     try:
-        return list(yaml.safe_load_all(text)) if documents else yaml.safe_load(text)
+        _check_yaml_shape(text, source)
+        loaded = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"{where}: invalid YAML: {problem}"]) from None
+    if documents:
+        return loaded
+    if len(loaded) > 1:
+        raise ConfigError(source, ["(top level): the file holds more than one YAML document"])
+    return loaded[0] if loaded else None
 
 
 def load(path: str | Path) -> Config:

@@ -1,26 +1,35 @@
 """The running exporter: the config in force, its validator, the results, reloads.
 
-Rule: state and its transitions only. :class:`Exporter` holds the config in
-force and the validator built from it (``exporter.compose``), the result store
-that ``/metrics`` renders, and the schedule (``exporter.scheduler``). A reload
-builds everything new from the file first and swaps it in only when the whole
-file is good: a bad file is rejected and the running config kept. HTTP lives in
+Rule: state and its transitions only. :class:`Exporter` holds one
+:class:`~exporter.compose.Bundle` (the config in force and everything built from
+it: validator, resolver, certificate reader), the result store that ``/metrics``
+renders, and the schedule (``exporter.scheduler``). A reload reads and builds a
+whole new bundle off the event loop, with the same :func:`~exporter.compose.load_bundle`
+that start-up and ``--config.check`` use, and replaces the running one in one step
+only when all of it was built: a bad file is refused, counted and logged, and
+nothing that runs has changed. Reload requests that arrive while one is waiting
+to start join it (a burst of SIGHUPs is one reload). HTTP lives in
 ``exporter.endpoints``, command lines and the serve loop in ``exporter.cli``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import datetime as dt
+import functools
 import gc
 import logging
 import socket
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from exporter.compose import build_certificate_reader, build_validator
-from exporter.config import Config, ConfigError, DomainConfig, load
+from exporter.certs import CertificateReader
+from exporter.compose import Bundle, build_validator, load_bundle
+from exporter.config import Config, ConfigError, DomainConfig
 from exporter.http01 import Validator
 from exporter.metrics import Exposition, ResultStore, SelfMetrics, ServiceState
 from exporter.records import FallbackPolicy, ValidationResult
@@ -78,14 +87,11 @@ def ipv6_capable(config: Config) -> bool:
 
 class Exporter:
     def __init__(
-        self,
-        config: Config,
-        config_file: str | None = None,
-        *,
-        shard: Shard | None = None,
-        perspective: str = "",
+        self, bundle: Bundle, *, shard: Shard | None = None, perspective: str = ""
     ) -> None:
-        self.config_file = config_file
+        config = bundle.config
+        self.config_file = bundle.source
+        self.bundle = bundle
         self.shard = shard or Shard()
         self.registry = CollectorRegistry(auto_describe=False)
         self.store = ResultStore()
@@ -96,10 +102,8 @@ class Exporter:
             {"validation": self._run, "certificate": self._read_certificate}, self.metrics
         )
         self._reload_lock = asyncio.Lock()
+        self._reload_waiting: asyncio.Task[tuple[bool, str]] | None = None
         self._checks: set[asyncio.Task[None]] = set()
-        self.config = config
-        self.validator = build_validator(config)
-        self.certificates = build_certificate_reader(config)
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._readings = asyncio.Semaphore(config.certificates.concurrency)
         self.state.perspective = perspective
@@ -113,6 +117,18 @@ class Exporter:
         self._check_domains(config)
 
     # ------------------------------------------------------------------ config
+
+    @property
+    def config(self) -> Config:
+        return self.bundle.config
+
+    @property
+    def validator(self) -> Validator:
+        return self.bundle.validator
+
+    @property
+    def certificates(self) -> CertificateReader:
+        return self.bundle.certificates
 
     def mine(self, config: Config) -> list[DomainConfig]:
         """The configured domains this replica validates (all of them unless sharded)."""
@@ -198,54 +214,78 @@ class Exporter:
             ),
         )
 
-    async def reload(self) -> tuple[bool, str]:
-        """Re-read the config file; a bad file is rejected and the running config kept."""
+    def request_reload(self) -> asyncio.Task[tuple[bool, str]]:
+        """A reload that reads the file after this call; requests that arrive before it
+        starts join it (a burst of SIGHUPs is one reload, not one each)."""
+        waiting = self._reload_waiting
+        if waiting is not None and not waiting.done():
+            return waiting
+        task = asyncio.get_running_loop().create_task(self._reload_when_free())
+        self._reload_waiting = task
+        return task
+
+    async def _reload_when_free(self) -> tuple[bool, str]:
         async with self._reload_lock:
-            if self.config_file is None:
-                return True, "no config file (demo): nothing to reload"
-            try:
-                new = await asyncio.to_thread(load, self.config_file)
-            except ConfigError as exc:
-                self.state.reload_successful = False
-                self.metrics.reloads.labels("failure").inc()
-                log.error(
-                    "config reload rejected; the running config is kept",
-                    extra={"fields": {"file": self.config_file, "problems": str(exc)}},
-                )
-                return False, str(exc)
-            old = self.config
-            self.config = new
-            self.validator = build_validator(new)
-            self.certificates = build_certificate_reader(new)
-            if new.concurrency != old.concurrency:
-                self._semaphore = asyncio.Semaphore(new.concurrency)
-            if new.certificates.concurrency != old.certificates.concurrency:
-                self._readings = asyncio.Semaphore(new.certificates.concurrency)
-            self.store.set_domains(d.name for d in self.mine(new))
-            changed = (new.interval, new.effective_jitter, new.certificates.interval) != (
-                old.interval,
-                old.effective_jitter,
-                old.certificates.interval,
+            # From here on the file is read afresh: a request that arrives now needs
+            # a reload of its own, after this one.
+            self._reload_waiting = None
+            return await self._reload()
+
+    async def reload(self) -> tuple[bool, str]:
+        """Re-read the config file; a bad file is refused and the running bundle kept."""
+        async with self._reload_lock:
+            return await self._reload()
+
+    async def _reload(self) -> tuple[bool, str]:
+        if self.config_file is None:
+            return True, "no config file (demo): nothing to reload"
+        try:
+            # Read, validated and built whole in a thread: nothing runs on it until swapped.
+            bundle = await asyncio.to_thread(load_bundle, self.config_file)
+        except ConfigError as exc:
+            self.state.reload_successful = False
+            self.metrics.reloads.labels("failure").inc()
+            log.error(
+                "config reload rejected; the running config is kept",
+                extra={"fields": {"file": self.config_file, "problems": str(exc)}},
             )
-            self._schedule(reschedule=changed)
-            self.state.reload_successful = True
-            self.state.reload_success_timestamp = time.time()
-            self.state.interval = new.interval
-            self.state.renewal_window = new.certificates.renewal_window
-            if not new.certificates.enabled:
-                self.store.clear_certificates()
-            self.metrics.reloads.labels("success").inc()
-            self._check_vantage()
-            self._check_domains(new)
-            if new.resolver != old.resolver:
-                for task in list(self._checks):
-                    task.cancel()
-                self._spawn_resolver_check()
-            log.info(
-                "config reloaded",
-                extra={"fields": {"file": self.config_file, "domains": len(self.mine(new))}},
-            )
-            return True, "config reloaded"
+            return False, str(exc)
+        await self._apply(bundle)
+        return True, "config reloaded"
+
+    async def _apply(self, bundle: Bundle) -> None:
+        """Swap ``bundle`` in: one assignment, then what derives from it (none can fail)."""
+        old, new = self.config, bundle.config
+        self.bundle = bundle
+        if new.concurrency != old.concurrency:
+            self._semaphore = asyncio.Semaphore(new.concurrency)
+        if new.certificates.concurrency != old.certificates.concurrency:
+            self._readings = asyncio.Semaphore(new.certificates.concurrency)
+        self.store.set_domains(d.name for d in self.mine(new))
+        changed = (new.interval, new.effective_jitter, new.certificates.interval) != (
+            old.interval,
+            old.effective_jitter,
+            old.certificates.interval,
+        )
+        self._schedule(reschedule=changed)
+        self.state.reload_successful = True
+        self.state.reload_success_timestamp = time.time()
+        self.state.interval = new.interval
+        self.state.renewal_window = new.certificates.renewal_window
+        if not new.certificates.enabled:
+            self.store.clear_certificates()
+        self.metrics.reloads.labels("success").inc()
+        self._check_vantage()
+        self._check_domains(new)
+        if new.resolver != old.resolver:
+            for task in list(self._checks):
+                task.cancel()
+            self._spawn_resolver_check()
+        release_memory()
+        log.info(
+            "config reloaded",
+            extra={"fields": {"file": self.config_file, "domains": len(self.mine(new))}},
+        )
 
     # --------------------------------------------------------------- validations
 
@@ -299,7 +339,32 @@ class Exporter:
     async def stop(self) -> None:
         for task in list(self._checks):
             task.cancel()
+        if self._reload_waiting is not None:
+            self._reload_waiting.cancel()
         await self.scheduler.stop()
+
+
+def release_memory() -> None:
+    """Give the memory a shrunken config left behind back to the system.
+
+    A full collection frees what the old bundle and results kept alive in cycles; glibc
+    then keeps the freed pages in its arenas until ``malloc_trim`` returns them (without
+    it, RSS stays at its peak after a reload from 100,000 domains to a few).
+    """
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+    return trim
 
 
 def _log_result(result: ValidationResult, previous: ValidationResult | None) -> None:

@@ -549,6 +549,7 @@ def test_demo_mode_shows_every_pitfall() -> None:
 
 
 async def test_a_crashing_validation_becomes_an_internal_result() -> None:
+    from exporter.compose import build_bundle
     from exporter.config import parse as parse_config
     from exporter.service import Exporter
 
@@ -556,7 +557,7 @@ async def test_a_crashing_validation_becomes_an_internal_result() -> None:
         async def lookup(self, host: str, family: object) -> object:
             raise RuntimeError("resolver exploded")
 
-    exporter = Exporter(parse_config({"domains": ["a.example.com"]}))
+    exporter = Exporter(build_bundle(parse_config({"domains": ["a.example.com"]})))
     exporter.validator.resolver = BrokenResolver()  # type: ignore[assignment]
     await exporter._run("a.example.com", None)  # must not raise
     state = exporter.store.get("a.example.com")
@@ -575,6 +576,7 @@ async def test_full_collections_spaced_in_proportion_to_the_domains(
 ) -> None:
     import gc
 
+    from exporter.compose import build_bundle
     from exporter.config import parse as parse_config
     from exporter.service import Exporter, full_collection_threshold
 
@@ -582,7 +584,7 @@ async def test_full_collections_spaced_in_proportion_to_the_domains(
     saved = gc.get_threshold()
     try:
         names = [f"d{i}.example.com" for i in range(domains)]
-        exporter = Exporter(parse_config({"domains": names}))
+        exporter = Exporter(build_bundle(parse_config({"domains": names})))
         exporter._schedule(reschedule=False)  # the jobs only: the scheduler is not started
         assert gc.get_threshold() == (saved[0], saved[1], threshold)
     finally:

@@ -14,7 +14,7 @@ DATA = Path(__file__).resolve().parents[1] / "testdata" / "configs"
 
 BAD = {
     "invalid-yaml.yml": [
-        "line 2 column 1: invalid YAML: expected ',' or ']', but got '<stream end>'"
+        "line 2 column 1: invalid YAML: did not find expected ',' or ']'"
     ],
     "invalid-unknown-key.yml": ["intervall: unknown key"],
     "invalid-duration.yml": [
