@@ -15,9 +15,15 @@ ARG BASE=python:3.11.13-slim-bookworm
 
 FROM ${BASE} AS build
 WORKDIR /src
+# Only the locked versions (lock/, written by scripts/lock.sh), each checked against its hash:
+# the build backend into this stage, the dependencies into /install. The package itself, a
+# directory with no hash, goes in alone (--no-deps), built by that locked backend.
+COPY lock/runtime.txt lock/build.txt ./lock/
+RUN pip install --no-cache-dir --require-hashes -r lock/build.txt \
+    && pip install --no-cache-dir --require-hashes --prefix=/install -r lock/runtime.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY exporter ./exporter
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --no-deps --no-build-isolation --prefix=/install .
 
 FROM ${BASE}
 ARG VERSION=dev

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine, then run all of it:
-# ruff, mypy (strict) and pytest. Usage: ./scripts/test.sh [pytest args...]
+# ruff, mypy (strict) and pytest. Usage: ./scripts/test.sh [--newest] [pytest args...]
+#
+# Python packages come from the lock (lock/test.txt, written by scripts/lock.sh): the exact
+# versions the suite passes with, checked against their hashes, into .venv. .venv is
+# reinstalled whenever the lock (or pyproject.toml) changed since it was installed.
+# --newest instead installs the newest versions pyproject.toml allows, into a new
+# .venv-newest (the locked .venv is left alone), lists where they differ from the lock, and
+# runs the same checks: drift shows up here before it reaches users.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*"; }
+
+newest=false
+args=()
+for arg in "$@"; do
+  if [ "$arg" = --newest ]; then newest=true; else args+=("$arg"); fi
+done
 
 # Debian packages: promtool and prometheus (metrics, rules and end-to-end checks); unbound
 # (the validating resolver Let's Encrypt uses: tests run a real one over a signed loopback
@@ -69,17 +82,58 @@ fi
 
 # Python environment.
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  log "creating .venv"
-  "$PY" -m venv .venv
+vpip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+# name==version of each pin read on stdin (a lock, or pip freeze), names normalised, sorted.
+pins() {
+  sed -n 's/^\([A-Za-z0-9._-]*\)==\([^ ;\\]*\).*/\1==\2/p' |
+    awk -F'==' '{ n = tolower($1); gsub(/[-_.]+/, "-", n); print n "==" $2 }' | sort
+}
+locked() { cat lock/*.txt | pins; }
+installed() { vpip freeze --all --exclude-editable | pins | grep -v '^pip=='; }
+if [ "$newest" = true ]; then
+  VENV=.venv-newest
+  log "creating $VENV with the newest versions pyproject.toml allows (not the lock)"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  printf '*\n' >"$VENV/.gitignore" # not part of the tree, for git and ruff
+  vpip install -q -e '.[test]'
+  log "where the installed versions differ from the lock (none if nothing is listed):"
+  awk -F'==' 'NR == FNR { lock[$1] = $2; next }
+    lock[$1] != $2 { print "    " $1 " " ($1 in lock ? lock[$1] : "(not locked)") " -> " $2 }' \
+    <(locked) <(installed)
+else
+  VENV=.venv
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    "$PY" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
+    log "warning: the lock is resolved for CPython 3.11; $VENV has another Python"
+  stamp=$(cat lock/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$VENV/.lock-sha256" 2>/dev/null)" != "$stamp" ]; then
+    log "installing the locked versions (lock/test.txt) and the package into $VENV"
+    # Hashes are required, so every package (dependencies of dependencies too) must be in
+    # the lock. The package itself is a directory, which has no hash: it is installed on its
+    # own, without dependencies, by the locked build backend.
+    vpip install -q --require-hashes -r lock/test.txt
+    vpip install -q --no-deps --no-build-isolation -e .
+    # What an earlier lock installed and this one no longer has goes.
+    stale=$(comm -23 <(installed | cut -d= -f1 | sort) <(locked | cut -d= -f1 | sort))
+    if [ -n "$stale" ]; then
+      log "removing what the lock no longer has: $(echo "$stale" | tr '\n' ' ')"
+      echo "$stale" | xargs "$VENV/bin/python" -m pip uninstall -q -y
+    fi
+    echo "$stamp" >"$VENV/.lock-sha256"
+  else
+    log "$VENV is installed from the current lock"
+  fi
 fi
-log "installing the package and test tools"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+vpip check >/dev/null || { vpip check; exit 1; }
 
 log "ruff"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 log "mypy --strict exporter/"
-.venv/bin/mypy
+"$VENV/bin/mypy"
 log "pytest"
-exec .venv/bin/python -m pytest "$@"
+exec "$VENV/bin/python" -m pytest ${args[@]+"${args[@]}"}
