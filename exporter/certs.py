@@ -23,7 +23,7 @@ import time
 
 from cryptography import x509
 
-from exporter import policy
+from exporter import names, policy
 from exporter.dial import Dialer, DialFailure
 from exporter.dns import Resolver
 from exporter.policy import AddressPolicy, Resolution
@@ -32,6 +32,8 @@ from exporter.records import Certificate, CertificateCheck, Family, Problem
 __all__ = ["CertificateReader", "renewal_due"]
 
 _HTTPS_PORT = 443
+#: Why a name Let's Encrypt will not issue for has no certificate reading.
+NOT_READ = "not read: Let's Encrypt will not issue for this name"
 
 
 def renewal_due(not_before: float, not_after: float, remaining: float) -> float:
@@ -70,7 +72,11 @@ class CertificateReader:
         self._any.verify_mode = ssl.CERT_NONE
 
     async def read(self, domain: str) -> CertificateCheck:
-        """The certificate ``domain`` serves on 443, or why none could be read."""
+        """The certificate ``domain`` serves on 443, or why none could be read. A name
+        Let's Encrypt will not issue for (``exporter.names.refusal``) is not read: no
+        lookup, no connection."""
+        if names.refusal(domain) is not None:
+            return CertificateCheck(domain, None, NOT_READ, time.time())
         a, aaaa = await asyncio.gather(
             self.resolver.lookup(domain, Family.IPV4), self.resolver.lookup(domain, Family.IPV6)
         )

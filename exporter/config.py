@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.names import to_ascii
 from exporter.records import FallbackPolicy
 
 __all__ = [
@@ -146,24 +147,10 @@ RenewalWindow = Annotated[
 
 
 def normalise_domain(value: str) -> str:
-    """Lowercase, trailing dot removed, IDN labels in punycode; ValueError if not a name."""
-    name = value.strip().rstrip(".").lower()
-    if not name:
-        raise ValueError("empty domain name")
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        pass
-    else:
-        raise ValueError(f"{value!r} is an IP address; only DNS names are validated")
-    try:
-        ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ValueError(f"{value!r} is not a valid domain name ({exc})") from None
-    labels = ascii_name.split(".")
-    if len(ascii_name) > 253 or len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
-        raise ValueError(f"{value!r} is not a valid domain name")
-    return ascii_name
+    """The name as an ACME client sends it (:func:`exporter.names.to_ascii`): lowercase,
+    trailing dot removed, IDNs as UTS #46 A-labels. ValueError only for what cannot be a
+    name at all: a name Let's Encrypt refuses loads, and its validation says why."""
+    return to_ascii(value)
 
 
 class _Model(BaseModel):

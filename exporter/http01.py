@@ -3,7 +3,8 @@
 Rule: this module follows the chain and nothing else. Every decision that is
 Let's Encrypt policy (which address, whether to fall back, whether a redirect
 is acceptable, what a response, a failure or a deadline means, and every word
-of the verdict) is asked of ``exporter.policy``; DNS goes through the
+of the verdict) is asked of ``exporter.policy``, and whether Let's Encrypt would
+validate the name at all of ``exporter.names``; DNS goes through the
 ``Resolver`` seam and each request through the ``Fetcher`` seam
 (``exporter.fetch``, where the failure classes are listed). Its only output is
 a ``ValidationResult`` whose records list every request, one record each.
@@ -29,7 +30,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from exporter import caa, policy
+from exporter import caa, names, policy
 from exporter.dial import Dialer
 from exporter.dns import Resolver
 from exporter.fetch import BodyError, Failed, Fetcher, Progress, Response
@@ -195,10 +196,18 @@ class Validator:
         problem is the fetch's if it failed, else CAA's. When a redirect hop's dial
         failed, the two fallback policies can disagree, so the other one is run too
         and its verdict kept in ``other_policy_success``.
+
+        A name Let's Encrypt's policy refuses (``exporter.names.refusal``) is never
+        validated: the verdict is that refusal, with no DNS query and no connection.
         """
         started = time.monotonic()
         if key_authorization is None or token is None:
             token, key_authorization = secrets.token_urlsafe(32), None
+        refused = names.refusal(domain)
+        if refused is not None:
+            return _unreached(
+                domain, self.settings.policy, Mode.of(key_authorization), refused, started
+            )
         check: asyncio.Task[CaaCheck] | None = None
         if self.settings.caa:
             check = asyncio.create_task(self.check_caa(domain, account_uris))
@@ -475,7 +484,8 @@ def _family_probe(
 def _unreached(
     domain: str, chosen: FallbackPolicy, mode: Mode, problem: Problem, started: float
 ) -> ValidationResult:
-    """A validation that ended before any request: the initial lookup failed or timed out."""
+    """A validation that ended before any request: the policy refused the name, or the
+    initial lookup failed or timed out."""
     return dataclasses.replace(
         ValidationResult.unreached(domain, chosen, mode, problem),
         duration_seconds=time.monotonic() - started,

@@ -61,7 +61,8 @@ class Family(StrEnum):
 
 
 class ProblemType(StrEnum):
-    """ACME problem types that HTTP-01 validation can produce."""
+    """ACME problem types that HTTP-01 validation can produce, and ``rejectedIdentifier``:
+    the order for the name is refused before any validation (``exporter.names``)."""
 
     DNS = "dns"
     CONNECTION = "connection"
@@ -70,6 +71,7 @@ class ProblemType(StrEnum):
     CAA = "caa"
     MALFORMED = "malformed"
     SERVER_INTERNAL = "serverInternal"
+    REJECTED_IDENTIFIER = "rejectedIdentifier"
 
 
 class Reason(StrEnum):
@@ -126,6 +128,15 @@ class Reason(StrEnum):
     CAA_LOOKUP_TIMEOUT = "caa_lookup_timeout"
     CAA_LOOKUP_TRUNCATED = "caa_lookup_truncated"
     CAA_LOOKUP_ERROR = "caa_lookup_error"
+    # Let's Encrypt will not issue for the name at all (type rejectedIdentifier): its
+    # policy refuses it before any validation, so nothing is looked up or fetched
+    POLICY_IP_ADDRESS = "policy_ip_address"  # an IPv4 address, not a DNS name
+    POLICY_NOT_PUBLIC = "policy_not_public"  # not under an ICANN public suffix (.local, ...)
+    POLICY_PUBLIC_SUFFIX = "policy_public_suffix"  # a public suffix itself (com, co.uk)
+    #: characters, lengths, labels, dots, reserved "??--" labels, wildcards
+    POLICY_INVALID_NAME = "policy_invalid_name"
+    POLICY_MALFORMED_IDN = "policy_malformed_idn"  # an xn-- label that is not valid Punycode
+    POLICY_FORBIDDEN = "policy_forbidden"  # Let's Encrypt's blocklist (every .onion name)
     # The exporter itself failed (type serverInternal)
     INTERNAL = "internal"
 

@@ -5,6 +5,7 @@ Rule: derived from the result record only; nothing here decides an outcome.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from exporter.records import (
@@ -13,13 +14,16 @@ from exporter.records import (
     Family,
     Mode,
     Outcome,
+    ProblemType,
     Reason,
     ValidationResult,
 )
 
-__all__ = ["fix_hint", "render", "verdict"]
+__all__ = ["NOT_ISSUED", "fix_hint", "is_refused", "render", "verdict"]
 
 _DOCS = "https://letsencrypt.org/docs/ipv6-support/"
+#: The verdict on a name Let's Encrypt's policy refuses: no validation is attempted.
+NOT_ISSUED = "Let's Encrypt will not issue for this name"
 
 
 def _problem_address(result: ValidationResult) -> str | None:
@@ -40,10 +44,63 @@ def verdict(result: ValidationResult) -> str:
             text += ", but only through its IPv4 fallback"
         return text + "."
     assert result.problem is not None
+    if is_refused(result):
+        return (
+            f"{NOT_ISSUED}: "
+            f"urn:ietf:params:acme:error:{result.problem.type}: {result.problem.detail}"
+        )
     return (
         "Let's Encrypt would fail: "
         f"urn:ietf:params:acme:error:{result.problem.type}: {result.problem.detail}"
     )
+
+
+def is_refused(result: ValidationResult) -> bool:
+    """Let's Encrypt's policy refuses the name itself: nothing was validated."""
+    return result.problem is not None and result.problem.type is ProblemType.REJECTED_IDENTIFIER
+
+
+_REFUSAL_HINTS = {
+    Reason.POLICY_IP_ADDRESS: (
+        "This is an IP address, not a DNS name: list the domain name whose A and AAAA "
+        "records point at this address."
+    ),
+    Reason.POLICY_NOT_PUBLIC: (
+        "The name does not end in a public suffix of the ICANN section of the Public Suffix "
+        "List (.local, .internal, .lan, .test, .example, .invalid and other private or "
+        "reserved names never do), so no public CA issues for it. Use a name in a public "
+        "domain you own (an internal host can get one, validated by DNS-01 if Let's Encrypt "
+        "cannot reach it), or remove the name from the config."
+    ),
+    Reason.POLICY_PUBLIC_SUFFIX: (
+        "The name is itself a public suffix (a TLD, or a registry suffix such as co.uk) "
+        "that nobody can own: list the name registered under it."
+    ),
+    Reason.POLICY_INVALID_NAME: (
+        "Fix the name: labels of 1 to 63 letters, digits and hyphens (none at either end, "
+        "no '--' in third and fourth place unless it starts with xn--), at most 10 labels "
+        "and 253 characters, no empty label; Unicode names are converted for you."
+    ),
+    Reason.POLICY_MALFORMED_IDN: (
+        "An xn-- label must be the Punycode of a normalised (NFC) Unicode label: write the "
+        "name in Unicode in the config and let the exporter convert it, or convert it "
+        "again with an IDNA 2008 (UTS #46) tool."
+    ),
+    Reason.POLICY_FORBIDDEN: (
+        "Let's Encrypt's policy forbids this name (it never issues for .onion names): get "
+        "the certificate from another CA, or remove the name from the config."
+    ),
+}
+
+
+def _refusal_hint(result: ValidationResult) -> str | None:
+    assert result.problem is not None
+    hint = _REFUSAL_HINTS.get(result.problem.reason)
+    try:
+        ipaddress.ip_address(result.domain)
+    except ValueError:
+        return hint
+    return _REFUSAL_HINTS[Reason.POLICY_IP_ADDRESS]
 
 
 def fix_hint(result: ValidationResult) -> str | None:
@@ -72,6 +129,8 @@ def fix_hint(result: ValidationResult) -> str | None:
                 "Fix the zone's nameservers or DNSSEC for that record type."
             )
         return None
+    if is_refused(result):
+        return _refusal_hint(result)
     reason = problem.reason
     if reason in (Reason.DNS_NXDOMAIN, Reason.DNS_NO_ADDRESSES) and result.failed_hop is None:
         return f"Create an A and/or AAAA record for {result.domain}."
@@ -220,6 +279,9 @@ def render(result: ValidationResult, certificate: CertificateCheck | None = None
             f"{record.url}  -> {outcome}"
         )
     lines.append("  " + verdict(result))
+    if is_refused(result):
+        # Nothing was looked up or fetched: no facts to give.
+        return "\n".join(_closing(lines, result, certificate))
     facts = [f"IPv4 fallback: {'yes' if result.ipv4_fallback else 'no'}"]
     if len(result.families) == 2:
         v6 = result.family_probe(Family.IPV6)
@@ -247,6 +309,13 @@ def render(result: ValidationResult, certificate: CertificateCheck | None = None
     caa = _caa_line(result)
     if caa is not None:
         lines.append(f"  {caa}")
+    return "\n".join(_closing(lines, result, certificate))
+
+
+def _closing(
+    lines: list[str], result: ValidationResult, certificate: CertificateCheck | None
+) -> list[str]:
+    """The certificate line, the lookups Let's Encrypt hides, and the hint."""
     if certificate is not None:
         lines.append("  " + certificate_line(certificate))
     for error in result.dns_family_errors:
@@ -257,7 +326,7 @@ def render(result: ValidationResult, certificate: CertificateCheck | None = None
     hint = fix_hint(result)
     if hint:
         lines.append(f"  hint: {hint}")
-    return "\n".join(lines)
+    return lines
 
 
 def _probe_text(status: int | None, error: Reason | None) -> str:
