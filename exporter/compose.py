@@ -117,7 +117,7 @@ def build_certificate_reader(config: Config) -> CertificateReader:
     )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class Bundle:
     """A config and everything built from it; replaced whole, never in part."""
 

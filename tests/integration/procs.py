@@ -151,6 +151,14 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+def validations(exporter: ExporterProcess, domain: str, result: str = "success") -> float:
+    """``acme_http01_validations_total`` of one domain and result, scraped now (0 if absent)."""
+    found = value(
+        exporter.scrape()[1], "acme_http01_validations_total", domain=domain, result=result
+    )
+    return found or 0.0
+
+
 def wait_for(
     condition: Callable[[], bool],
     timeout: float,

@@ -9,6 +9,7 @@ from tests.integration.procs import (
     ExporterProcess,
     LabProcess,
     run_cli,
+    validations,
     value,
     wait_for,
     write_config,
@@ -86,15 +87,7 @@ def test_reload_storm_keeps_the_good_config_and_every_result(
         assert len(rejected) == 50 and all(e["problems"] for e in rejected)
         # Validations went on through the storm.
         wait_for(
-            lambda: (
-                value(
-                    exporter.scrape()[1],
-                    "acme_http01_validations_total",
-                    domain="healthy.example.com",
-                    result="success",
-                )
-                >= 3
-            ),
+            lambda: validations(exporter, "healthy.example.com") >= 3,
             15,
             "validations stopped",
             exporter,

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+import exporter.config
 from exporter.compose import build_router, build_settings
-from exporter.config import ConfigError, load, parse, parse_duration
+from exporter.config import ConfigError, load, parse, parse_duration, read_stable
 from exporter.records import FallbackPolicy
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "configs"
 
 BAD = {
-    "invalid-yaml.yml": [
-        "line 2 column 1: invalid YAML: did not find expected ',' or ']'"
-    ],
+    "invalid-yaml.yml": ["line 2 column 1: invalid YAML: did not find expected ',' or ']'"],
     "invalid-unknown-key.yml": ["intervall: unknown key"],
     "invalid-duration.yml": [
         "timeouts.dial: invalid duration 'fast': use 500ms, 10s, 5m, 1h, 7d or seconds"
@@ -48,6 +50,22 @@ BAD = {
         "https://acme-v02.api.letsencrypt.org/acme/acct/123456789",
         "domains[0].account_uris: 'http://acme.example/acct/1' is not an ACME account URI "
         "such as https://acme-v02.api.letsencrypt.org/acme/acct/123456789",
+    ],
+    "invalid-not-finite.yml": [
+        "interval: invalid duration inf: must be a finite number of seconds",
+        "jitter: invalid duration nan: must be a finite number of seconds",
+    ],
+    "invalid-out-of-range.yml": [
+        "interval: invalid duration '1e300': use 500ms, 10s, 5m, 1h, 7d or seconds",
+        "timeouts.dial: 10m is out of range: use 10ms to 5m",
+        "timeouts.validation: 5ms is out of range: use 10ms to 5m",
+        "resolver.timeout: 2m is out of range: use 10ms to 1m",
+        "certificates.interval: 500ms is out of range: use 1s to 7d",
+        "certificates.renewal_remaining: Input should be a finite number",
+        "certificates.renewal_window: 400d is out of range: use 0 to 365d",
+    ],
+    "invalid-jitter-over-interval.yml": [
+        "jitter: 10m is longer than the interval (5m): use at most the interval"
     ],
     "invalid-several.yml": [
         "timeouts.retries: unknown key",
@@ -163,3 +181,102 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (float("inf"), "interval: invalid duration inf: must be a finite number of seconds"),
+        (1e300, "interval: 1e+300s is out of range: use 1s to 7d"),
+        (0.5, "interval: 500ms is out of range: use 1s to 7d"),
+        (8 * 86400, "interval: 8d is out of range: use 1s to 7d"),
+    ],
+)
+def test_numbers_are_finite_and_in_range(value: float, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({"interval": value}, "f.yml")
+    assert caught.value.problems == [problem]
+
+
+def test_every_limit_admits_its_own_bounds() -> None:
+    low, high = exporter.config.LIMITS["interval"]
+    assert parse({"interval": low, "jitter": low}).interval == low
+    assert parse({"interval": high, "jitter": high}).jitter == high
+
+
+def _load_text(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "c.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    return caught.value.problems
+
+
+def test_yaml_nesting_is_bounded(tmp_path: Path) -> None:
+    deep = "domains:\n" + "".join(f"{'  ' * i}- \n" for i in range(1, 70))
+    assert _load_text(tmp_path, deep) == [
+        "line 65 column 129: nested more than 64 levels deep: refused"
+    ]
+    shallow = "domains:\n" + "".join(f"{'  ' * i}- \n" for i in range(1, 60))
+    assert _load_text(tmp_path, shallow)[0].startswith("domains[0]:")  # parsed, then refused
+
+
+def test_aliases_may_not_amplify(tmp_path: Path) -> None:
+    # An anchor used a few times is fine; aliases of aliases that multiply are not.
+    fine = "x: &uris [https://a.example/acme/acct/1]\n"
+    assert "x: unknown key" in _load_text(tmp_path, fine + "caa: {account_uris: *uris}\n")
+    bomb = "a: &a [" + ", ".join(["y"] * 100) + "]\n"
+    bomb += "b: &b [" + ", ".join(["*a"] * 100) + "]\n"
+    assert _load_text(tmp_path, bomb) == [
+        "(top level): aliases expand to more than 10,000 nodes: refused "
+        "(write the values out instead of aliasing them)"
+    ]
+
+
+def test_file_size_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exporter.config, "MAX_FILE_BYTES", 1000)
+    assert _load_text(tmp_path, "domains: []\n" + "#" * 1000 + "\n") == [
+        "(top level): the file is 1,013 bytes, more than the 1,000 a config may hold"
+    ]
+
+
+def test_a_file_written_just_now_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("domains: []\n")
+    started = time.monotonic()
+    assert read_stable(path) == b"domains: []\n"
+    assert time.monotonic() - started >= exporter.config.SETTLE_SECONDS
+    old = time.time() - 10
+    os.utime(path, (old, old))
+    started = time.monotonic()
+    assert read_stable(path) == b"domains: []\n"
+    assert time.monotonic() - started < exporter.config.SETTLE_SECONDS
+
+
+def test_a_file_that_keeps_changing_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exporter.config, "STABLE_WAIT_SECONDS", 0.5)
+    path = tmp_path / "c.yml"
+    path.write_text("domains: []\n")
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+            path.write_text(f"domains: []  # {count}\n")
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            read_stable(path)
+    finally:
+        stop.set()
+        writer.join()
+    assert caught.value.problems == [
+        "(top level): the file is still changing after 0.5 s; not applied "
+        "(write it elsewhere and rename it over)"
+    ]
