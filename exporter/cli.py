@@ -33,6 +33,7 @@ from exporter.endpoints import Endpoints
 from exporter.logs import setup_logging
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
 from exporter.report import render
+from exporter.resources import ExporterResourceError, raise_nofile_limit
 from exporter.scheduler import guarded
 from exporter.service import Exporter
 from exporter.shard import Shard, parse_index
@@ -278,6 +279,9 @@ def run_service(argv: Sequence[str]) -> int:
     listen = args.listen or (DEMO_LISTEN if args.demo else DEFAULT_LISTEN)
     host, port = parse_listen_address(listen)
     setup_logging(args.log_level, args.log_format)
+    limits = raise_nofile_limit()
+    if limits is not None:
+        log.debug("file descriptor limit", extra={"fields": {"was": limits[0], "now": limits[1]}})
     web_config = None
     if args.web_config_file:
         try:
@@ -414,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExporterResourceError as exc:
+        print(f"error: the checker ran out of its own resources: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -40,6 +40,7 @@ from exporter.http01 import Validator
 from exporter.metrics import DomainState, accepts_gzip, negotiate_format, render_domains
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
 from exporter.report import fix_hint, render, verdict
+from exporter.resources import ExporterResourceError
 from exporter.service import Exporter
 from exporter.web import WebRequest, WebResponse
 
@@ -159,6 +160,11 @@ class Endpoints:
         try:
             async with self._probes, asyncio.timeout(_hard_limit(scrape_timeout)):
                 result = await exporter.validate(domain, validator)
+        except ExporterResourceError as exc:
+            exporter.metrics.exporter_errors.labels(exc.reason.value).inc()
+            return WebResponse.text(
+                503, f"{name}: not validated: the exporter ran out of its own resources ({exc})\n"
+            )
         except TimeoutError:
             # Only when the engine itself overran the budget (the other policy's comparison
             # run, or a CAA lookup slower than the budget): better a clear error than a

@@ -45,6 +45,7 @@ from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
 from exporter import __version__
 from exporter.records import CertificateCheck, Family, ValidationResult
+from exporter.resources import ResourceReason
 
 __all__ = [
     "TEXT_CONTENT_TYPE",
@@ -117,6 +118,7 @@ class Metric(StrEnum):
     IN_FLIGHT = "acme_http01_validations_in_flight"
     RELOADS = "acme_http01_config_reloads"  # counter: _total
     PROBES = "acme_http01_probes"  # counter: _total
+    EXPORTER_ERRORS = "acme_http01_exporter_errors"  # counter: _total
 
 
 @dataclass
@@ -650,6 +652,16 @@ class SelfMetrics:
             self.reloads.labels(result)
         for result in ("success", "failure", "refused"):
             self.probes.labels(result)
+        self.exporter_errors = Counter(
+            Metric.EXPORTER_ERRORS,
+            "Validations and certificate readings abandoned because the exporter ran out of "
+            "its own resources (descriptors, socket buffers, memory); the domain's last "
+            "result is kept.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ResourceReason:
+            self.exporter_errors.labels(reason.value)
 
 
 # ------------------------------------------------------------------ content negotiation

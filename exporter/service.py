@@ -33,6 +33,7 @@ from exporter.config import Config, ConfigError, DomainConfig
 from exporter.http01 import Validator
 from exporter.metrics import Exposition, ResultStore, SelfMetrics, ServiceState
 from exporter.records import FallbackPolicy, ValidationResult
+from exporter.resources import ExporterResourceError
 from exporter.scheduler import Scheduler, guarded
 from exporter.shard import Shard
 
@@ -298,9 +299,22 @@ class Exporter:
             domain = self.config.domain(name)
             if domain is None:  # removed by a reload while waiting
                 return
-            result = await guarded(self.validator, domain, self.metrics)
+            try:
+                result = await guarded(self.validator, domain, self.metrics)
+            except ExporterResourceError as exc:
+                self._own_trouble(name, exc)
+                return
         previous = self.store.record(result)
         _log_result(result, previous)
+
+    def _own_trouble(self, name: str, exc: ExporterResourceError) -> None:
+        """The exporter's own resources ran out: counted and logged as the exporter's; the
+        domain keeps its last result (and goes stale, which the staleness alert sees)."""
+        self.metrics.exporter_errors.labels(exc.reason.value).inc()
+        log.error(
+            "the exporter ran out of its own resources; the domain keeps its last result",
+            extra={"fields": {"domain": name, "reason": exc.reason.value, "error": exc.detail}},
+        )
 
     async def _read_certificate(self, name: str, due: dt.datetime | None) -> None:
         """One scheduled reading of ``name``'s certificate; never raises."""
@@ -310,6 +324,9 @@ class Exporter:
                 return
             try:
                 check = await self.certificates.read(name)
+            except ExporterResourceError as exc:
+                self._own_trouble(name, exc)
+                return
             except Exception:
                 log.exception("certificate reading crashed", extra={"fields": {"domain": name}})
                 return

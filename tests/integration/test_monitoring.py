@@ -323,6 +323,7 @@ NEVER_FIRING = {
     "AcmeHttp01ExporterAbsent",
     "AcmeHttp01ExporterNoIPv6",
     "AcmeHttp01ConfigReloadFailed",
+    "AcmeHttp01ExporterOutOfResources",
 }
 
 
