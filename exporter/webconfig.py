@@ -9,9 +9,15 @@ file it names is read and the TLS context built at load time, and a bad file rai
 
 :class:`WebConfigWatcher` re-reads the file when it (or a certificate, key or CA file it
 names) changes, checked at most every ``interval`` seconds when a connection or request
-arrives. A bad file then keeps the previous one in force, is logged and counted
-(``acme_http01_web_config_reloads_total{result="failure"}``). Turning TLS on or off needs a
-restart, as with exporter-toolkit (which decides it when it starts listening).
+arrives. A reload is a transaction: the new config is built whole (TLS context, users,
+headers) and swapped in one step, or refused; a refused file keeps the previous one in force,
+is logged and counted (``acme_http01_web_config_reloads_total{result="failure"}``). A file
+with no YAML document (empty, blank, comments only: what a reader sees between an editor's
+truncate and its write) is refused, at start as on reload, never read as "no auth". A reload
+removes access control (basic auth, client certificate checks) only when the file says so
+with the key present (``basic_auth_users: {}``), and that is logged at warning. Turning TLS
+on or off needs a restart, as with exporter-toolkit (which decides it when it starts
+listening).
 
 What Python's ``ssl`` cannot do, and so is refused with a clear error rather than silently
 weakened: ``client_auth_type`` ``RequestClientCert`` and ``RequireAnyClientCert`` (asking for
@@ -24,15 +30,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 import logging
 import os
-import random
 import re
 import ssl
 import tempfile
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -115,7 +123,15 @@ _BCRYPT = re.compile(r"^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
 #: exporter-toolkit's hash of "fakepassword" (cost 10): checked for unknown users, so that
 #: a wrong user name costs as long as a wrong password (no user enumeration by timing).
 _FAKE_HASH = b"$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"
-_CACHE_SIZE = 100
+#: Verified credentials remembered (least recently used evicted): a scraper's credentials
+#: stay known as long as it keeps scraping, whatever else arrives.
+GOOD_CACHE_SIZE = 100
+#: Refused credentials remembered apart, so that refusals never evict a scraper's success.
+BAD_CACHE_SIZE = 1000
+#: bcrypt checks of credentials not yet known, running or waiting for the bcrypt pool; one
+#: more is answered 401 at once (a password spray costs a bounded amount of CPU and never
+#: delays known-good credentials).
+MAX_PENDING = 16
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -204,6 +220,16 @@ class WebConfig:
     allowed_sans: frozenset[str] | None = None
     #: Every file the config depends on (itself, certificate, key, CA): a change reloads.
     files: tuple[str, ...] = ()
+    #: The keys the file sets (``basic_auth_users``, ``tls_server_config.client_auth_type``,
+    #: ...), even to an empty value: a reload removes access control only by saying so.
+    keys: frozenset[str] = frozenset()
+
+    @property
+    def client_verification(self) -> int:
+        """How strictly client certificates are checked: 0 not, 1 if given, 2 required."""
+        if self.ssl_context is None:
+            return 0
+        return {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1}.get(self.ssl_context.verify_mode, 2)
 
 
 _MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
@@ -220,9 +246,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def parse_web_config(data: object, source: str, directory: Path | None = None) -> WebConfig:
-    """Validate parsed YAML and build the TLS context; ConfigError if anything is wrong."""
-    if data is None:
-        data = {}  # an empty file is valid: no TLS, no auth (as exporter-toolkit)
+    """Validate parsed YAML and build the TLS context; ConfigError if anything is wrong.
+
+    ``data`` is the file's one document: a file without any is refused by
+    :func:`load_web_config` (exporter-toolkit reads it as "no TLS, no auth").
+    """
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): expected a mapping of keys to values"])
     try:
@@ -235,9 +263,12 @@ def parse_web_config(data: object, source: str, directory: Path | None = None) -
         raise ConfigError(source, problems) from None
     problems = []
     for name, content in document.http_server_config.headers.items():
-        key = f"http_server_config.headers.{name}"
+        key = f"http_server_config.headers.{_escaped(name)}"
         allowed = ALLOWED_HEADERS.get(name)
-        if allowed is None:
+        unsendable = _unsendable(name, "name") or _unsendable(content, "value")
+        if unsendable:
+            problems.append(f"{key}: {unsendable}")
+        elif allowed is None:
             problems.append(
                 f"{key}: this header can not be configured (only "
                 + ", ".join(sorted(ALLOWED_HEADERS))
@@ -264,7 +295,29 @@ def parse_web_config(data: object, source: str, directory: Path | None = None) -
         if tls.client_allowed_sans is None
         else frozenset(tls.client_allowed_sans),
         files=tuple(files),
+        keys=frozenset(data) | {f"tls_server_config.{k}" for k in tls.model_fields_set},
     )
+
+
+_CONTROL_NAMES = {"\r": "CR", "\n": "LF", "\0": "NUL", "\t": "TAB"}
+
+
+def _escaped(text: str) -> str:
+    """``text`` as it can be shown in one line of an error (control characters escaped)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _unsendable(text: str, what: str) -> str | None:
+    """Why ``text`` cannot be sent as a header's name or value (None: it can)."""
+    for char in text:
+        if ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+            control = _CONTROL_NAMES.get(char, f"U+{ord(char):04X}")
+            return f"a control character ({control}) in the header {what} {_escaped(text)!r}"
+        if ord(char) > 0x7E:
+            return f"the header {what} {text!r} is not ASCII (a response header must be)"
+    if text != text.strip(" "):
+        return f"the header {what} {text!r} starts or ends with a space"
+    return None
 
 
 def _read(source: str, key: str, base: Path, name: str) -> tuple[bytes, str]:
@@ -376,25 +429,92 @@ def _tls_context(tls: TLSServerConfig, source: str, base: Path) -> tuple[ssl.SSL
 def load_web_config(path: str | Path) -> WebConfig:
     """Read, validate and build a web config file; relative paths are from its folder."""
     source = str(path)
-    data = read_yaml(path)
-    return parse_web_config(data, source, Path(path).parent)
+    documents = read_yaml(path, documents=True)
+    # Empty, blank or comments only: what a reader sees between a truncate and a write. Read
+    # as "no auth", it would open every endpoint; refused, as for the main config.
+    if all(document is None for document in documents):
+        raise ConfigError(source, ["(top level): the file holds no YAML document (empty?)"])
+    if len(documents) > 1:
+        raise ConfigError(source, ["(top level): the file holds more than one YAML document"])
+    return parse_web_config(documents[0], source, Path(path).parent)
 
 
 # ----------------------------------------------------------------------------- basic auth
 
 
-class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes, as exporter-toolkit does.
+class _LRU:
+    """A bounded map that forgets the least recently used key first."""
 
-    A verified (user, hash, password) is cached (100 entries, random eviction), so that a
-    scrape every 15 s does not cost a bcrypt each time; the key is a SHA-256 of the three,
-    never the password itself. One bcrypt at a time, in a thread (CPU-heavy by design).
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[bytes, bool] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._items
+
+    def get(self, key: bytes) -> bool | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: bytes, value: bool) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def bcrypt_workers() -> int:
+    """Threads for bcrypt: half the cores (one on two), at most four; the rest of the
+    machine stays for the event loop, the validations and the scrapes."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` against bcrypt hashes, as exporter-toolkit does, and
+    keeps doing so under a password spray.
+
+    * Verified credentials are cached (a SHA-256 of user, hash and password, never the
+      password; least recently used evicted): a scraper's known-good credentials never
+      wait for a bcrypt. Refused ones are cached apart (a repeated wrong password costs one
+      bcrypt), so that refusals never evict a success.
+    * bcrypt runs on a small thread pool of its own (:func:`bcrypt_workers`), never on the
+      event loop nor on the default executor other work uses. The same credentials arriving
+      together share one check.
+    * At most ``max_pending`` checks of unknown credentials run or wait; beyond, a request
+      is answered 401 at once (``refused`` counts them). During a spray a *new* legitimate
+      credential (a scraper whose password just changed) may be refused so until the spray
+      stops or a place frees as it arrives; credentials verified before the spray are not
+      affected.
+    * An unknown user costs a bcrypt against a fixed hash, as a known one does (no user
+      enumeration by timing); a refusal at once depends on the load, not on the user.
     """
 
-    def __init__(self) -> None:
-        self._cache: dict[bytes, bool] = {}
-        self._lock = asyncio.Lock()
+    def __init__(self, max_pending: int = MAX_PENDING, workers: int | None = None) -> None:
+        self.max_pending = max_pending
+        self.workers = workers or bcrypt_workers()
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="bcrypt"
+        )
+        self._good = _LRU(GOOD_CACHE_SIZE)
+        self._bad = _LRU(BAD_CACHE_SIZE)
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}
         self.bcrypt_calls = 0
+        self.refused = 0
+        self._refused_reported = 0
+        self._reported_at = -60.0
+
+    @property
+    def pending(self) -> int:
+        """Checks of unknown credentials running or waiting for a bcrypt thread."""
+        return len(self._pending)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def check(self, config: WebConfig, authorization: str | None) -> bool:
         credentials = _parse_basic(authorization)
@@ -407,17 +527,48 @@ class BasicAuth:
         key = hashlib.sha256(
             b"\0".join((user.hex().encode(), hashed, password.hex().encode()))
         ).digest()
-        ok = self._cache.get(key)
-        if ok is None:
-            async with self._lock:
-                ok = await asyncio.to_thread(_checkpw, password, hashed)
-                self.bcrypt_calls += 1
-            ok = ok and valid_user
-            if len(self._cache) >= _CACHE_SIZE:
-                for victim in random.sample(list(self._cache), max(1, len(self._cache) // 10)):
-                    del self._cache[victim]
-            self._cache[key] = ok
-        return ok and valid_user
+        if self._good.get(key):
+            return valid_user
+        if self._bad.get(key) is not None:
+            return False
+        pending = self._pending.get(key)
+        if pending is None:
+            if len(self._pending) >= self.max_pending:
+                self._overloaded()
+                return False
+            pending = asyncio.get_running_loop().run_in_executor(
+                self._threads, _checkpw, password, hashed
+            )
+            self.bcrypt_calls += 1
+            self._pending[key] = pending
+            pending.add_done_callback(partial(self._settled, key, valid_user))
+        # Shielded: a request that goes away leaves the check to finish and be cached, and
+        # its place in the bound is freed only when the bcrypt thread is done.
+        return await asyncio.shield(pending) and valid_user
+
+    def _settled(self, key: bytes, valid_user: bool, done: asyncio.Future[bool]) -> None:
+        del self._pending[key]
+        if done.cancelled() or done.exception() is not None:
+            return
+        if done.result() and valid_user:
+            self._good.put(key, True)
+        else:
+            self._bad.put(key, False)
+
+    def _overloaded(self) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._reported_at >= 60:
+            log.warning(
+                "basic auth overloaded: requests with unknown credentials refused at once",
+                extra={
+                    "fields": {
+                        "refused": self.refused - self._refused_reported,
+                        "pending": len(self._pending),
+                    }
+                },
+            )
+            self._reported_at, self._refused_reported = now, self.refused
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:
@@ -491,10 +642,7 @@ class WebConfigWatcher:
         self._signature = signature
         try:
             new = await asyncio.to_thread(load_web_config, self.path)
-            if (new.ssl_context is None) != (self.current.ssl_context is None):
-                raise ConfigError(
-                    self.path, ["tls_server_config: turning TLS on or off needs a restart"]
-                )
+            removed = _removed(self.current, new)
         except ConfigError as exc:
             self.reloads.labels("failure").inc()
             self.last_successful.set(0)
@@ -503,12 +651,56 @@ class WebConfigWatcher:
                 extra={"fields": {"problems": str(exc)}},
             )
             return self.current
-        self.current = new
+        self.current = new  # built whole, swapped in one step
         self._signature = _signature(new.files)
         self.reloads.labels("success").inc()
         self.last_successful.set(1)
+        if removed:
+            log.warning(
+                "web config reload removes access control",
+                extra={"fields": {"file": self.path, "removed": ", ".join(removed)}},
+            )
         log.info("web config reloaded", extra={"fields": {"file": self.path}})
         return new
+
+
+#: What a reload may take away only by saying so: (key, what it is, how to say it).
+_GUARDED = (
+    ("basic_auth_users", "basic auth", "basic_auth_users: {}"),
+    (
+        "tls_server_config.client_auth_type",
+        "client certificate verification",
+        "client_auth_type: NoClientCert (or VerifyClientCertIfGiven)",
+    ),
+    ("tls_server_config.client_allowed_sans", "the client SAN check", "client_allowed_sans: null"),
+)
+
+
+def _removed(old: WebConfig, new: WebConfig) -> list[str]:
+    """The access control ``new`` removes from ``old``, each said explicitly in the file;
+    ConfigError if one is removed by omission (a truncated file, a key forgotten)."""
+    if (new.ssl_context is None) != (old.ssl_context is None):
+        raise ConfigError(new.source, ["tls_server_config: turning TLS on or off needs a restart"])
+    lost = {
+        "basic_auth_users": bool(old.users) and not new.users,
+        "tls_server_config.client_auth_type": new.client_verification < old.client_verification,
+        "tls_server_config.client_allowed_sans": old.allowed_sans is not None
+        and new.allowed_sans is None,
+    }
+    removed, problems = [], []
+    for key, what, how in _GUARDED:
+        if not lost[key]:
+            continue
+        if key in new.keys:
+            removed.append(what)
+        else:
+            problems.append(
+                f"{key}: missing while {what} is in force; to remove {what}, say so "
+                f"explicitly ({how})"
+            )
+    if problems:
+        raise ConfigError(new.source, problems)
+    return removed
 
 
 def _signature(files: tuple[str, ...]) -> tuple[Any, ...]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -61,8 +63,9 @@ def hashed(password: str, rounds: int = 10) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
-def write_web(path: Path, document: dict[str, Any]) -> Path:
-    text = yaml.safe_dump(document, sort_keys=False)
+def write_web(path: Path, document: dict[str, Any] | str) -> Path:
+    """The web config file (a document, or its text as is), with a new mtime."""
+    text = document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False)
     path.write_text(text)
     # A rewrite within the same clock tick would keep the mtime: move it on explicitly.
     stamp = time.time_ns() + 1_000_000_000
@@ -416,3 +419,176 @@ def test_basic_auth_and_headers_without_tls(config_file: Path, pki: Pki, tmp_pat
         assert curl("/config", user="alice:wrong")[0] == 401
     finally:
         assert exporter.stop() == 0
+
+
+# ------------------------------------------------- a file with no document, a rewrite in place
+
+NO_DOCUMENT = {"empty": "", "blank": "\n   \n\n", "comments-only": "# web config\n# (later)\n"}
+
+
+@pytest.mark.parametrize("name", sorted(NO_DOCUMENT))
+def test_web_config_without_a_document_at_start_exits_1(
+    config_file: Path, tmp_path: Path, name: str
+) -> None:
+    web = write_web(tmp_path / "web.yml", NO_DOCUMENT[name])
+    proc = run_cli("--config.file", str(config_file), "--web.config.file", str(web))
+    assert proc.returncode == 1
+    assert f"{web}: (top level): the file holds no YAML document (empty?)" in proc.stderr
+
+
+def reload_attempts(exporter: ExporterProcess) -> int:
+    return sum(
+        1
+        for entry in exporter.logs
+        if entry.get("msg") == "web config reloaded"
+        or str(entry.get("msg", "")).startswith("web config reload failed")
+    )
+
+
+def reread(curl: Curl, exporter: ExporterProcess) -> int:
+    """The reload attempts so far, after a request (a request is what re-checks the file)."""
+    curl("/-/healthy")
+    return reload_attempts(exporter)
+
+
+def test_reload_removes_basic_auth_only_when_the_file_says_so(
+    config_file: Path, pki: Pki, tmp_path: Path
+) -> None:
+    users = {"basic_auth_users": {"alice": hashed("pw", 4)}}
+    path = write_web(tmp_path / "web.yml", users)
+    exporter = start(config_file, path)
+    try:
+        curl = Curl(exporter.base, pki)
+        assert curl("/config")[0] == 401
+        assert curl("/config", user="alice:pw")[0] == 200
+        headers_only = {"http_server_config": {"headers": {"X-Frame-Options": "deny"}}}
+        refusals = {
+            "blank": ("  \n\n", "(top level): the file holds no YAML document (empty?)"),
+            "comments-only": (
+                "# basic_auth_users moved elsewhere\n",
+                "(top level): the file holds no YAML document (empty?)",
+            ),
+            "no basic_auth_users": (
+                headers_only,
+                "basic_auth_users: missing while basic auth is in force",
+            ),
+        }
+        for count, (name, (document, problem)) in enumerate(refusals.items(), 1):
+            write_web(path, document)
+            wait_for(lambda n=count: reread(curl, exporter) >= n, 15, f"{name}: not re-read")
+            failed = [
+                e for e in exporter.logs if str(e.get("msg", "")).startswith("web config reload")
+            ]
+            assert failed[-1]["level"] == "error", name
+            assert f"{path}: {problem}" in failed[-1]["problems"], name
+            status, _, headers, _ = curl("/config")
+            assert status == 401 and headers["www-authenticate"] == "Basic", name
+            assert curl("/config", user="alice:pw")[0] == 200, name
+        status, _, _, body = curl("/metrics", user="alice:pw")
+        samples = parse(body)
+        assert value(samples, "acme_http01_web_config_reloads_total", result="failure") == 3
+        assert value(samples, "acme_http01_web_config_last_reload_successful") == 0
+        # Said explicitly: applied, and logged at warning.
+        write_web(path, {"basic_auth_users": {}})
+        wait_for(lambda: curl("/config")[0] == 200, 15, "explicit removal not applied", exporter)
+        removed = [
+            e for e in exporter.logs if e.get("msg") == "web config reload removes access control"
+        ]
+        assert removed and removed[0]["level"] == "warning"
+    finally:
+        assert exporter.stop() == 0
+
+
+def test_web_config_rewritten_in_place_never_opens_the_door(
+    config_file: Path, pki: Pki, tmp_path: Path
+) -> None:
+    """An editor without atomic rename: truncate, then small writes, again and again, while
+    requests without credentials arrive. None of them may get in.
+
+    Some pauses are longer than a reader's settle time: a part of a file can look finished
+    (empty, or cut before ``basic_auth_users``) and must still not be read as "no auth"."""
+    document = {
+        "http_server_config": {
+            "headers": {
+                "X-Frame-Options": "deny",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+            }
+        },
+        "basic_auth_users": {"alice": hashed("pw", 4), "bob": hashed("pw2", 4)},
+    }
+    text = yaml.safe_dump(document, sort_keys=False).encode()
+    path = write_web(tmp_path / "web.yml", document)
+    exporter = start(config_file, path)
+    done = threading.Event()
+    rewrites = 0
+
+    def rewrite() -> None:
+        nonlocal rewrites
+        chunks = random.Random(7)
+
+        def pause() -> None:
+            time.sleep(0.3 if chunks.random() < 0.15 else 0.005)
+
+        while not done.is_set():
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                pause()
+                offset = 0
+                while offset < len(text):
+                    size = chunks.randint(16, 64)
+                    os.write(fd, text[offset : offset + size])
+                    offset += size
+                    pause()
+            finally:
+                os.close(fd)
+            rewrites += 1
+
+    writer = threading.Thread(target=rewrite, daemon=True)
+    statuses: dict[int, int] = {}
+    try:
+        curl = Curl(exporter.base, pki)
+        writer.start()
+        deadline = time.monotonic() + 180
+        # Every reload attempt (one at most every 2 s) reads the file at some point of a
+        # rewrite: twelve of them, with requests in between.
+        while reload_attempts(exporter) < 12 and time.monotonic() < deadline:
+            status = curl("/config")[0]
+            statuses[status] = statuses.get(status, 0) + 1
+        done.set()
+        writer.join(10)
+        print(
+            f"rewrites: {rewrites}, reload attempts: {reload_attempts(exporter)}, "
+            f"statuses without credentials: {statuses}"
+        )
+        assert reload_attempts(exporter) >= 12
+        assert statuses.get(200, 0) == 0, statuses
+        assert set(statuses) == {401}, statuses
+        # Still serving, with the file as written last.
+        write_web(path, document)
+        wait_for(lambda: curl("/config", user="bob:pw2")[0] == 200, 15, "stuck", exporter)
+        assert curl("/config")[0] == 401
+    finally:
+        done.set()
+        writer.join(10)
+        assert exporter.stop() == 0
+
+
+def test_control_character_in_a_header_at_start_exits_1(config_file: Path, tmp_path: Path) -> None:
+    """A CR/LF (or NUL) in a header would leave every response empty: the exporter refuses
+    to start, and names the key."""
+    cases = {
+        "CR": "default-src 'self'\r\nX-Injected: 1",
+        "LF": "default-src 'self'\nX-Injected: 1",
+        "NUL": "default-src 'self'\x00",
+    }
+    for control, content in cases.items():
+        headers = {"Content-Security-Policy": content}
+        web = write_web(tmp_path / "web.yml", {"http_server_config": {"headers": headers}})
+        proc = run_cli("--config.file", str(config_file), "--web.config.file", str(web))
+        assert proc.returncode == 1, control
+        expected = (
+            f"{web}: http_server_config.headers.Content-Security-Policy: a control character "
+            f"({control}) in the header value"
+        )
+        assert expected in proc.stderr, proc.stderr

@@ -6,7 +6,9 @@ import asyncio
 import base64
 import datetime as dt
 import ipaddress
+import logging
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from prometheus_client import CollectorRegistry
 
+from exporter import webconfig
 from exporter.config import ConfigError
 from exporter.webconfig import (
+    BAD_CACHE_SIZE,
+    GOOD_CACHE_SIZE,
     BasicAuth,
     WebConfig,
     WebConfigWatcher,
@@ -32,9 +37,7 @@ from exporter.webconfig import (
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "web"
 
 BAD = {
-    "invalid-yaml.yml": [
-        "line 3 column 1: invalid YAML: expected the node content, but found '<stream end>'"
-    ],
+    "invalid-yaml.yml": ["line 3 column 1: invalid YAML: did not find expected node content"],
     "invalid-unknown-key.yml": ["basic_auth_user: unknown key"],
     "invalid-tls-unknown-key.yml": ["tls_server_config.cert_fil: unknown key"],
     "invalid-top-level.yml": ["(top level): expected a mapping of keys to values"],
@@ -95,9 +98,102 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert str(caught.value) == f"{missing}: cannot read the file: No such file or directory"
 
 
-def test_empty_file_means_no_tls_and_no_auth() -> None:
-    config = load_web_config(DATA / "good-empty.yml")
-    assert config.ssl_context is None and not config.users and not config.headers
+NO_DOCUMENT = "(top level): the file holds no YAML document (empty?)"
+REFUSED_TEXT = {
+    "empty": ("", [NO_DOCUMENT]),
+    "blank": ("\n   \n\n", [NO_DOCUMENT]),
+    "comments-only": ("# basic_auth_users:\n#   alice: ...\n", [NO_DOCUMENT]),
+    "document-marker-only": ("---\n", [NO_DOCUMENT]),
+    "two-documents": ("{}\n---\n{}\n", ["(top level): the file holds more than one YAML document"]),
+    "null": ("~\n", [NO_DOCUMENT]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_TEXT))
+def test_file_without_one_document_is_refused(name: str, tmp_path: Path) -> None:
+    """Never read as "no TLS, no auth" (exporter-toolkit's reading of an empty file)."""
+    text, expected = REFUSED_TEXT[name]
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == expected
+    assert str(caught.value) == "\n".join(f"{path}: {p}" for p in expected)
+
+
+def test_the_empty_file_of_the_test_data_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(DATA / "good-empty.yml")
+    assert caught.value.problems == [NO_DOCUMENT]
+
+
+HEADERS_BAD: dict[str, tuple[str, str, str]] = {
+    "crlf": (
+        "Content-Security-Policy",
+        "default-src 'self'\r\nSet-Cookie: a=b",
+        "a control character (CR) in the header value "
+        "\"default-src 'self'\\\\r\\\\nSet-Cookie: a=b\"",
+    ),
+    "lf": (
+        "X-Frame-Options",
+        "deny\nX: y",
+        "a control character (LF) in the header value 'deny\\\\nX: y'",
+    ),
+    "nul": (
+        "X-XSS-Protection",
+        "1\x00",
+        "a control character (NUL) in the header value '1\\\\x00'",
+    ),
+    "tab": (
+        "X-XSS-Protection",
+        "1;\tmode=block",
+        "a control character (TAB) in the header value '1;\\\\tmode=block'",
+    ),
+    "escape": (
+        "X-XSS-Protection",
+        "1\x1b[2J",
+        "a control character (U+001B) in the header value '1\\\\x1b[2J'",
+    ),
+    "del": (
+        "X-XSS-Protection",
+        "1\x7f",
+        "a control character (U+007F) in the header value '1\\\\x7f'",
+    ),
+    "c1": (
+        "X-XSS-Protection",
+        "1\x85",
+        "a control character (U+0085) in the header value '1\\\\x85'",
+    ),
+    "not-ascii": (
+        "Content-Security-Policy",
+        "default-src 'self' https://bücher.example",
+        "the header value \"default-src 'self' https://bücher.example\" is not ASCII "
+        "(a response header must be)",
+    ),
+    "trailing-space": (
+        "Strict-Transport-Security",
+        "max-age=60 ",
+        "the header value 'max-age=60 ' starts or ends with a space",
+    ),
+    "crlf-in-name": (
+        "X-Frame-Options\r\nX",
+        "deny",
+        "a control character (CR) in the header name 'X-Frame-Options\\\\r\\\\nX'",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEADERS_BAD))
+def test_header_that_cannot_be_sent_is_refused(name: str, tmp_path: Path) -> None:
+    """A header h11 would refuse to send would leave every response empty: refused at load,
+    the key named (escaped: the message is one line)."""
+    header, content, reason = HEADERS_BAD[name]
+    path = _write(tmp_path, {"http_server_config": {"headers": {header: content}}})
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    key = header.encode("unicode_escape").decode() if not header.isprintable() else header
+    assert caught.value.problems == [f"http_server_config.headers.{key}: {reason}"]
+    assert "\r" not in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_users_and_headers() -> None:
@@ -388,12 +484,120 @@ async def test_basic_auth_caches_verified_passwords() -> None:
     assert auth.bcrypt_calls == 4
 
 
-async def test_basic_auth_cache_is_bounded() -> None:
-    hashed = bcrypt.hashpw(b"p", bcrypt.gensalt(4))
+def test_lru_forgets_the_least_recently_used() -> None:
+    cache = webconfig._LRU(2)
+    cache.put(b"a", True)
+    cache.put(b"b", True)
+    assert cache.get(b"a")  # a used: b is now the oldest
+    cache.put(b"c", True)
+    assert b"b" not in cache and b"a" in cache and b"c" in cache
+    cache.put(b"a", True)  # put again: the newest
+    cache.put(b"d", True)
+    assert b"c" not in cache and len(cache) == 2
+
+
+async def test_a_spray_never_evicts_a_scrapers_credentials() -> None:
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(4))
     config = WebConfig(source="x", users={b"u": hashed})
     auth = BasicAuth()
-    await asyncio.gather(*(auth.check(config, _header("u", f"p{i}")) for i in range(150)))
-    assert len(auth._cache) <= 100
+    assert await auth.check(config, _header("u", "right"))
+    calls = auth.bcrypt_calls
+    sprayed = BAD_CACHE_SIZE + GOOD_CACHE_SIZE + 50
+    for start in range(0, sprayed, auth.max_pending):
+        batch = range(start, min(sprayed, start + auth.max_pending))
+        results = await asyncio.gather(*(auth.check(config, _header("u", f"p{i}")) for i in batch))
+        assert not any(results)
+    assert auth.bcrypt_calls == calls + sprayed and auth.refused == 0
+    assert len(auth._bad) == BAD_CACHE_SIZE and len(auth._good) == 1
+    assert await auth.check(config, _header("u", "right"))
+    assert auth.bcrypt_calls == calls + sprayed  # still known: no bcrypt
+    # The least recently used refusal went first; the latest ones are still known.
+    assert not await auth.check(config, _header("u", f"p{sprayed - 1}"))
+    assert auth.bcrypt_calls == calls + sprayed
+    assert not await auth.check(config, _header("u", "p0"))
+    assert auth.bcrypt_calls == calls + sprayed + 1
+    auth.close()
+
+
+async def test_good_credentials_cache_is_lru() -> None:
+    users = {f"u{i}".encode(): bcrypt.hashpw(b"pw", bcrypt.gensalt(4)) for i in range(101)}
+    config = WebConfig(source="x", users=users)
+    auth = BasicAuth()
+    for i in range(GOOD_CACHE_SIZE):
+        assert await auth.check(config, _header(f"u{i}", "pw"))
+    assert await auth.check(config, _header("u0", "pw"))  # used again: u1 is the oldest
+    assert await auth.check(config, _header("u100", "pw"))
+    calls = auth.bcrypt_calls
+    assert await auth.check(config, _header("u0", "pw"))
+    assert auth.bcrypt_calls == calls
+    assert await auth.check(config, _header("u1", "pw"))
+    assert auth.bcrypt_calls == calls + 1
+    auth.close()
+
+
+async def test_bcrypt_runs_on_a_bounded_pool_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most ``workers`` bcrypts at once, never on the event loop's thread; at most
+    ``max_pending`` unknown credentials wait, the rest are refused at once."""
+    lock = threading.Lock()
+    running, most, threads = 0, 0, set()
+    checkpw = webconfig._checkpw
+
+    def counted(password: bytes, hashed: bytes) -> bool:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            threads.add(threading.current_thread().name)
+        try:
+            return checkpw(password, hashed)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(webconfig, "_checkpw", counted)
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(4))
+    config = WebConfig(source="x", users={b"u": hashed})
+    auth = BasicAuth(max_pending=8, workers=2)
+    results = await asyncio.gather(*(auth.check(config, _header("u", f"p{i}")) for i in range(50)))
+    assert not any(results)
+    assert auth.bcrypt_calls == 8 and auth.refused == 42 and auth.pending == 0
+    assert 1 <= most <= 2 and len(threads) <= 2
+    assert threading.current_thread().name not in threads
+    assert all(name.startswith("bcrypt") for name in threads)
+    auth.close()
+
+
+async def test_refusals_never_block_a_known_scraper(caplog: pytest.LogCaptureFixture) -> None:
+    """The bcrypt pool held busy and the queue full: a scraper's known credentials pass at
+    once, unknown ones are refused at once, and the same unknown ones share one check."""
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(4))
+    config = WebConfig(source="x", users={b"u": hashed})
+    auth = BasicAuth(max_pending=4, workers=1)
+    assert await auth.check(config, _header("u", "right"))
+    gate = threading.Event()
+    auth._threads.submit(gate.wait)  # the only bcrypt thread, busy until released
+    waiting = [
+        asyncio.ensure_future(auth.check(config, _header(user, f"p{i}")))
+        for i, user in enumerate(("u", "u", "nobody", "u"))
+    ]
+    same = asyncio.ensure_future(auth.check(config, _header("u", "p0")))
+    await asyncio.sleep(0)
+    try:
+        assert auth.pending == 4 and auth.bcrypt_calls == 5
+        with caplog.at_level(logging.WARNING, logger="exporter.web"):
+            assert not await auth.check(config, _header("u", "p9"))
+            assert not await auth.check(config, _header("u", "right-or-not"))
+        assert auth.refused == 2
+        assert [r.message for r in caplog.records].count(
+            "basic auth overloaded: requests with unknown credentials refused at once"
+        ) == 1
+        assert await auth.check(config, _header("u", "right"))
+        assert not any(task.done() for task in [*waiting, same])
+    finally:
+        gate.set()
+    assert not any(await asyncio.gather(*waiting, same))
+    assert auth.bcrypt_calls == 5 and auth.pending == 0
+    auth.close()
 
 
 # ---------------------------------------------------------------------------------- reload
@@ -431,3 +635,110 @@ async def test_watcher_refuses_to_turn_tls_on(tmp_path: Path, pki: Pki) -> None:
     tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
     path.write_text(yaml.safe_dump({"tls_server_config": tls}))
     assert (await watcher.get()).ssl_context is None
+
+
+async def _watcher(
+    path: Path, document: dict[str, Any]
+) -> tuple[WebConfigWatcher, CollectorRegistry]:
+    path.write_text(yaml.safe_dump(document))
+    registry = CollectorRegistry()
+    return WebConfigWatcher(path, load_web_config(path), registry, interval=0), registry
+
+
+USERS = {
+    "basic_auth_users": {"alice": "$2y$04$ecR5iMZfoT4GeUqU9wDAUuYy.ZGaW.Q.ogiS7Klo.8X/cPnx.fo3y"}
+}
+HOW = "to remove basic auth, say so explicitly (basic_auth_users: {})"
+RELOAD_REFUSED: dict[str, tuple[str, list[str]]] = {
+    "empty": ("", [NO_DOCUMENT]),
+    "blank": ("  \n\n", [NO_DOCUMENT]),
+    "comments-only": ("# no users for now\n", [NO_DOCUMENT]),
+    "no-basic_auth_users": (
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        [f"basic_auth_users: missing while basic auth is in force; {HOW}"],
+    ),
+    "empty-mapping": ("{}\n", [f"basic_auth_users: missing while basic auth is in force; {HOW}"]),
+    "crlf-in-a-header": (
+        'basic_auth_users: {}\nhttp_server_config: {headers: {X-XSS-Protection: "0\\r\\nX: 1"}}\n',
+        [
+            "http_server_config.headers.X-XSS-Protection: a control character (CR) in the header "
+            "value '0\\\\r\\\\nX: 1'"
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELOAD_REFUSED))
+async def test_reload_that_would_drop_basic_auth_is_refused(
+    name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "web.yml"
+    watcher, registry = await _watcher(path, USERS)
+    before = watcher.current
+    text, expected = RELOAD_REFUSED[name]
+    path.write_text(text)
+    with caplog.at_level(logging.ERROR, logger="exporter.web"):
+        assert await watcher.get() is before
+    assert (
+        registry.get_sample_value("acme_http01_web_config_reloads_total", {"result": "failure"})
+        == 1
+    )
+    assert registry.get_sample_value("acme_http01_web_config_last_reload_successful") == 0
+    [record] = [r for r in caplog.records if r.message.startswith("web config reload failed")]
+    problems = record.fields["problems"]  # type: ignore[attr-defined]
+    assert problems == "\n".join(f"{path}: {p}" for p in expected)
+
+
+async def test_reload_removes_basic_auth_when_the_file_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "web.yml"
+    watcher, registry = await _watcher(path, USERS)
+    path.write_text("basic_auth_users: {}\n")
+    with caplog.at_level(logging.WARNING, logger="exporter.web"):
+        assert (await watcher.get()).users == {}
+    assert (
+        registry.get_sample_value("acme_http01_web_config_reloads_total", {"result": "success"})
+        == 1
+    )
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.message == "web config reload removes access control"
+    assert record.fields == {"file": str(path), "removed": "basic auth"}  # type: ignore[attr-defined]
+    # Without users in force, a file without the key is an ordinary reload.
+    path.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    assert (await watcher.get()).headers == (("X-Frame-Options", "deny"),)
+
+
+async def test_reload_keeps_client_certificate_checks_unless_told(
+    tmp_path: Path, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+    mutual = {
+        **tls,
+        "client_auth_type": "RequireAndVerifyClientCert",
+        "client_ca_file": str(pki.ca),
+        "client_allowed_sans": ["client.example"],
+    }
+    path = tmp_path / "web.yml"
+    watcher, _ = await _watcher(path, {"tls_server_config": mutual})
+    before = watcher.current
+    # A file cut before client_auth_type: both checks would be lost by omission.
+    path.write_text(yaml.safe_dump({"tls_server_config": tls}))
+    with caplog.at_level(logging.ERROR, logger="exporter.web"):
+        assert await watcher.get() is before
+    problems = [r for r in caplog.records if r.levelno == logging.ERROR][-1].fields["problems"]  # type: ignore[attr-defined]
+    assert problems.splitlines() == [
+        f"{path}: tls_server_config.client_auth_type: missing while client certificate "
+        "verification is in force; to remove client certificate verification, say so "
+        "explicitly (client_auth_type: NoClientCert (or VerifyClientCertIfGiven))",
+        f"{path}: tls_server_config.client_allowed_sans: missing while the client SAN check is "
+        "in force; to remove the client SAN check, say so explicitly (client_allowed_sans: null)",
+    ]
+    # Said: applied, with a warning.
+    explicit = {**tls, "client_auth_type": "NoClientCert", "client_allowed_sans": None}
+    path.write_text(yaml.safe_dump({"tls_server_config": explicit}))
+    with caplog.at_level(logging.WARNING, logger="exporter.web"):
+        new = await watcher.get()
+    assert new is not before and new.client_verification == 0 and new.allowed_sans is None
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING][-1]
+    assert warning.fields["removed"] == "client certificate verification, the client SAN check"  # type: ignore[attr-defined]
