@@ -7,7 +7,10 @@ through the ``Resolver`` seam, takes the first AAAA and then the first A address
 succeeds. The chain is verified against the trust store (hostname included) but
 never required: an invalid chain is reported, and the leaf is read anyway. The
 answer is one :class:`~exporter.records.CertificateCheck`: the certificate, or
-why there is none.
+why there is none. A reading the exporter could not make for want of its own
+resources (``exporter.resources``) is neither: it raises
+:class:`~exporter.resources.ExporterResourceError` (from the seams below, or from a
+handshake that failed with ``EMFILE``, ``ENOBUFS``, ...).
 
 When a certificate should be renewed is a standard ACME client's rule, not Let's
 Encrypt's: when a fraction of its lifetime is left (one third, the common
@@ -28,6 +31,7 @@ from exporter.dial import Dialer, DialFailure
 from exporter.dns import Resolver
 from exporter.policy import AddressPolicy, Resolution
 from exporter.records import Certificate, CertificateCheck, Family, Problem
+from exporter.resources import check_own
 
 __all__ = ["CertificateReader", "renewal_due"]
 
@@ -133,6 +137,7 @@ class CertificateReader:
         except TimeoutError:
             raise _NoHandshake("TLS handshake timed out") from None
         except (OSError, ssl.SSLError, EOFError) as exc:
+            check_own(exc)
             raise _NoHandshake(f"TLS handshake failed: {exc}") from None
         finally:
             if writer is not None:

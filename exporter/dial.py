@@ -3,7 +3,10 @@
 Rule: this is the only module that opens validation sockets. It connects to the
 address the policy chose (never resolving anything), bounded only by the dial
 timeout, and turns every connect failure into a :class:`DialFailure` whose
-reason is one of the dial reasons of :func:`exporter.policy.may_fall_back`.
+reason is one of the dial reasons of :func:`exporter.policy.may_fall_back`. A
+socket that could not be made or connected for want of the exporter's own
+resources (``EMFILE``, ``ENOBUFS``, ...: ``exporter.resources``) is no dial
+failure of the address: it raises :class:`~exporter.resources.ExporterResourceError`.
 
 Where a connect really goes is a :class:`Router`'s answer: in production the
 address as given (:class:`PortMap` can stand other ports in for 80 and 443); the
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from exporter.records import Reason
+from exporter.resources import check_own
 
 __all__ = ["DialFailure", "Dialer", "PortMap", "Router"]
 
@@ -65,7 +69,11 @@ class Dialer:
             raise DialFailure(Reason.CONNECTION_REFUSED, f"dial {address}:{port}: refused (lab)")
         host, real_port = target
         family = socket.AF_INET6 if ":" in host else socket.AF_INET  # an IP address
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            check_own(exc)
+            raise
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         try:
@@ -78,6 +86,7 @@ class Dialer:
             ) from None
         except OSError as exc:
             sock.close()
+            check_own(exc)
             if exc.errno in _REFUSED:
                 reason = Reason.CONNECTION_REFUSED
             elif exc.errno in _UNREACHABLE:

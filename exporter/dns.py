@@ -23,6 +23,10 @@ CAA answers are read leniently: a record with a tag that is not alphanumeric
 (which dnspython refuses) is kept as it is, as Let's Encrypt's library does.
 With ``nameservers`` configured, the system resolver configuration
 (``/etc/resolv.conf``) is never read.
+
+A query the exporter could not send for want of its own resources (no descriptor
+for the socket, no buffer: ``exporter.resources``) is no answer about the name: it
+raises :class:`~exporter.resources.ExporterResourceError`, never a failure.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import dns.resolver
 from exporter.caa import CaaAnswer, CaaRecord
 from exporter.policy import DnsAnswer, DnsFailure, DnsFailureKind, rcode_text
 from exporter.records import Family
+from exporter.resources import check_own
 
 __all__ = ["DnspythonResolver", "Resolver", "is_validating"]
 
@@ -177,7 +182,8 @@ class DnspythonResolver:
             except TimeoutError:
                 failure = DnsFailure(DnsFailureKind.TIMEOUT)
                 continue
-            except (OSError, EOFError, asyncio.IncompleteReadError):
+            except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+                check_own(exc)  # out of descriptors or buffers: not the server's doing
                 failure = DnsFailure(DnsFailureKind.NETWORK)
                 servers.remove(server)
                 continue

@@ -36,6 +36,10 @@ broken response instead, which Let's Encrypt words "Error getting validation dat
 
 A :class:`Progress` tells the caller where a request was when the caller's
 deadline fired (dialling, waiting, reading the body).
+
+A send or receive that fails for want of the exporter's own resources (``ENOBUFS``,
+``ENOMEM``; ``EMFILE`` from the dial seam: ``exporter.resources``) is classified as
+nothing: :class:`~exporter.resources.ExporterResourceError` passes through untouched.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from exporter import gocompat, policy
 from exporter.dial import Dialer, DialFailure
 from exporter.policy import Phase
 from exporter.records import Reason
+from exporter.resources import ExporterResourceError, check_own
 
 __all__ = ["BodyError", "Failed", "Fetcher", "Progress", "Response"]
 
@@ -171,6 +176,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         except TimeoutError as exc:
             raise httpcore.ReadTimeout(str(exc)) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            check_own(exc)
             raise httpcore.ReadError(str(exc)) from exc
         tap = self._tap
         tap.received += len(data)
@@ -190,6 +196,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         except TimeoutError as exc:
             raise httpcore.WriteTimeout(str(exc)) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            check_own(exc)
             raise httpcore.WriteError(str(exc)) from exc
 
     async def aclose(self) -> None:
@@ -251,6 +258,7 @@ class _SocketStream(anyio.abc.ByteStream):
         try:
             data = await self._loop.sock_recv(self._sock, max_bytes)
         except OSError as exc:
+            check_own(exc)
             raise anyio.BrokenResourceError from exc
         if not data:
             raise anyio.EndOfStream
@@ -260,6 +268,7 @@ class _SocketStream(anyio.abc.ByteStream):
         try:
             await self._loop.sock_sendall(self._sock, item)
         except OSError as exc:
+            check_own(exc)
             raise anyio.BrokenResourceError from exc
 
     async def send_eof(self) -> None:
@@ -439,7 +448,7 @@ class Fetcher:
             else:
                 body = await _read_body(exchange.body(), gzipped)
             return Response(status, location, body)
-        except (BodyError, asyncio.CancelledError):
+        except (BodyError, ExporterResourceError, asyncio.CancelledError):
             raise
         except Exception as exc:
             raise _classify(exc, tap) from None

@@ -13,8 +13,9 @@ ticks), unless the previous run outlasted its slot. Jobs
 are added and removed to match the domain list, and :meth:`Scheduler.start` and
 :meth:`Scheduler.stop` are symmetric: stop cancels the runs in flight and
 waits for them. What a run does is the caller's callback. :func:`guarded`
-wraps one validation: it never raises, and an exporter bug becomes a failed
-result with reason ``internal``.
+wraps one validation: an exporter bug becomes a failed result with reason
+``internal``; it raises only :class:`~exporter.resources.ExporterResourceError`
+(the exporter out of descriptors or buffers: no result at all, the caller's to count).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from exporter.config import DomainConfig
 from exporter.http01 import Validator
 from exporter.metrics import SelfMetrics
 from exporter.records import Mode, Problem, ProblemType, Reason, ValidationResult
+from exporter.resources import ExporterResourceError
 
 __all__ = ["PhasedInterval", "Scheduler", "guarded"]
 
@@ -232,7 +234,11 @@ class Scheduler:
 async def guarded(
     validator: Validator, domain: DomainConfig, metrics: SelfMetrics | None
 ) -> ValidationResult:
-    """One validation of ``domain``, counted and timed; an exporter bug becomes a result."""
+    """One validation of ``domain``, counted and timed; an exporter bug becomes a result.
+
+    Raises :class:`ExporterResourceError` when the exporter ran out of its own resources
+    during it: that says nothing about the domain, so it is no result (not ``internal``).
+    """
     if metrics is not None:
         metrics.in_flight.inc()
     started = time.monotonic()
@@ -243,6 +249,8 @@ async def guarded(
             key_authorization=domain.key_authorization,
             account_uris=None if domain.account_uris is None else frozenset(domain.account_uris),
         )
+    except ExporterResourceError:
+        raise
     except Exception as exc:
         log.exception("validation crashed", extra={"fields": {"domain": domain.name}})
         problem = Problem(
