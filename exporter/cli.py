@@ -324,7 +324,7 @@ async def _serve(
         if showcase is not None:
             await showcase.stop()
         return 1
-    exporter.start()
+    await exporter.start()
     # What exists now (modules, the config, the schedule) lives as long as the process:
     # moved out of the cyclic collector's sight, full collections scan only what the
     # validations made since.

@@ -188,12 +188,12 @@ class Exporter:
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
-    def _schedule(self, *, reschedule: bool) -> None:
+    async def _schedule(self, *, reschedule: bool) -> None:
         config = self.config
         names = [d.name for d in self.mine(config)]
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, full_collection_threshold(len(names)))
-        self.scheduler.sync(
+        await self.scheduler.sync(
             "validation",
             names,
             interval=config.interval,
@@ -201,7 +201,7 @@ class Exporter:
             reschedule=reschedule,
         )
         certificates = config.certificates
-        self.scheduler.sync(
+        await self.scheduler.sync(
             "certificate",
             names if certificates.enabled else [],
             interval=certificates.interval,
@@ -257,6 +257,7 @@ class Exporter:
     async def _apply(self, bundle: Bundle) -> None:
         """Swap ``bundle`` in: one assignment, then what derives from it (none can fail)."""
         old, new = self.config, bundle.config
+        old_domains = len(self.store.snapshot())
         self.bundle = bundle
         if new.concurrency != old.concurrency:
             self._semaphore = asyncio.Semaphore(new.concurrency)
@@ -268,7 +269,7 @@ class Exporter:
             old.effective_jitter,
             old.certificates.interval,
         )
-        self._schedule(reschedule=changed)
+        await self._schedule(reschedule=changed)
         self.state.reload_successful = True
         self.state.reload_success_timestamp = time.time()
         self.state.interval = new.interval
@@ -282,7 +283,8 @@ class Exporter:
             for task in list(self._checks):
                 task.cancel()
             self._spawn_resolver_check()
-        release_memory()
+        if len(self.store.snapshot()) < old_domains:
+            release_memory()
         log.info(
             "config reloaded",
             extra={"fields": {"file": self.config_file, "domains": len(self.mine(new))}},
@@ -348,8 +350,8 @@ class Exporter:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        self._schedule(reschedule=False)
+    async def start(self) -> None:
+        await self._schedule(reschedule=False)
         self.scheduler.start()
         self._spawn_resolver_check()
 
@@ -364,9 +366,11 @@ class Exporter:
 def release_memory() -> None:
     """Give the memory a shrunken config left behind back to the system.
 
-    A full collection frees what the old bundle and results kept alive in cycles; glibc
-    then keeps the freed pages in its arenas until ``malloc_trim`` returns them (without
-    it, RSS stays at its peak after a reload from 100,000 domains to a few).
+    A full collection frees what the old bundle, its schedule and results kept alive in
+    cycles; glibc then keeps the freed pages in its arenas until ``malloc_trim`` returns
+    them. Measured from 100,000 domains back to 10 (``bench.config_scale``): RSS 295 MiB
+    at 100,000, 191 MiB after the shrink without the collection, 104 MiB with both (it
+    costs the event loop about 0.3 s, once, on a shrink only).
     """
     gc.collect()
     trim = _malloc_trim()

@@ -585,7 +585,7 @@ async def test_full_collections_spaced_in_proportion_to_the_domains(
     try:
         names = [f"d{i}.example.com" for i in range(domains)]
         exporter = Exporter(build_bundle(parse_config({"domains": names})))
-        exporter._schedule(reschedule=False)  # the jobs only: the scheduler is not started
+        await exporter._schedule(reschedule=False)  # the jobs only: the scheduler is not started
         assert gc.get_threshold() == (saved[0], saved[1], threshold)
     finally:
         gc.set_threshold(*saved)

@@ -109,7 +109,7 @@ async def test_a_run_that_comes_due_during_the_previous_one_runs_right_after_it(
 
     registry = CollectorRegistry(auto_describe=False)
     scheduler = Scheduler({"validation": run}, SelfMetrics(registry))
-    scheduler.sync("validation", ["a.example"], interval=3.0, jitter=0.0, reschedule=False)
+    await scheduler.sync("validation", ["a.example"], interval=3.0, jitter=0.0, reschedule=False)
     now = dt.datetime.now(dt.UTC)
     # First run at once; the domain's phase 0.4 s later, while the first still runs.
     trigger = PhasedInterval(interval=3.0, jitter=0.0, first=now, anchor=now + 0.4 * S)
