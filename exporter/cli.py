@@ -28,7 +28,7 @@ import yaml
 
 from exporter import __version__
 from exporter.compose import build_bundle, build_certificate_reader, build_validator, load_bundle
-from exporter.config import Config, ConfigError, DomainConfig, normalise_domain
+from exporter.config import Config, ConfigError, DomainConfig, normalise_domain, parse_duration
 from exporter.endpoints import Endpoints
 from exporter.logs import setup_logging
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
@@ -207,6 +207,14 @@ def _service_parser() -> argparse.ArgumentParser:
         "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"]
     )
     parser.add_argument(
+        "--config.auto-reload-interval",
+        dest="auto_reload_interval",
+        default="0s",
+        metavar="DURATION",
+        help="check the config file's content this often and reload when it changed "
+        "(e.g. 30s; default 0s: only on SIGHUP or POST /-/reload)",
+    )
+    parser.add_argument(
         "--config.check",
         dest="config_check",
         action="store_true",
@@ -276,6 +284,11 @@ def run_service(argv: Sequence[str]) -> int:
     except ValueError as exc:
         print(f"acme-http01-exporter: {exc}", file=sys.stderr)
         return 2
+    try:
+        args.auto_reload_interval = parse_duration(args.auto_reload_interval, allow_zero=True)
+    except ValueError as exc:
+        print(f"acme-http01-exporter: --config.auto-reload-interval: {exc}", file=sys.stderr)
+        return 2
     listen = args.listen or (DEMO_LISTEN if args.demo else DEFAULT_LISTEN)
     host, port = parse_listen_address(listen)
     setup_logging(args.log_level, args.log_format)
@@ -324,7 +337,7 @@ async def _serve(
         if showcase is not None:
             await showcase.stop()
         return 1
-    await exporter.start()
+    await exporter.start(auto_reload_interval=args.auto_reload_interval)
     # What exists now (modules, the config, the schedule) lives as long as the process:
     # moved out of the cyclic collector's sight, full collections scan only what the
     # validations made since.

@@ -20,6 +20,7 @@ import ctypes.util
 import datetime as dt
 import functools
 import gc
+import hashlib
 import logging
 import socket
 import time
@@ -104,6 +105,7 @@ class Exporter:
         )
         self._reload_lock = asyncio.Lock()
         self._reload_waiting: asyncio.Task[tuple[bool, str]] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._checks: set[asyncio.Task[None]] = set()
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self._readings = asyncio.Semaphore(config.certificates.concurrency)
@@ -350,17 +352,45 @@ class Exporter:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    async def start(self, *, auto_reload_interval: float = 0.0) -> None:
+        """Start the schedule; with ``auto_reload_interval``, also check the config file's
+        content that often and reload when it changed (Prometheus'
+        ``--config.auto-reload-interval``)."""
         await self._schedule(reschedule=False)
         self.scheduler.start()
         self._spawn_resolver_check()
+        if auto_reload_interval > 0 and self.config_file is not None:
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch_config(self.config_file, auto_reload_interval)
+            )
+
+    async def _watch_config(self, path: str, interval: float) -> None:
+        """Reload when the file's content differs from what was last seen (a refused
+        content is not tried again until it changes once more)."""
+        seen = await asyncio.to_thread(_digest, path)
+        while True:
+            await asyncio.sleep(interval)
+            digest = await asyncio.to_thread(_digest, path)
+            if digest is not None and digest != seen:
+                seen = digest
+                await self.request_reload()
 
     async def stop(self) -> None:
         for task in list(self._checks):
             task.cancel()
-        if self._reload_waiting is not None:
-            self._reload_waiting.cancel()
+        for waiting in (self._reload_waiting, self._watcher):
+            if waiting is not None:
+                waiting.cancel()
         await self.scheduler.stop()
+
+
+def _digest(path: str) -> bytes | None:
+    """The SHA-256 of the file's bytes; None if it cannot be read now."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").digest()
+    except OSError:
+        return None
 
 
 def release_memory() -> None:

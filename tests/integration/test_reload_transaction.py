@@ -266,3 +266,28 @@ def test_a_burst_of_sighups_is_one_reload_or_a_few(lab_process: LabProcess, tmp_
         assert exporter.proc.poll() is None
     finally:
         assert exporter.stop() == 0
+
+
+def test_auto_reload_applies_a_changed_file_once(lab_process: LabProcess, tmp_path: Path) -> None:
+    """--config.auto-reload-interval: a new content is reloaded once; a refused content is
+    not tried again until it changes; an unchanged file is never reloaded."""
+    path = write_config(tmp_path / "c.yml", _good(lab_process, interval="1h"))
+    exporter = ExporterProcess("--config.file", str(path), "--config.auto-reload-interval", "200ms")
+
+    def reloads(result: str) -> float:
+        found = value(exporter.scrape()[1], "acme_http01_config_reloads_total", result=result)
+        return found or 0.0
+
+    try:
+        time.sleep(1)
+        assert (reloads("success"), reloads("failure")) == (0, 0)
+        write_config(path, _good(lab_process, interval="2h"))
+        wait_for(lambda: reloads("success") == 1, 10, "the change was not applied", exporter)
+        assert value(exporter.scrape()[1], "acme_http01_validation_interval_seconds") == 7200
+        path.write_text("interval: fast\n")
+        wait_for(lambda: reloads("failure") == 1, 10, "the bad file was not tried", exporter)
+        time.sleep(1)
+        assert (reloads("success"), reloads("failure")) == (1, 1)
+        assert value(exporter.scrape()[1], "acme_http01_validation_interval_seconds") == 7200
+    finally:
+        assert exporter.stop() == 0
