@@ -37,6 +37,7 @@ import os
 import re
 import ssl
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -468,6 +469,22 @@ class _LRU:
             self._items.popitem(last=False)
 
 
+#: How much nicer than the process a bcrypt thread runs: on a busy core the event loop
+#: (scrapes, validations) goes first, and a spray's bcrypts get what is left.
+BCRYPT_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Make the calling (bcrypt) thread nicer; Linux has a nice value per thread."""
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(
+            os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + BCRYPT_NICENESS
+        )
+    except (AttributeError, OSError):  # not Linux, or not allowed: the normal priority
+        pass
+
+
 def bcrypt_workers() -> int:
     """Threads for bcrypt: half the cores (one on two), at most four; the rest of the
     machine stays for the event loop, the validations and the scrapes."""
@@ -483,8 +500,9 @@ class BasicAuth:
       wait for a bcrypt. Refused ones are cached apart (a repeated wrong password costs one
       bcrypt), so that refusals never evict a success.
     * bcrypt runs on a small thread pool of its own (:func:`bcrypt_workers`), never on the
-      event loop nor on the default executor other work uses. The same credentials arriving
-      together share one check.
+      event loop nor on the default executor other work uses, at a lower priority than the
+      event loop (:data:`BCRYPT_NICENESS`). The same credentials arriving together share
+      one check.
     * At most ``max_pending`` checks of unknown credentials run or wait; beyond, a request
       is answered 401 at once (``refused`` counts them). During a spray a *new* legitimate
       credential (a scraper whose password just changed) may be refused so until the spray
@@ -498,7 +516,7 @@ class BasicAuth:
         self.max_pending = max_pending
         self.workers = workers or bcrypt_workers()
         self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.workers, thread_name_prefix="bcrypt"
+            max_workers=self.workers, thread_name_prefix="bcrypt", initializer=_lower_priority
         )
         self._good = _LRU(GOOD_CACHE_SIZE)
         self._bad = _LRU(BAD_CACHE_SIZE)
