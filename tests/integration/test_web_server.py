@@ -8,6 +8,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.web import DEFAULT_MAX_CONNECTIONS, WebRequest, WebResponse, WebServer
 from exporter.webconfig import WebConfigWatcher, load_web_config
+from tests.integration.procs import ExporterProcess, LabProcess, write_config
 from tests.unit.test_resources import out_of_descriptors
 from tests.unit.test_webconfig import make_pki
 
@@ -223,3 +225,35 @@ async def test_stop_cancels_a_hung_request_after_the_grace_quietly(
         hung.close()
     assert grace <= took < grace + 5
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+# ------------------------------------------------------------------- SIGTERM, for real
+
+
+def test_sigterm_lets_a_probe_in_flight_finish(lab_process: LabProcess, tmp_path: Path) -> None:
+    """A ``/probe`` that is validating (a 4 s IPv6 dial timeout, then the IPv4 fallback)
+    when the exporter gets SIGTERM still gets its answer; the exporter exits 0, quietly."""
+    document = lab_process.config(
+        interval="60s", jitter="500ms", timeouts={"dial": "4s", "validation": "10s"}
+    )
+    exporter = ExporterProcess("--config.file", str(write_config(tmp_path / "c.yml", document)))
+    answers: list[tuple[int, str, dict[str, str]]] = []
+    try:
+        exporter.wait_ready(40)
+        probe = threading.Thread(
+            target=lambda: answers.append(
+                exporter.request("/probe?target=aaaa-timeout.example.com")
+            )
+        )
+        probe.start()
+        time.sleep(1.5)  # the probe is waiting on its IPv6 dial
+        assert not answers
+        assert exporter.stop() == 0
+        probe.join(30)
+    finally:
+        exporter.stop()
+    assert len(answers) == 1
+    status, body, _ = answers[0]
+    assert status == 200, body
+    assert 'acme_http01_validation_success{domain="aaaa-timeout.example.com"} 1' in body
+    assert not [line for line in exporter.raw if "Traceback" in line]
