@@ -3,14 +3,16 @@
 Rule: data and validation only, and the single home of every default: each one
 lives in the models below and nowhere else (``exporter.compose`` builds the
 engine from a config; this module imports no other part of the package but the
-records). Unknown keys are errors. A bad file never half-loads: :func:`load` either
-returns a complete config or raises :class:`ConfigError` listing every problem
-as ``<file>: <key>: <reason>``.
+records and the pure name rules, ``exporter.names``). Unknown keys are errors. A bad
+file never half-loads: :func:`load` either returns a complete config or raises
+:class:`ConfigError` listing every problem as ``<file>: <key>: <reason>``.
 
 Durations are ``500ms``, ``10s``, ``5m``, ``1h``, ``7d`` or a number of seconds, and
 every number is finite and within the range its field states (:data:`LIMITS`): a value
 that would pass here and fail later (``.inf``, ``.nan``, ``1e300``) is refused here.
-Domain names are normalised as Let's Encrypt does: lowercase, IDNs in punycode.
+Domain names are normalised as an ACME client sends them (``exporter.names``: UTS #46
+non-transitional, lowercase); a name Let's Encrypt's policy refuses still loads, and gets
+that verdict when validated.
 
 Reading a file (:func:`read_yaml`) is guarded too: the content must be stable (a file
 caught mid-write is waited for, then refused as still changing), and the YAML is bounded
@@ -62,7 +64,6 @@ __all__ = [
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 class ConfigError(Exception):

@@ -9,11 +9,11 @@ nothing here sends a query anywhere. A resolver finds the servers through stub z
 A test declares zones and records, then starts the hierarchy::
 
     dns = Hierarchy()
-    dns.zone("test.")
-    good = dns.zone("good.test.")
+    dns.zone("com.")
+    good = dns.zone("good.com.")
     good.a("www", await lab.host(4, L.serve(), L.serve()))
-    dns.zone("bad.test.", ds="wrong").a("www", "192.0.2.9")
-    dns.zone("plain.test.", signed=False).a("www", "192.0.2.10")
+    dns.zone("bad.com.", ds="wrong").a("www", "192.0.2.9")
+    dns.zone("plain.com.", signed=False).a("www", "192.0.2.10")
     async with dns:  # keys made, zones signed (DS in the parents), servers started
         ...
 
@@ -133,7 +133,7 @@ class LabZone:
     """One zone of a :class:`Hierarchy`: its records and faults, declared before start.
 
     Owners are relative to the zone (``"www"``, ``"@"`` for the apex) or absolute
-    (``"www.good.test."``). Every method returns the zone, so declarations chain.
+    (``"www.good.com."``). Every method returns the zone, so declarations chain.
     """
 
     def __init__(self, origin: str, address: str, *, signed: bool, ds: DsMode) -> None:
@@ -567,7 +567,7 @@ class Hierarchy:
 
     @property
     def stubs(self) -> dict[str, tuple[str, int]]:
-        """Zone (absolute, e.g. ``"good.test."``) -> its server's (address, port)."""
+        """Zone (absolute, e.g. ``"good.com."``) -> its server's (address, port)."""
         return {z.origin.to_text(): (z.address, z.port) for z in self.zones.values()}
 
     @property

@@ -2,7 +2,7 @@
 
 Let's Encrypt resolves every name itself, recursively from the root, with DNSSEC
 validation, using Unbound. Each test declares a small signed hierarchy
-(``exporter.lab.dnssec``: a root, ``test.`` and child zones, each served on its own
+(``exporter.lab.dnssec``: a root, ``com.`` and child zones, each served on its own
 127.0.0.N), starts a real ``unbound`` over it (``exporter.lab.unbound``: stub zones,
 the lab root's key as the trust anchor, ``ede: yes``) and points the exporter's own
 validator at that Unbound. Web servers are the loopback lab's (``lab.host``).
@@ -35,7 +35,7 @@ from exporter.config import parse
 from exporter.lab import servers as L
 from exporter.lab.dnssec import Hierarchy, LabZone
 from exporter.lab.showcase import lab_config
-from exporter.lab.unbound import Unbound, UnboundNotFound, find_unbound
+from exporter.lab.unbound import Unbound, UnboundNotFound, find_unbound, render_config
 from exporter.records import Family, Reason, ValidationResult
 
 TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
@@ -57,11 +57,11 @@ def _unbound_installed() -> None:
 
 
 class Signed:
-    """A test's signed hierarchy (root and ``test.`` declared) and, once started, its Unbound."""
+    """A test's signed hierarchy (root and ``com.`` declared) and, once started, its Unbound."""
 
     def __init__(self) -> None:
         self.dns = Hierarchy()
-        self.tld = self.dns.zone("test.")
+        self.tld = self.dns.zone("com.")
         self.unbound: Unbound | None = None
 
     def zone(self, name: str, **kwargs: Any) -> LabZone:
@@ -122,7 +122,7 @@ async def healthy_hosts(lab: L.Lab) -> tuple[str, str]:
 
 async def test_signed_and_valid(lab: L.Lab, signed: Signed) -> None:
     v6, v4 = await healthy_hosts(lab)
-    zone = signed.zone("signed.test.").a("www", v4).aaaa("www", v6)
+    zone = signed.zone("signed.com.").a("www", v4).aaaa("www", v6)
     unbound = await signed.start()
     result = await validate(lab, unbound.address, zone.fqdn("www"))
     assert result.success, result.problem
@@ -133,7 +133,7 @@ async def test_signed_and_valid(lab: L.Lab, signed: Signed) -> None:
 
 async def test_expired_signatures_are_bogus(lab: L.Lab, signed: Signed) -> None:
     v6, v4 = await healthy_hosts(lab)
-    zone = signed.zone("expired.test.").a("www", v4).aaaa("www", v6)
+    zone = signed.zone("expired.com.").a("www", v4).aaaa("www", v6)
     zone.expire("www", "A").expire("www", "AAAA")
     unbound = await signed.start()
     name, ip = zone.fqdn("www"), zone.address
@@ -167,7 +167,7 @@ async def test_expired_signatures_are_bogus(lab: L.Lab, signed: Signed) -> None:
 )
 async def test_wrong_ds_is_bogus(lab: L.Lab, signed: Signed, mode: str, text: str) -> None:
     v6, v4 = await healthy_hosts(lab)
-    zone = signed.zone("wrongds.test.", ds=mode).a("www", v4).aaaa("www", v6)
+    zone = signed.zone("wrongds.com.", ds=mode).a("www", v4).aaaa("www", v6)
     unbound = await signed.start()
     name = zone.fqdn("www")
     why = text.format(ip=zone.address, zone=zone.fqdn())
@@ -186,7 +186,7 @@ async def test_wrong_ds_is_bogus(lab: L.Lab, signed: Signed, mode: str, text: st
 
 async def test_unsigned_delegation_is_insecure_and_used(lab: L.Lab, signed: Signed) -> None:
     v6, v4 = await healthy_hosts(lab)
-    zone = signed.zone("unsigned.test.", signed=False).a("www", v4).aaaa("www", v6)
+    zone = signed.zone("unsigned.com.", signed=False).a("www", v4).aaaa("www", v6)
     unbound = await signed.start()
     result = await validate(lab, unbound.address, zone.fqdn("www"))
     assert result.success, result.problem
@@ -199,7 +199,7 @@ async def test_split_horizon_unbound_sees_the_public_view(lab: L.Lab, signed: Si
     Encrypt uses, an old server without the challenge file."""
     public = await lab.host(4, L.status(404, b"old server\n"), "refused")
     internal = await lab.host(4, L.serve(), L.serve())
-    zone = signed.zone("split.test.").a("www", public)
+    zone = signed.zone("split.com.").a("www", public)
     name = zone.fqdn("www")
     lab.zone.add(name, a=[internal])
     unbound = await signed.start()
@@ -221,7 +221,7 @@ async def test_aaaa_servfail_is_hidden_by_lets_encrypt_but_shown(
     lab: L.Lab, signed: Signed
 ) -> None:
     v4 = await lab.host(4, L.serve(), L.serve())
-    zone = signed.zone("signed.test.").a("v6fail", v4).aaaa("v6fail", "2001:db8::dead")
+    zone = signed.zone("signed.com.").a("v6fail", v4).aaaa("v6fail", "2001:db8::dead")
     zone.servfail("v6fail", "AAAA")
     unbound = await signed.start()
     name = zone.fqdn("v6fail")
@@ -245,7 +245,7 @@ async def test_aaaa_servfail_is_hidden_by_lets_encrypt_but_shown(
 
 async def test_bogus_aaaa_alone_is_hidden_but_shown(lab: L.Lab, signed: Signed) -> None:
     v4 = await lab.host(4, L.serve(), L.serve())
-    zone = signed.zone("signed.test.").a("www", v4).aaaa("www", "2001:db8::dead")
+    zone = signed.zone("signed.com.").a("www", v4).aaaa("www", "2001:db8::dead")
     zone.expire("www", "AAAA")
     unbound = await signed.start()
     name = zone.fqdn("www")
@@ -274,7 +274,7 @@ async def query(
 
 
 async def test_ad_flag_tells_a_validating_resolver(lab: L.Lab, signed: Signed) -> None:
-    zone = signed.zone("signed.test.").a("@", "192.0.2.1").a("www", "192.0.2.1")
+    zone = signed.zone("signed.com.").a("@", "192.0.2.1").a("www", "192.0.2.1")
     for owner in ("@", "www"):
         lab.zone.add(zone.fqdn(owner), a=["192.0.2.1"])
     unbound = await signed.start()
@@ -309,99 +309,99 @@ def ede(message: dns.message.Message) -> list[tuple[int, str | None]]:
 
 async def test_unbound_answers_as_measured(signed: Signed) -> None:
     """The raw answers the exporter's texts are built from (Unbound 1.17.1)."""
-    good = signed.zone("good.test.").a("www", "192.0.2.1").aaaa("www", "2001:db8::1")
+    good = signed.zone("good.com.").a("www", "192.0.2.1").aaaa("www", "2001:db8::1")
     good.a("v6fail", "192.0.2.2").aaaa("v6fail", "2001:db8::2").servfail("v6fail", "AAAA")
     good.cname("alias", "www").caa("@", "issue", "letsencrypt.org")
-    bad = signed.zone("bad.test.").a("expired", "192.0.2.3").expire("expired", "A")
+    bad = signed.zone("bad.com.").a("expired", "192.0.2.3").expire("expired", "A")
     bad.a("future", "192.0.2.4").not_yet_valid("future", "A")
     bad.a("nosig", "192.0.2.5").unsign("nosig", "A")
     bad.a("nodata", "192.0.2.6").expire("nodata", "NSEC")
-    wrong = signed.zone("wrongds.test.", ds="wrong").a("www", "192.0.2.7")
-    plain = signed.zone("plain.test.", signed=False).a("www", "192.0.2.8")
+    wrong = signed.zone("wrongds.com.", ds="wrong").a("www", "192.0.2.7")
+    plain = signed.zone("plain.com.", signed=False).a("www", "192.0.2.8")
     unbound = await signed.start()
     g, b, w = good.address, bad.address, wrong.address
     cases: list[tuple[str, str, str, bool, list[tuple[int, str | None]], list[str]]] = [
-        ("www.good.test.", "A", "NOERROR", True, [], ["www.good.test. 300 IN A 192.0.2.1"]),
+        ("www.good.com.", "A", "NOERROR", True, [], ["www.good.com. 300 IN A 192.0.2.1"]),
         (
-            "alias.good.test.",
+            "alias.good.com.",
             "A",
             "NOERROR",
             True,
             [],
-            ["alias.good.test. 300 IN CNAME www.good.test.", "www.good.test. 300 IN A 192.0.2.1"],
+            ["alias.good.com. 300 IN CNAME www.good.com.", "www.good.com. 300 IN A 192.0.2.1"],
         ),
         (
-            "good.test.",
+            "good.com.",
             "CAA",
             "NOERROR",
             True,
             [],
-            ['good.test. 300 IN CAA 0 issue "letsencrypt.org"'],
+            ['good.com. 300 IN CAA 0 issue "letsencrypt.org"'],
         ),
-        ("nope.good.test.", "A", "NXDOMAIN", True, [], []),
-        ("www.good.test.", "CAA", "NOERROR", True, [], []),
-        ("v6fail.good.test.", "A", "NOERROR", True, [], ["v6fail.good.test. 300 IN A 192.0.2.2"]),
-        ("v6fail.good.test.", "AAAA", "SERVFAIL", False, [], []),
+        ("nope.good.com.", "A", "NXDOMAIN", True, [], []),
+        ("www.good.com.", "CAA", "NOERROR", True, [], []),
+        ("v6fail.good.com.", "A", "NOERROR", True, [], ["v6fail.good.com. 300 IN A 192.0.2.2"]),
+        ("v6fail.good.com.", "AAAA", "SERVFAIL", False, [], []),
         (
-            "expired.bad.test.",
+            "expired.bad.com.",
             "A",
             "SERVFAIL",
             False,
-            [(7, f"validation failure <expired.bad.test. A IN>: signature expired from {b}")],
+            [(7, f"validation failure <expired.bad.com. A IN>: signature expired from {b}")],
             [],
         ),
         (
-            "future.bad.test.",
+            "future.bad.com.",
             "A",
             "SERVFAIL",
             False,
             [
                 (
                     8,
-                    "validation failure <future.bad.test. A IN>: "
+                    "validation failure <future.bad.com. A IN>: "
                     f"signature before inception date from {b}",
                 )
             ],
             [],
         ),
         (
-            "nosig.bad.test.",
+            "nosig.bad.com.",
             "A",
             "SERVFAIL",
             False,
-            [(10, f"validation failure <nosig.bad.test. A IN>: no signatures from {b}")],
+            [(10, f"validation failure <nosig.bad.com. A IN>: no signatures from {b}")],
             [],
         ),
         (
-            "nodata.bad.test.",
+            "nodata.bad.com.",
             "CAA",
             "SERVFAIL",
             False,
             [
                 (
                     7,
-                    "validation failure <nodata.bad.test. CAA IN>: signature expired from "
-                    f"{b} and {b} for <nodata.bad.test. NSEC IN>",
+                    "validation failure <nodata.bad.com. CAA IN>: signature expired from "
+                    f"{b} and {b} for <nodata.bad.com. NSEC IN>",
                 )
             ],
             [],
         ),
         (
-            "www.wrongds.test.",
+            "www.wrongds.com.",
             "A",
             "SERVFAIL",
             False,
             [
                 (
                     9,
-                    "validation failure <www.wrongds.test. A IN>: no keys have a DS with "
-                    f"algorithm ECDSAP256SHA256 from {w} for key wrongds.test. "
+                    "validation failure <www.wrongds.com. A IN>: no keys have a DS with "
+                    f"algorithm ECDSAP256SHA256 from {w} for key wrongds.com. "
                     "while building chain of trust",
                 )
             ],
             [],
         ),
-        ("www.plain.test.", "A", "NOERROR", False, [], ["www.plain.test. 300 IN A 192.0.2.8"]),
+        ("www.plain.com.", "A", "NOERROR", False, [], ["www.plain.com. 300 IN A 192.0.2.8"]),
         ("example.com.", "A", "NXDOMAIN", True, [], []),  # the lab root denies the Internet
     ]
     assert g != b != w != plain.address
@@ -416,16 +416,16 @@ async def test_unbound_answers_as_measured(signed: Signed) -> None:
         assert got == (rcode, ad, codes, sorted(answer)), (name, rdtype)
 
     # Asked again, a failure comes from the cache: EDE 6 without a text.
-    again = await query(unbound.address, "expired.bad.test.", "A")
+    again = await query(unbound.address, "expired.bad.com.", "A")
     assert (again.rcode(), ede(again)) == (dns.rcode.SERVFAIL, [(6, None)])
 
 
 async def test_odd_caa_tags_are_signed_served_and_validated(signed: Signed) -> None:
-    zone = signed.zone("caa.test.").caa_raw("@", b"Is-sue", b"letsencrypt.org")
+    zone = signed.zone("caa.com.").caa_raw("@", b"Is-sue", b"letsencrypt.org")
     zone.caa_raw("@", b"issue", b'\x00"odd')
     unbound = await signed.start()
     wire = dns.message.make_query(
-        "caa.test.", "CAA", use_edns=0, flags=dns.flags.RD | dns.flags.AD
+        "caa.com.", "CAA", use_edns=0, flags=dns.flags.RD | dns.flags.AD
     ).to_wire()
     loop = asyncio.get_running_loop()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -440,15 +440,23 @@ async def test_odd_caa_tags_are_signed_served_and_validated(signed: Signed) -> N
 
 
 async def test_everything_stays_on_loopback_and_stops(signed: Signed) -> None:
-    signed.zone("signed.test.").a("www", "192.0.2.1")
+    signed.zone("signed.com.").a("www", "192.0.2.1")
     started = time.perf_counter()
     unbound = await signed.start()
     elapsed = time.perf_counter() - started
-    await query(unbound.address, "www.signed.test.", "A")
+    await query(unbound.address, "www.signed.com.", "A")
     await query(unbound.address, "www.example.org.", "AAAA")
     config = unbound.config_path.read_text()
     assert "forward-zone" not in config and "root-hints" not in config
-    assert 'local-zone: "test." nodefault' in config
+    assert "local-zone:" not in config  # com. is no zone Unbound answers itself
+    # A stub under one of those (RFC 6761's test., say) must be told nodefault.
+    special = render_config(
+        directory=unbound.directory,
+        port=53,
+        trust_anchor="",
+        stubs={".": ("127.0.0.1", 1), "lab.test.": ("127.0.0.1", 2)},
+    )
+    assert 'local-zone: "test." nodefault' in special
     assert {client for client, _transport, _question in signed.dns.queries} == {"127.0.0.1"}
     assert elapsed < 5, elapsed
     assert unbound.process is not None
