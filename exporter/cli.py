@@ -37,7 +37,7 @@ from exporter.resources import ExporterResourceError, raise_nofile_limit
 from exporter.scheduler import guarded
 from exporter.service import Exporter
 from exporter.shard import Shard, parse_index
-from exporter.web import WebServer, parse_listen_address
+from exporter.web import DEFAULT_MAX_CONNECTIONS, WebServer, parse_listen_address
 from exporter.webconfig import WebConfig, WebConfigWatcher, load_web_config
 
 __all__ = ["main"]
@@ -201,6 +201,15 @@ def _service_parser() -> argparse.ArgumentParser:
         "exporter-toolkit format (re-read when it changes)",
     )
     parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="at most this many open connections to the exporter; one more is answered 503 "
+        f"(default {DEFAULT_MAX_CONNECTIONS}, as Prometheus; 0: no limit)",
+    )
+    parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
     )
     parser.add_argument(
@@ -284,6 +293,9 @@ def run_service(argv: Sequence[str]) -> int:
     except ValueError as exc:
         print(f"acme-http01-exporter: {exc}", file=sys.stderr)
         return 2
+    if args.max_connections < 0:
+        print("acme-http01-exporter: --web.max-connections must be 0 or more", file=sys.stderr)
+        return 2
     try:
         args.auto_reload_interval = parse_duration(args.auto_reload_interval, allow_zero=True)
     except ValueError as exc:
@@ -328,7 +340,14 @@ async def _serve(
     watcher = None
     if web_config is not None:
         watcher = WebConfigWatcher(args.web_config_file, web_config, exporter.registry)
-    server = WebServer(Endpoints(exporter).handle, host, port, watcher)
+    server = WebServer(
+        Endpoints(exporter).handle,
+        host,
+        port,
+        watcher,
+        max_connections=args.max_connections,
+        registry=exporter.registry,
+    )
     scheme = "https" if web_config is not None and web_config.ssl_context else "http"
     try:
         await server.start()

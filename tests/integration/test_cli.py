@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -183,3 +184,34 @@ def test_lab_command_and_check_against_its_config(tmp_path: Path) -> None:
         out, _ = lab.communicate(timeout=10)
     assert lab.returncode == 0
     assert "healthy.example.com" in out
+
+
+def test_web_max_connections_flag_caps_the_served_exporter(tmp_path: Path) -> None:
+    """--web.max-connections 3: three held connections, a fourth is answered 503 and
+    counted; a negative limit is a usage error."""
+    config = tmp_path / "c.yml"
+    config.write_text("domains: []\n")
+    exporter = ExporterProcess(
+        "--config.file", str(config), "--web.max-connections", "3", "--log.level", "debug"
+    )
+    held: list[socket.socket] = []
+    try:
+        host, port = exporter.base.removeprefix("http://").rsplit(":", 1)
+        for _ in range(3):
+            held.append(socket.create_connection((host, int(port)), timeout=10))
+        time.sleep(0.5)
+        with socket.create_connection((host, int(port)), timeout=10) as extra:
+            extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = extra.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        for sock in held:
+            sock.close()
+        held.clear()
+        time.sleep(0.5)
+        _, samples = exporter.scrape()
+        assert samples[("acme_http01_web_connections_refused_total", frozenset())] >= 1
+    finally:
+        for sock in held:
+            sock.close()
+        assert exporter.stop() == 0
+    assert run("--config.file", str(config), "--web.max-connections", "-1").returncode == 2
