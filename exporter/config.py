@@ -14,7 +14,7 @@ Domain names are normalised as an ACME client sends them (``exporter.names``: UT
 non-transitional, lowercase); a name Let's Encrypt's policy refuses still loads, and gets
 that verdict when validated.
 
-Reading a file (:func:`read_yaml`) is guarded too: the content must be stable (a file
+Reading a file (:func:`read_document`) is guarded too: the content must be stable (a file
 caught mid-write is waited for, then refused as still changing), and the YAML is bounded
 in size, nesting and alias expansion before anything is built from it.
 """
@@ -57,7 +57,7 @@ __all__ = [
     "parse",
     "parse_duration",
     "parse_endpoint",
-    "read_yaml",
+    "read_document",
     "render",
 ]
 
@@ -534,10 +534,15 @@ def _check_yaml_shape(text: str, source: str) -> None:
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(path: str | Path, *, documents: bool = False) -> Any:
-    """The YAML in the file at ``path`` (with ``documents``, the list of its documents);
-    a file that cannot be read or parsed, is still being written, or is too large, too
-    deep or too aliased is a :class:`ConfigError` naming the place."""
+def read_document(path: str | Path) -> Any:
+    """The one YAML document in the file at ``path``, read stable and bounded; a file that
+    cannot be read or parsed, is still being written, is too large, too deep or too
+    aliased, holds no document or more than one, is a :class:`ConfigError` naming the place.
+
+    A file with no document (empty, blank, comments only) is refused, never read as "all
+    defaults": it is what a reader sees between a truncate and a write, and accepting it
+    would drop every domain (or, for the web config, every password) silently.
+    """
     source = str(path)
     data = read_stable(path, source)
     try:
@@ -546,27 +551,19 @@ def read_yaml(path: str | Path, *, documents: bool = False) -> Any:
         raise ConfigError(source, [f"cannot read the file: {exc}"]) from None
     try:
         _check_yaml_shape(text, source)
-        loaded = list(yaml.load_all(text, Loader=_Loader))
+        documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(top level)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"{where}: invalid YAML: {problem}"]) from None
-    if documents:
-        return loaded
-    if len(loaded) > 1:
+    if all(document is None for document in documents):
+        raise ConfigError(source, ["(top level): the file holds no YAML document (empty?)"])
+    if len(documents) > 1:
         raise ConfigError(source, ["(top level): the file holds more than one YAML document"])
-    return loaded[0] if loaded else None
+    return documents[0]
 
 
 def load(path: str | Path) -> Config:
     """Read and validate a config file."""
-    source = str(path)
-    documents = read_yaml(path, documents=True)
-    # An empty file is not a config: it is what a reader sees between a truncate and a
-    # write. Accepting it would drop every domain, and every alert on them, silently.
-    if not documents or all(document is None for document in documents):
-        raise ConfigError(source, ["(top level): the file holds no YAML document (empty?)"])
-    if len(documents) > 1:
-        raise ConfigError(source, ["(top level): the file holds more than one YAML document"])
-    return parse(documents[0], source)
+    return parse(read_document(path), str(path))

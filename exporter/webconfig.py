@@ -57,7 +57,7 @@ from pydantic import (
     field_validator,
 )
 
-from exporter.config import ConfigError, read_yaml
+from exporter.config import ConfigError, read_document
 
 __all__ = [
     "BasicAuth",
@@ -429,15 +429,9 @@ def _tls_context(tls: TLSServerConfig, source: str, base: Path) -> tuple[ssl.SSL
 
 def load_web_config(path: str | Path) -> WebConfig:
     """Read, validate and build a web config file; relative paths are from its folder."""
-    source = str(path)
-    documents = read_yaml(path, documents=True)
-    # Empty, blank or comments only: what a reader sees between a truncate and a write. Read
-    # as "no auth", it would open every endpoint; refused, as for the main config.
-    if all(document is None for document in documents):
-        raise ConfigError(source, ["(top level): the file holds no YAML document (empty?)"])
-    if len(documents) > 1:
-        raise ConfigError(source, ["(top level): the file holds more than one YAML document"])
-    return parse_web_config(documents[0], source, Path(path).parent)
+    # Empty, blank or comments only is refused (read_document): read as "no auth", it would
+    # open every endpoint.
+    return parse_web_config(read_document(path), str(path), Path(path).parent)
 
 
 # ----------------------------------------------------------------------------- basic auth
