@@ -29,6 +29,7 @@ import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from exporter import caa, names, policy
 from exporter.dial import Dialer
@@ -228,8 +229,7 @@ class Validator:
                 other_success = alternative.success
             caa_check = None if check is None else await check
         finally:
-            if check is not None and not check.done():
-                check.cancel()
+            _settle(check)
         combined = policy.combine_caa(
             result, caa_check, other_policy=other, other_policy_success=other_success
         )
@@ -301,8 +301,7 @@ class Validator:
             if compare:
                 families = await self._compare_families(chain, start, probe, key_authorization)
         finally:
-            if probe is not None and not probe.done():
-                probe.cancel()
+            _settle(probe)
         return ValidationResult(
             domain=domain,
             policy=chosen,
@@ -491,3 +490,15 @@ def _unreached(
         duration_seconds=time.monotonic() - started,
         finished_at=time.time(),
     )
+
+
+def _settle(task: asyncio.Task[Any] | None) -> None:
+    """A side task the validation no longer needs: cancelled if still running, its
+    exception (an ExporterResourceError, say) retrieved if it ended in one, so that asyncio
+    never logs it as never retrieved."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

@@ -410,10 +410,10 @@ def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
 
         document = yaml.safe_load((tmp_path / "lab.yml").read_text())
         document["timeouts"] = {"dial": "1s", "validation": "2s"}
-        document["resolver"]["timeout"] = "3s"
+        document["resolver"]["timeout"] = "5s"  # longer than the deadline: it must cut them
         document["caa"] = {"enabled": False}  # this case is about the fetch's deadline
         config = parse(document)
-        results, healthy_latency, elapsed, growth = asyncio.run(_fleet(config, count))
+        results, healthy_latency, elapsed, growth, lag = asyncio.run(_fleet(config, count))
     finally:
         lab.send_signal(signal.SIGTERM)
         lab.wait(30)
@@ -432,16 +432,35 @@ def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
     }
     assert reasons.count((ProblemType.CONNECTION, Reason.READ_TIMEOUT)) > 0
     print("outcomes:", {str(r[1]): reasons.count(r) for r in set(reasons) if r})
-    assert max(r.duration_seconds for r in results) < 2.0 + SLACK
+    # The deadline holds: no validation outlasts it by more than the slack plus the event
+    # loop's own worst lateness meanwhile (a timer cannot fire on a loop busy elsewhere; on
+    # a 2-core machine shared with other work that lateness reached 1.5 s). A deadline not
+    # applied (to the lookups, say: their own timeout is 5 s) fails this at any lag.
+    longest = max(r.duration_seconds for r in results)
+    print(f"longest validation {longest:.2f} s, event loop lateness {lag:.2f} s")
+    assert longest < 2.0 + SLACK + lag
     # Ten waves of 1,000 at 2 s each, plus the CPU to set 10,000 up.
     assert elapsed < 60
     assert growth < 400
 
 
-async def _fleet(config: Any, count: int) -> tuple[list[ValidationResult], float, float, float]:
+async def _fleet(
+    config: Any, count: int
+) -> tuple[list[ValidationResult], float, float, float, float]:
+    """(results, healthy latency, elapsed, RSS growth, the loop's worst lateness)."""
     v = build_validator(config)
     semaphore = asyncio.Semaphore(1000)
     before = max_rss_mib()
+    loop = asyncio.get_running_loop()
+    lateness = [0.0]
+
+    async def ticker() -> None:
+        while True:
+            due = loop.time() + 0.05
+            await asyncio.sleep(0.05)
+            lateness[0] = max(lateness[0], loop.time() - due)
+
+    ticking = asyncio.create_task(ticker())
 
     async def one(name: str) -> ValidationResult:
         async with semaphore:
@@ -462,4 +481,6 @@ async def _fleet(config: Any, count: int) -> tuple[list[ValidationResult], float
     healthy_latency = time.monotonic() - probe_started
     assert good.success, good.problem
     results = await fleet
-    return results, healthy_latency, time.monotonic() - started, max_rss_mib() - before
+    ticking.cancel()
+    elapsed = time.monotonic() - started
+    return results, healthy_latency, elapsed, max_rss_mib() - before, lateness[0]
