@@ -88,6 +88,24 @@ def values(name: str) -> Path:
     return CHART / "ci" / f"{name}-values.yaml"
 
 
+def kubernetes_validate(docs: list[dict[str, Any]], tmp_path: Path) -> str:
+    """kubernetes-validate --strict on the rendered objects; its report. It has the schemas
+    of Kubernetes' own kinds only: Prometheus Operator's kinds are reported as unknown
+    (WARN) and checked by the tests' own assertions."""
+    validate = required("kubernetes-validate", Path(sys.executable).parent / "kubernetes-validate")
+    out = tmp_path / "rendered.yaml"
+    out.write_text(yaml.safe_dump_all(docs))
+    proc = subprocess.run(
+        [validate, "-k", KUBE_VERSION, "--strict", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ERROR" not in proc.stdout
+    return proc.stdout
+
+
 # -------------------------------------------------------------------- whole chart
 
 
@@ -99,17 +117,7 @@ def test_lint_strict(values_file: Path) -> None:
 
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
 def test_rendered_manifests_pass_kubernetes_validate(values_file: Path, tmp_path: Path) -> None:
-    validate = required("kubernetes-validate", Path(sys.executable).parent / "kubernetes-validate")
-    out = tmp_path / "rendered.yaml"
-    out.write_text(yaml.safe_dump_all(render(values_file)))
-    proc = subprocess.run(
-        [validate, "-k", KUBE_VERSION, "--strict", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ERROR" not in proc.stdout
+    kubernetes_validate(render(values_file), tmp_path)
 
 
 def test_chart_files_are_the_canonical_bytes() -> None:
@@ -169,6 +177,12 @@ def test_chart_files_are_the_canonical_bytes() -> None:
         ("webConfig.config.basic_auth_users.bob=$2b$10$short", "basic_auth_users/bob"),
         ("serviceMonitor.basicAuth.usernameKey=", "at '/serviceMonitor/basicAuth/usernameKey'"),
         ("global=1", "at '/global': got number, want object"),
+        ("global.imageRegistry=5000", "at '/global/imageRegistry': got number, want string"),
+        ("podMonitor.interval=1m", "at '/podMonitor': additional properties 'interval'"),
+        ("podMonitor.enabled=yes", "at '/podMonitor/enabled': got string, want boolean"),
+        ("probe.targets[0]=", "at '/probe/targets/0'"),
+        ("probe.interval=often", "at '/probe/interval'"),
+        ("probe.module=http_2xx", "at '/probe': additional properties 'module'"),
     ],
 )
 def test_schema_rejects_bad_values(setting: str, message: str) -> None:
@@ -282,6 +296,159 @@ def test_monitoring_resources() -> None:
     assert sorted(p["protocol"] for p in dns_rule["ports"]) == ["TCP", "UDP"]
     assert one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert "--perspective=eu-west" in containers(docs)["exporter"]["args"]
+
+
+# ------------------------------------------------- ServiceMonitor, PodMonitor, Probe
+
+OPERATOR_API = "monitoring.coreos.com/v1"
+
+
+PROBE_ON = ["probe.enabled=true", "probe.targets={example.com,www.example.org}"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        (["serviceMonitor.enabled=true"], ["ServiceMonitor"]),
+        (["podMonitor.enabled=true"], ["PodMonitor"]),
+        ([], []),
+        (PROBE_ON, ["Probe"]),
+        (["podMonitor.enabled=true", *PROBE_ON], ["PodMonitor", "Probe"]),
+    ],
+    ids=["servicemonitor", "podmonitor", "both-off", "probe", "podmonitor-and-probe"],
+)
+def test_monitor_options_render_and_validate(
+    sets: list[str], expected: list[str], tmp_path: Path
+) -> None:
+    docs = render(values("default"), *sets)
+    operator = sorted(d["kind"] for d in docs if d["apiVersion"] == OPERATOR_API)
+    assert operator == expected
+    report = kubernetes_validate(docs, tmp_path)
+    for doc in docs:  # Kubernetes' kinds passed; only the operator's were not checked
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        if doc["apiVersion"] == OPERATOR_API:
+            assert f"Couldn't find schema for kind {kind} with api version {OPERATOR_API}" in report
+        else:
+            assert f"passed for resource {kind.lower()}/{name} " in report, (kind, report)
+    # What the operator needs of each: the exporter's pods and port, the Service's address.
+    deployment = one(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"] for c in pod_spec(docs)["containers"] for p in c.get("ports", [])}
+    service = one(docs, "Service")
+    for doc in docs:
+        if doc["kind"] in ("ServiceMonitor", "PodMonitor"):
+            spec = doc["spec"]
+            assert spec["namespaceSelector"] == {"matchNames": ["monitoring"]}
+            selected = (
+                service["metadata"]["labels"] if doc["kind"] == "ServiceMonitor" else pod_labels
+            )
+            assert spec["selector"]["matchLabels"].items() <= selected.items()
+            (endpoint,) = spec[
+                "endpoints" if doc["kind"] == "ServiceMonitor" else "podMetricsEndpoints"
+            ]
+            named = (
+                {p["name"] for p in service["spec"]["ports"]}
+                if doc["kind"] == "ServiceMonitor"
+                else ports
+            )
+            assert endpoint["port"] in named and endpoint["path"] == "/metrics"
+        if doc["kind"] == "Probe":
+            prober = doc["spec"]["prober"]
+            port = service["spec"]["ports"][0]["port"]
+            address = f"{service['metadata']['name']}.monitoring.svc:{port}"
+            assert prober == {"url": address, "path": "/probe", "scheme": "http"}
+            assert "module" not in doc["spec"]
+
+
+@pytest.mark.parametrize("name", ["default", "web-tls", "web-existing-secret"])
+def test_pod_monitor_scrapes_as_the_service_monitor(name: str) -> None:
+    """The PodMonitor's endpoint is the ServiceMonitor's: scheme, TLS, basic auth,
+    interval, relabelings, all from serviceMonitor.*."""
+    settings = [
+        "serviceMonitor.interval=2m",
+        "serviceMonitor.honorLabels=true",
+        "serviceMonitor.relabelings[0].targetLabel=perspective",
+        "serviceMonitor.relabelings[0].replacement=eu",
+        "serviceMonitor.additionalLabels.release=kube-prometheus-stack",
+        "serviceMonitor.namespace=prometheus",
+    ]
+    by_service = one(
+        render(values(name), *settings, "serviceMonitor.enabled=true"), "ServiceMonitor"
+    )
+    by_pod = one(
+        render(values(name), *settings, "serviceMonitor.enabled=false", "podMonitor.enabled=true"),
+        "PodMonitor",
+    )
+    assert by_pod["spec"]["podMetricsEndpoints"] == by_service["spec"]["endpoints"]
+    assert by_pod["metadata"] == dict(by_service["metadata"])
+    endpoint = by_pod["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["interval"] == "2m" and endpoint["honorLabels"] is True
+    assert endpoint["relabelings"] == [{"targetLabel": "perspective", "replacement": "eu"}]
+    assert by_pod["metadata"]["namespace"] == "prometheus"
+    if name == "default":
+        assert "scheme" not in endpoint and "basicAuth" not in endpoint
+    else:
+        assert endpoint["scheme"] == "https" and "tlsConfig" in endpoint
+        assert endpoint["basicAuth"]["password"]["name"] in {
+            "acme-http01-exporter-scrape",
+            "acme-http01-scrape",
+        }
+
+
+def test_service_monitor_and_pod_monitor_are_alternatives() -> None:
+    proc = run_helm(
+        "template",
+        "rel",
+        str(CHART),
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "podMonitor.enabled=true",
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "serviceMonitor.enabled and podMonitor.enabled are alternatives" in proc.stderr
+
+
+def test_probe_asks_the_exporters_probe_endpoint() -> None:
+    docs = render(
+        values("web-tls"),
+        *PROBE_ON,
+        "probe.namespace=prometheus",
+        "probe.additionalLabels.release=kube-prometheus-stack",
+        "probe.labels.team=web",
+        "probe.interval=10m",
+        "probe.scrapeTimeout=25s",
+        "service.port=9500",
+    )
+    probe = one(docs, "Probe")
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert probe["metadata"]["namespace"] == "prometheus"
+    assert probe["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spec = probe["spec"]
+    # The exporter's Service in the release's namespace, over HTTPS as the web config serves,
+    # with the scrape's own TLS settings and basic auth.
+    assert spec["prober"] == {
+        "url": f"{FULLNAME}.monitoring.svc:9500",
+        "path": "/probe",
+        "scheme": "https",
+    }
+    assert spec["tlsConfig"] == endpoint["tlsConfig"]
+    assert spec["basicAuth"] == endpoint["basicAuth"]
+    assert spec["targets"] == {
+        "staticConfig": {"static": ["example.com", "www.example.org"], "labels": {"team": "web"}}
+    }
+    assert (spec["interval"], spec["scrapeTimeout"]) == ("10m", "25s")
+    assert "module" not in spec
+    # Without TLS: plain HTTP, no TLS settings.
+    plain = one(render(values("default"), *PROBE_ON), "Probe")["spec"]
+    assert plain["prober"]["scheme"] == "http"
+    assert "tlsConfig" not in plain and "basicAuth" not in plain
+
+
+def test_probe_needs_targets() -> None:
+    proc = run_helm("template", "rel", str(CHART), "--set", "probe.enabled=true", check=False)
+    assert proc.returncode != 0 and "probe.enabled needs probe.targets" in proc.stderr
 
 
 # ------------------------------------------------------------------ PrometheusRule
@@ -708,6 +875,39 @@ def test_operator_values_absent_by_default() -> None:
     assert "env" not in exporter
     assert exporter["image"].endswith(":0.1.0") and "@" not in exporter["image"]
     assert [m["name"] for m in exporter["volumeMounts"]] == ["config"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "image"),
+    [
+        ([], "ghcr.io/acme-http01-exporter/acme-http01-exporter:0.1.0"),
+        (
+            ["global.imageRegistry=registry.internal"],
+            "registry.internal/acme-http01-exporter/acme-http01-exporter:0.1.0",
+        ),
+        (
+            ["global.imageRegistry=mirror.internal:5000/"],
+            "mirror.internal:5000/acme-http01-exporter/acme-http01-exporter:0.1.0",
+        ),
+        (
+            ["global.imageRegistry=registry.internal", f"image.digest={DIGEST}"],
+            f"registry.internal/acme-http01-exporter/acme-http01-exporter@{DIGEST}",
+        ),
+        (  # a Docker Hub name has no registry part: the registry goes in front
+            ["global.imageRegistry=registry.internal", "image.repository=acme/exporter"],
+            "registry.internal/acme/exporter:0.1.0",
+        ),
+        (
+            ["global.imageRegistry=registry.internal", "image.repository=localhost/exporter"],
+            "registry.internal/exporter:0.1.0",
+        ),
+    ],
+    ids=["none", "registry", "with-port", "digest", "docker-hub-name", "localhost"],
+)
+def test_global_image_registry_replaces_the_registry(sets: list[str], image: str) -> None:
+    found = containers(render(values("operator"), "image.digest=", *sets))
+    assert found["exporter"]["image"] == found["unbound"]["image"] == image
+    assert found["log-shipper"]["image"] == "busybox:1.36"  # the user's own containers: as given
 
 
 def test_dns_policy() -> None:
@@ -1138,7 +1338,10 @@ def test_as_a_subchart_with_globals_and_values(umbrella: Path, tmp_path: Path) -
     deployment = by_name[("Deployment", "umb-acme-http01-exporter")]
     assert deployment["metadata"]["labels"]["team"] == "platform"
     exporter = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
-    assert exporter["exporter"]["image"].endswith(f"@{DIGEST}")
+    # global.imageRegistry applies to the subchart's image.
+    assert exporter["exporter"]["image"] == (
+        f"registry.internal/acme-http01-exporter/acme-http01-exporter@{DIGEST}"
+    )
     assert f"--web.config.file={WEB_CONFIG_FILE}" in exporter["exporter"]["args"]
     monitor = by_name[("ServiceMonitor", "umb-acme-http01-exporter")]
     assert monitor["spec"]["endpoints"][0]["scheme"] == "https"
@@ -1161,22 +1364,10 @@ def test_as_a_subchart_with_globals_and_values(umbrella: Path, tmp_path: Path) -
 
 
 def test_as_a_subchart_passes_kubernetes_validate(umbrella: Path, tmp_path: Path) -> None:
-    validate = required("kubernetes-validate", Path(sys.executable).parent / "kubernetes-validate")
-    out = tmp_path / "rendered.yaml"
-    out.write_text(
-        yaml.safe_dump_all(
-            render_umbrella(
-                umbrella, "--set", "global.imageRegistry=r", "--set", "acme-eu.enabled=true"
-            )
-        )
+    docs = render_umbrella(
+        umbrella, "--set", "global.imageRegistry=r", "--set", "acme-eu.enabled=true"
     )
-    proc = subprocess.run(
-        [validate, "-k", KUBE_VERSION, "--strict", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kubernetes_validate(docs, tmp_path)
 
 
 def test_schema_accepts_global_on_its_own() -> None:

@@ -53,12 +53,81 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "acme-http01-exporter.fullname" .) .Values.prometheusRule.job }}
 {{- end }}
 
+{{/* The image repository: image.repository, with its registry replaced by
+     global.imageRegistry when that is set (as Bitnami charts do). The registry is the first
+     path component when it has a "." or a ":" or is "localhost" (Docker's rule); a repository
+     without one (Docker Hub's) gets global.imageRegistry put in front. */}}
+{{- define "acme-http01-exporter.repository" -}}
+{{- $repository := .Values.image.repository }}
+{{- $registry := dig "imageRegistry" "" (.Values.global | default dict) | trimSuffix "/" }}
+{{- if $registry }}
+{{- $parts := splitList "/" $repository }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repository = rest $parts | join "/" }}
+{{- end }}
+{{- $repository = printf "%s/%s" $registry $repository }}
+{{- end }}
+{{- $repository }}
+{{- end }}
+
 {{/* The image: repository@digest when a digest is set, else repository:tag. */}}
 {{- define "acme-http01-exporter.image" -}}
+{{- $repository := include "acme-http01-exporter.repository" . }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* The scrape settings of the exporter's own endpoint, shared by the ServiceMonitor, the
+     PodMonitor and the Probe (serviceMonitor.*): the scheme follows the web config's TLS;
+     tlsConfig and basicAuth as serviceMonitor.tlsConfig and serviceMonitor.basicAuth say. */}}
+{{- define "acme-http01-exporter.scrapeAuth" -}}
+{{- if include "acme-http01-exporter.tlsEnabled" . }}
+scheme: https
+tlsConfig:
+  {{- toYaml (.Values.serviceMonitor.tlsConfig | default (dict "insecureSkipVerify" true)) | nindent 2 }}
+{{- end }}
+{{- with .Values.serviceMonitor.basicAuth }}
+{{- if .secretName }}
+basicAuth:
+  username:
+    name: {{ .secretName }}
+    key: {{ .usernameKey }}
+  password:
+    name: {{ .secretName }}
+    key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* One endpoint of the ServiceMonitor or the PodMonitor: /metrics on the port named http,
+     with the serviceMonitor.* scrape settings. */}}
+{{- define "acme-http01-exporter.metricsEndpoint" -}}
+port: http
+path: /metrics
+interval: {{ .Values.serviceMonitor.interval }}
+scrapeTimeout: {{ .Values.serviceMonitor.scrapeTimeout }}
+honorLabels: {{ .Values.serviceMonitor.honorLabels }}
+{{- with include "acme-http01-exporter.scrapeAuth" . | trim }}
+{{ . }}
+{{- end }}
+{{- with .Values.serviceMonitor.relabelings }}
+relabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.serviceMonitor.metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceMonitor and the PodMonitor are alternatives: fail when both are on. */}}
+{{- define "acme-http01-exporter.oneMonitor" -}}
+{{- if and .Values.serviceMonitor.enabled .Values.podMonitor.enabled }}
+{{- fail "serviceMonitor.enabled and podMonitor.enabled are alternatives: set one of them (the PodMonitor takes its settings from serviceMonitor.*)" }}
 {{- end }}
 {{- end }}
 
