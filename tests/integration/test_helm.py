@@ -413,6 +413,7 @@ def test_service_monitor_and_pod_monitor_are_alternatives() -> None:
 def test_probe_asks_the_exporters_probe_endpoint() -> None:
     docs = render(
         values("web-tls"),
+        "config.domains={example.com,www.example.org}",
         *PROBE_ON,
         "probe.namespace=prometheus",
         "probe.additionalLabels.release=kube-prometheus-stack",
@@ -444,6 +445,43 @@ def test_probe_asks_the_exporters_probe_endpoint() -> None:
     plain = one(render(values("default"), *PROBE_ON), "Probe")["spec"]
     assert plain["prober"]["scheme"] == "http"
     assert "tlsConfig" not in plain and "basicAuth" not in plain
+
+
+def test_probe_targets_are_names_the_exporter_accepts() -> None:
+    """Each rendered target is one that the rendered config lets the exporter's /probe
+    validate (the exporter's own lookup); the chart refuses a target it would answer 403."""
+    from exporter.config import normalise_domain, parse
+
+    def probe(*sets: str) -> list[dict[str, Any]]:
+        return render(values("default"), "probe.enabled=true", *sets)
+
+    docs = probe("probe.targets={example.com,WWW.Example.org.}")
+    config = parse(exporter_config(docs), "chart")
+    static = one(docs, "Probe")["spec"]["targets"]["staticConfig"]["static"]
+    assert static == ["example.com", "WWW.Example.org."]
+    assert all(config.domain(normalise_domain(t)) is not None for t in static)
+
+    assert config.domain(normalise_domain("example.net")) is None
+    proc = run_helm(
+        "template",
+        "rel",
+        str(CHART),
+        "-f",
+        str(values("default")),
+        "--set",
+        "probe.enabled=true",
+        "--set",
+        "probe.targets={example.com,example.net}",
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "probe.targets: example.net is not one of config.domains" in proc.stderr
+    # Unless the exporter validates any name, or its config is one the chart cannot read.
+    docs = probe("probe.targets={example.net}", "config.probe.allow_any_target=true")
+    assert parse(exporter_config(docs), "chart").probe.allow_any_target is True
+    assert one(docs, "Probe")["spec"]["targets"]["staticConfig"]["static"] == ["example.net"]
+    docs = probe("probe.targets={example.net}", "existingConfigMap=own-config")
+    assert one(docs, "Probe")["spec"]["targets"]["staticConfig"]["static"] == ["example.net"]
 
 
 def test_probe_needs_targets() -> None:
