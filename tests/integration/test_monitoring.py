@@ -22,12 +22,18 @@ from tests.integration.procs import (
     tool,
     wait_for,
 )
+from tests.integration.test_readme import demo_with_web_config  # noqa: F401 (a fixture)
 
 GRAFANA = ROOT / "grafana"
 RULES = GRAFANA / "rules.yaml"
 TESTS = GRAFANA / "rules_test.yaml"
 DASHBOARD = GRAFANA / "dashboard.json"
 RUNBOOK = ROOT / "exporter" / "runbook.md"
+# The runbook's address: the project's repository (the chart's `home`), on its main branch.
+CHART_HOME = yaml.safe_load((ROOT / "helm" / "acme-http01-exporter" / "Chart.yaml").read_text())[
+    "home"
+]
+RUNBOOK_URL = f"{CHART_HOME}/blob/main/exporter/runbook.md"
 
 
 def rules() -> list[dict[str, Any]]:
@@ -118,16 +124,16 @@ def test_alerts_carry_what_on_call_needs() -> None:
         if "dashboard_url" in annotations:
             assert f"/d/{uid}/" in annotations["dashboard_url"], name
         assert "example.com" not in " ".join(annotations.values()), name  # no placeholder host
-        # The runbook every exporter serves at /runbook, at the alert's own section: that of
-        # the alert's instance, or (no instance, or the instance is down) another exporter,
-        # else the exporter's default address.
-        anchor = name.lower()
-        url = annotations["runbook_url"].strip()
-        assert url.endswith(f"/runbook#{anchor}"), name
-        assert url == f"http://{{{{ $labels.instance }}}}/runbook#{anchor}" or (
-            "http://127.0.0.1:9469" in url and "acme_http01_exporter_build_info" in url
-        ), name
+        # The runbook in the project's repository, at the alert's own section (GitHub's
+        # anchor for `## <AlertName>`): a link that opens wherever the alert is read, unlike
+        # a pod address.
+        assert annotations["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}", name
         assert name in sections, f"exporter/runbook.md has no section for {name}"
+        for key, text in annotations.items():
+            # No link to an instance (a pod address, plain http even with TLS on) and at
+            # most one query per annotation.
+            assert "://{{ $labels.instance" not in text, (name, key)
+            assert len(re.findall(r"\bquery\b", text)) <= 1, (name, key)
 
 
 def test_warnings_hand_over_to_the_critical_alert() -> None:
@@ -243,10 +249,14 @@ def exposed_names(exporter: ExporterProcess) -> set[str]:
     return names
 
 
-def test_every_expression_parses_and_uses_real_metrics(demo: ExporterProcess) -> None:
+def test_every_expression_parses_and_uses_real_metrics(
+    demo_with_web_config: ExporterProcess,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Against the demo with a web config file: the web config's own series exist only then."""
     import promql_parser
 
-    known = exposed_names(demo) | {r["record"] for r in rules() if "record" in r} | {"up"}
+    known = exposed_names(demo_with_web_config) | {r["record"] for r in rules() if "record" in r}
+    known.add("up")
     exprs = dashboard_exprs() + [r["expr"] for r in rules()]
     for expr in exprs:
         ast = promql_parser.parse(substitute(expr))
@@ -260,6 +270,29 @@ def test_every_expression_parses_and_uses_real_metrics(demo: ExporterProcess) ->
         promql_parser.walk(ast, pre_visit=visit)  # type: ignore[attr-defined]
         assert used, expr
         assert used <= known, (expr, used - known)
+
+
+def test_every_rule_selects_the_metrics_job_only() -> None:
+    """Every series a rule reads carries the rules' selector, the job that scrapes /metrics
+    (the chart rewrites it): series of a /probe job (no certificate, no exporter-level series)
+    never count, present or absent."""
+    import promql_parser
+
+    for rule in rules():
+        selectors: list[tuple[str, set[tuple[str, str, str]]]] = []
+
+        def visit(
+            node: Any, selectors: list[tuple[str, set[tuple[str, str, str]]]] = selectors
+        ) -> bool:
+            if isinstance(node, promql_parser.VectorSelector):
+                matchers = {(m.name, str(m.op), m.value) for m in node.matchers.matchers}
+                selectors.append((node.name, matchers))
+            return True
+
+        promql_parser.walk(promql_parser.parse(rule["expr"]), pre_visit=visit)  # type: ignore[attr-defined]
+        assert selectors, rule
+        for name, matchers in selectors:
+            assert ("job", "MatchOp.Equal", METRICS_JOB) in matchers, (rule.get("alert"), name)
 
 
 def test_dashboard_expressions_pass_promtool(tmp_path: Path) -> None:
@@ -323,6 +356,8 @@ NEVER_FIRING = {
     "AcmeHttp01ExporterAbsent",
     "AcmeHttp01ExporterNoIPv6",
     "AcmeHttp01ConfigReloadFailed",
+    "AcmeHttp01WebConfigReloadFailed",
+    "AcmeHttp01NoFirstResult",
     "AcmeHttp01ExporterOutOfResources",
 }
 
@@ -343,48 +378,81 @@ def api(base: str, path: str, **params: str) -> Any:
         return json.load(response)["data"]
 
 
-def test_with_a_real_prometheus(demo: ExporterProcess, tmp_path: Path) -> None:
-    binary = tool("prometheus")
+METRICS_JOB = "acme-http01-exporter"
+PROBE_JOB = "acme-http01-probe"
+# Probed as blackbox users do: a healthy domain, a failing one far from renewal, and two
+# without a certificate (a /probe answer never carries certificate series).
+PROBED = (
+    "healthy.example.com",
+    "wrong-aaaa.example.com",
+    "nxdomain.example.com",
+    "dnssec-bogus.example.com",
+)
+
+
+def run_prometheus(demo: ExporterProcess, directory: Path, *, probe: bool) -> tuple[Any, str]:
+    """A real Prometheus evaluating the canonical rules (every `for` cut to 1s) on the demo
+    exporter's /metrics job, and, when `probe`, on a /probe job beside it."""
     document = yaml.safe_load(RULES.read_text())
     for group in document["groups"]:
         for rule in group["rules"]:
             if "for" in rule:
                 rule["for"] = "1s"  # the test copy fires at once; the real one waits
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    (directory / "rules.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     target = demo.base.removeprefix("http://")
-    (tmp_path / "prometheus.yml").write_text(
-        yaml.safe_dump(
+    jobs: list[dict[str, Any]] = [
+        {"job_name": METRICS_JOB, "static_configs": [{"targets": [target]}]}
+    ]
+    if probe:
+        jobs.append(
             {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(tmp_path / "rules.yaml")],
-                "scrape_configs": [
-                    {"job_name": "acme-http01-exporter", "static_configs": [{"targets": [target]}]}
+                "job_name": PROBE_JOB,
+                "metrics_path": "/probe",
+                "scrape_timeout": "1s",
+                "static_configs": [{"targets": list(PROBED)}],
+                "relabel_configs": [
+                    {"source_labels": ["__address__"], "target_label": "__param_target"},
+                    {"source_labels": ["__param_target"], "target_label": "instance"},
+                    {"target_label": "__address__", "replacement": target},
                 ],
             }
         )
+    (directory / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(directory / "rules.yaml")],
+                "scrape_configs": jobs,
+            }
+        )
     )
-    proc, base = start_prometheus(binary, tmp_path)
+    return start_prometheus(tool("prometheus"), directory)
+
+
+def firing(base: str) -> dict[str, set[str]]:
+    """Firing alerts: name -> the domains (or "") they fire for."""
+    out: dict[str, set[str]] = {}
     try:
+        alerts = api(base, "/api/v1/alerts")["alerts"]
+    except OSError:
+        return out
+    for alert in alerts:
+        if alert["state"] == "firing":
+            name = alert["labels"]["alertname"]
+            out.setdefault(name, set()).add(alert["labels"].get("domain", ""))
+    return out
 
-        def firing() -> dict[str, set[str]]:
-            out: dict[str, set[str]] = {}
-            try:
-                alerts = api(base, "/api/v1/alerts")["alerts"]
-            except OSError:
-                return out
-            for alert in alerts:
-                if alert["state"] == "firing":
-                    name = alert["labels"]["alertname"]
-                    out.setdefault(name, set()).add(alert["labels"].get("domain", ""))
-            return out
 
+def test_with_a_real_prometheus(demo: ExporterProcess, tmp_path: Path) -> None:
+    proc, base = run_prometheus(demo, tmp_path, probe=False)
+    try:
         # Prometheus applies scrape targets on a 5 s tick: allow for the first scrape.
         wait_for(
-            lambda: all(firing().get(k) == v for k, v in EXPECTED_FIRING.items()),
+            lambda: all(firing(base).get(k) == v for k, v in EXPECTED_FIRING.items()),
             60,
-            f"alerts never matched; last: {firing()}",
+            f"alerts never matched; last: {firing(base)}",
         )
-        now = firing()
+        now = firing(base)
         assert not (set(now) & NEVER_FIRING), now
         for expr in dashboard_exprs():
             result = api(base, "/api/v1/query", query=substitute(expr))["result"]
@@ -397,6 +465,40 @@ def test_with_a_real_prometheus(demo: ExporterProcess, tmp_path: Path) -> None:
             sys.path.remove(str(GRAFANA))
         render_png.render(base, output, seconds=60)
         assert output.stat().st_size > 20_000
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_a_probe_job_beside_the_metrics_job_changes_no_alert(
+    demo: ExporterProcess, tmp_path: Path
+) -> None:
+    """Blackbox-style /probe scrapes of the same exporter (validation series only: no
+    certificate, no exporter-level series) fire exactly what the /metrics job alone fires."""
+    proc, base = run_prometheus(demo, tmp_path, probe=True)
+    try:
+        probed = f'acme_http01_validation_success{{job="{PROBE_JOB}"}}'
+
+        def settled() -> bool:
+            # Every probed domain scraped at least 5 times (4 s and more of rule evaluations
+            # at 1 s with `for: 1s`) and every alert the /metrics job fires firing.
+            try:
+                counts = api(base, "/api/v1/query", query=f"count_over_time({probed}[1m])")
+            except OSError:  # not listening yet
+                return False
+            counts = counts["result"]
+            return (
+                len(counts) == len(PROBED)
+                and all(float(c["value"][1]) >= 5 for c in counts)
+                and set(EXPECTED_FIRING) <= set(firing(base))
+            )
+
+        wait_for(settled, 90, "the probe job's series or the alerts never came")
+        # The set after the probe series have been there for 5 s and more: a rule that fired
+        # on them (pending one evaluation, firing the next) is firing by now.
+        assert firing(base) == EXPECTED_FIRING
+        alerts = api(base, "/api/v1/alerts")["alerts"]  # and none of them from the probe job
+        assert {a["labels"].get("job", METRICS_JOB) for a in alerts} == {METRICS_JOB}
     finally:
         proc.terminate()
         proc.wait(20)
