@@ -378,10 +378,13 @@ _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def render(config: Config) -> bytes:
-    """The config as YAML that :func:`parse` reads back to the same config: every key with
-    its value in force, and a domain with nothing but a name written as its name (as the
-    file may write it; a 100,000-domain list is a quarter the size and time that way)."""
+    """The config as YAML that :func:`parse` reads back to a config that behaves the same:
+    every key with its value in force (``jitter`` the effective one, 10% of the interval
+    when the file left it out), and a domain with nothing but a name written as its name
+    (as the file may write it; a 100,000-domain list is a quarter the size and time that
+    way)."""
     document = config.model_dump(mode="json")
+    document["jitter"] = config.effective_jitter
     document["domains"] = [
         domain["name"] if all(v is None for k, v in domain.items() if k != "name") else domain
         for domain in document["domains"]

@@ -22,6 +22,7 @@ __all__ = [
     "FamilyProbe",
     "Mode",
     "Outcome",
+    "PassWarning",
     "Problem",
     "ProblemType",
     "Reason",
@@ -325,6 +326,19 @@ class CertificateCheck:
         }
 
 
+class PassWarning(StrEnum):
+    """Why a passing validation is one change away from failing (closed set, in the order
+    shown). Only a success carries warnings: a failure has its problem."""
+
+    #: An IPv6 dial failed and Let's Encrypt's IPv4 fallback saved the validation; it
+    #: applies to the initial host alone, so an HTTPS redirect would make it fail.
+    IPV4_FALLBACK = "ipv4_fallback"
+    #: The first AAAA and the first A address answer the first request differently.
+    AAAA_MISMATCH = "aaaa_mismatch"
+    #: An A or AAAA lookup failed while the other family's worked: Let's Encrypt hides it.
+    DNS_FAMILY_ERROR = "dns_family_error"
+
+
 @dataclass(frozen=True, slots=True)
 class ValidationResult:
     domain: str
@@ -354,6 +368,18 @@ class ValidationResult:
     def failed_on_redirect_hop(self) -> bool:
         """The validation failed on a redirect hop (not on the initial request)."""
         return not self.success and self.failed_hop is not None and self.failed_hop > 0
+
+    @property
+    def warnings(self) -> tuple[PassWarning, ...]:
+        """What makes a success fragile (empty for a clean success and for a failure)."""
+        if not self.success:
+            return ()
+        flags = (
+            (PassWarning.IPV4_FALLBACK, self.ipv4_fallback),
+            (PassWarning.AAAA_MISMATCH, self.aaaa_mismatch),
+            (PassWarning.DNS_FAMILY_ERROR, bool(self.dns_family_errors)),
+        )
+        return tuple(warning for warning, present in flags if present)
 
     @property
     def reason(self) -> Reason:
@@ -404,6 +430,7 @@ class ValidationResult:
             else {"policy": str(self.other_policy), "success": self.other_policy_success},
             "caa": None if self.caa is None else self.caa.to_json(),
             "dns_family_errors": [e.to_json() for e in self.dns_family_errors],
+            "warnings": [str(w) for w in self.warnings],
             "duration_seconds": round(self.duration_seconds, 6),
             "finished_at": self.finished_at,
         }

@@ -8,18 +8,28 @@ from __future__ import annotations
 import ipaddress
 import time
 
+from exporter.config import Config
 from exporter.records import (
     CertificateCheck,
     FallbackPolicy,
     Family,
     Mode,
     Outcome,
+    PassWarning,
     ProblemType,
     Reason,
     ValidationResult,
 )
 
-__all__ = ["NOT_ISSUED", "fix_hint", "is_refused", "render", "verdict"]
+__all__ = [
+    "NOT_ISSUED",
+    "fix_hint",
+    "is_refused",
+    "render",
+    "resolver_warning",
+    "verdict",
+    "warning_text",
+]
 
 _DOCS = "https://letsencrypt.org/docs/ipv6-support/"
 #: The verdict on a name Let's Encrypt's policy refuses: no validation is attempted.
@@ -33,6 +43,21 @@ def _problem_address(result: ValidationResult) -> str | None:
     return head if head and (":" in head or head.replace(".", "").isdigit()) else None
 
 
+#: Each warning of a passing validation, in a few words (the hint says what to do).
+_WARNING_TEXTS = {
+    PassWarning.IPV4_FALLBACK: "only through its IPv4 fallback",
+    PassWarning.AAAA_MISMATCH: "IPv6 and IPv4 answer differently (AAAA mismatch)",
+    PassWarning.DNS_FAMILY_ERROR: "a DNS lookup it hides failed (hidden DNS failure)",
+}
+
+
+def warning_text(result: ValidationResult) -> str | None:
+    """Why a success passes only with a warning; ``None`` for a clean success or a failure."""
+    if not result.warnings:
+        return None
+    return "; ".join(_WARNING_TEXTS[warning] for warning in result.warnings)
+
+
 def verdict(result: ValidationResult) -> str:
     """One sentence in Let's Encrypt's terms."""
     if result.success:
@@ -40,8 +65,9 @@ def verdict(result: ValidationResult) -> str:
             text = "Let's Encrypt would reach the web server"
         else:
             text = "Let's Encrypt would accept the challenge"
-        if result.ipv4_fallback:
-            text += ", but only through its IPv4 fallback"
+        warnings = warning_text(result)
+        if warnings is not None:
+            text += f", with a warning: {warnings}"
         return text + "."
     assert result.problem is not None
     if is_refused(result):
@@ -52,6 +78,24 @@ def verdict(result: ValidationResult) -> str:
     return (
         "Let's Encrypt would fail: "
         f"urn:ietf:params:acme:error:{result.problem.type}: {result.problem.detail}"
+    )
+
+
+def resolver_warning(config: Config) -> str:
+    """The one line said (log, landing page, ``check``) when the resolver does not validate
+    DNSSEC. A config that routes the loopback lab's addresses (``--demo``, ``lab``) resolves
+    through the lab's DNS server, which is authoritative: there the warning is expected."""
+    if config.lab.address_map:
+        return (
+            "The resolver does not validate DNSSEC: expected here, the lab's DNS server is "
+            "authoritative, not a validating resolver. Against real domains, run a validating "
+            "resolver such as Unbound beside the exporter."
+        )
+    return (
+        "The resolver does not validate DNSSEC (no AD bit on the signed root): a zone with "
+        "broken DNSSEC or a split-horizon view may pass here and fail at Let's Encrypt, which "
+        "validates. Run a validating resolver such as Unbound beside the exporter (README: "
+        "A resolver that sees what Let's Encrypt sees)."
     )
 
 

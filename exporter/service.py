@@ -34,6 +34,7 @@ from exporter.config import Config, ConfigError, DomainConfig
 from exporter.http01 import Validator
 from exporter.metrics import Exposition, ResultStore, SelfMetrics, ServiceState
 from exporter.records import FallbackPolicy, ValidationResult
+from exporter.report import resolver_warning
 from exporter.resources import ExporterResourceError
 from exporter.scheduler import Scheduler, guarded
 from exporter.shard import Shard
@@ -175,10 +176,7 @@ class Exporter:
                 warned = True
                 nameservers = self.config.resolver.nameservers or ["the system resolver"]
                 log.warning(
-                    "the resolver does not validate DNSSEC (no AD bit on the signed root): "
-                    "Let's Encrypt resolves with a validating recursive resolver, so a zone "
-                    "with broken DNSSEC or a split-horizon view is not seen as Let's Encrypt "
-                    "sees it; run Unbound beside the exporter (see the README)",
+                    resolver_warning(self.config),
                     extra={"fields": {"resolver": ",".join(nameservers), "answered": validating}},
                 )
             if validating is not None:

@@ -57,11 +57,12 @@ def test_an_unknown_event_loop_is_a_usage_error() -> None:
 @pytest.fixture(scope="module")
 def demo_json() -> tuple[int, dict[str, dict[str, object]]]:
     proc = run("check", "--demo", "--json")
-    # The demo lab's DNS server is authoritative, not a validating resolver: one warning.
+    # The demo lab's DNS server is authoritative, not a validating resolver: one warning,
+    # which says so.
     assert proc.stderr.splitlines() == [
-        "warning: the resolver does not validate DNSSEC; Let's Encrypt's does, so a zone with "
-        "broken DNSSEC or a split-horizon view may be judged differently (see the README: DNS "
-        "as Let's Encrypt sees it)"
+        "warning: The resolver does not validate DNSSEC: expected here, the lab's DNS server "
+        "is authoritative, not a validating resolver. Against real domains, run a validating "
+        "resolver such as Unbound beside the exporter."
     ]
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     return proc.returncode, {line["domain"]: line for line in lines}
@@ -117,6 +118,29 @@ def test_check_demo_json_details(demo_json: tuple[int, dict[str, dict[str, objec
     assert results["healthy.example.com"]["aaaa_mismatch"] is False
     assert results["nxdomain.example.com"]["problem"]["type"] == "dns"  # type: ignore[index]
     assert results["nxdomain.example.com"]["records"] == []
+    # Passing with a warning: the codes of a closed set, only on a success.
+    warnings = {name: result["warnings"] for name, result in results.items()}
+    assert warnings == {
+        d.name: {
+            "aaaa-timeout.example.com": ["ipv4_fallback", "aaaa_mismatch"],
+            "aaaa-refused.example.com": ["ipv4_fallback", "aaaa_mismatch"],
+            "aaaa-servfail.example.com": ["dns_family_error"],
+        }.get(d.name, [])
+        for d in SHOWCASE
+    }
+    assert timeout_https["warnings"] == []  # a failure has its problem, not warnings
+
+
+def test_check_says_a_pass_with_a_warning_and_why() -> None:
+    proc = run("check", "--demo", "aaaa-servfail.example.com", "aaaa-timeout.example.com")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdicts = [line.strip() for line in proc.stdout.splitlines() if "Let's Encrypt would" in line]
+    assert verdicts == [
+        "Let's Encrypt would accept the challenge, with a warning: a DNS lookup it hides "
+        "failed (hidden DNS failure).",
+        "Let's Encrypt would accept the challenge, with a warning: only through its IPv4 "
+        "fallback; IPv6 and IPv4 answer differently (AAAA mismatch).",
+    ]
 
 
 def test_check_human_output_for_one_domain() -> None:
@@ -136,6 +160,7 @@ def test_check_exit_zero_when_all_succeed() -> None:
     proc = run("check", "--demo", "healthy.example.com", "ipv4-only.example.com")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("OK   ") == 2
+    assert "with a warning" not in proc.stdout  # clean passes
 
 
 def test_check_per_hop_policy() -> None:

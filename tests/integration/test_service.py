@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from exporter.lab.showcase import SHOWCASE
 from tests.conftest import ROOT
@@ -246,6 +249,9 @@ def test_domains_endpoint(showcase_exporter: ExporterProcess) -> None:
     assert result["domain"] == "aaaa-timeout-https.example.com"
     assert result["problem"]["reason"] == "connect_timeout"
     assert [r["hop"] for r in result["records"]] == [0, 0, 1]
+    assert result["warnings"] == []  # a failure has its problem, no warnings
+    status, body, _ = showcase_exporter.request("/domains/aaaa-servfail.example.com")
+    assert status == 200 and json.loads(body)["warnings"] == ["dns_family_error"]
     for key in (
         "success",
         "policy",
@@ -334,12 +340,58 @@ def test_landing_health_and_config(showcase_exporter: ExporterProcess) -> None:
         20,
         "no certificate on the landing page",
     )
-    assert "The resolver does not validate DNSSEC" in page  # the lab's DNS is not a resolver
+    # The lab's DNS server is authoritative, not a validating resolver: the banner says so,
+    # in the words of the log's warning.
+    banner = (
+        "The resolver does not validate DNSSEC: expected here, the lab's DNS server is "
+        "authoritative, not a validating resolver. Against real domains, run a validating "
+        "resolver such as Unbound beside the exporter."
+    )
+    assert f'<p class="warn">{html.escape(banner)}</p>' in page
+    logged = [e for e in showcase_exporter.logs if "validate DNSSEC" in str(e.get("msg"))]
+    assert [(e["level"], e["msg"]) for e in logged] == [("warning", banner)]
     assert showcase_exporter.request("/-/healthy")[0] == 200
     status, text, _ = showcase_exporter.request("/config")
     assert status == 200 and "healthy.example.com" in text
     assert showcase_exporter.request("/nope")[0] == 404
     assert showcase_exporter.request("/-/reload")[0] == 405
+
+
+def test_landing_warning_state_and_page_size(showcase_exporter: ExporterProcess) -> None:
+    status, page, _ = showcase_exporter.request("/?state=warning")
+    assert status == 200
+    rows = re.findall(r'<tr class="(fail|warning|pending|ok)" data-domain="([^"]+)"', page)
+    assert sorted(rows) == [
+        ("warning", "aaaa-refused.example.com"),
+        ("warning", "aaaa-servfail.example.com"),
+        ("warning", "aaaa-timeout.example.com"),
+    ]
+    assert '<span class="n">3</span> warning' in page
+    status, page, _ = showcase_exporter.request("/?state=ok")
+    oks = re.findall(r'<tr class="(fail|warning|pending|ok)" data-domain="([^"]+)"', page)
+    assert sorted(oks) == [("ok", "healthy.example.com"), ("ok", "ipv4-only.example.com")]
+    # ?size= outside 1 to 1,000 (or not a number) is refused, not silently clamped.
+    for size in ("0", "1001", "-5", "many"):
+        status, text, _ = showcase_exporter.request(f"/?size={size}")
+        assert status == 400, size
+        assert (
+            text == f"size must be a whole number from 1 to 1,000 (rows per page), not {size!r}\n"
+        )
+    for size in ("1", "1000"):
+        assert showcase_exporter.request(f"/?size={size}")[0] == 200
+
+
+def test_config_shows_the_jitter_in_force(lab_process: LabProcess, tmp_path: Path) -> None:
+    document = lab_process.config(interval="40s", timeouts={"dial": "1s", "validation": "4s"})
+    assert "jitter" not in document  # left to its default: 10% of the interval
+    path = write_config(tmp_path / "c.yml", document)
+    exporter = ExporterProcess("--config.file", str(path))
+    try:
+        status, text, _ = exporter.request("/config")
+        assert status == 200
+        assert yaml.safe_load(text)["jitter"] == 4.0
+    finally:
+        assert exporter.stop() == 0
 
 
 def test_probe_configured_domain(showcase_exporter: ExporterProcess) -> None:
