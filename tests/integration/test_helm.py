@@ -484,6 +484,37 @@ def test_probe_targets_are_names_the_exporter_accepts() -> None:
     assert one(docs, "Probe")["spec"]["targets"]["staticConfig"]["static"] == ["example.net"]
 
 
+def test_readme_kubernetes_samples_render(tmp_path: Path) -> None:
+    """The README's my-values.yaml, and monitors.yaml over it, install as it says."""
+    readme = (ROOT / "README.md").read_text().split("\n## Kubernetes\n", 1)[1]
+    samples = {}
+    for block in re.findall(r"^```yaml\n(.*?)^```$", readme.split("\n## ", 1)[0], re.M | re.S):
+        name = re.match(r"# (\S+\.yaml)", block)
+        if name:
+            samples[name[1]] = tmp_path / name[1]
+            samples[name[1]].write_text(block)
+    assert sorted(samples) == ["monitors.yaml", "my-values.yaml"]
+    docs = render(samples["my-values.yaml"])
+    assert sorted(d["kind"] for d in docs if d["apiVersion"] == OPERATOR_API) == [
+        "PrometheusRule",
+        "ServiceMonitor",
+    ]
+    layered = ["-f", str(samples["my-values.yaml"]), "-f", str(samples["monitors.yaml"])]
+    proc = run_helm("template", "rel", str(CHART), "--namespace", "monitoring", *layered)
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    kubernetes_validate(docs, tmp_path)
+    assert sorted(d["kind"] for d in docs if d["apiVersion"] == OPERATOR_API) == [
+        "PodMonitor",
+        "Probe",
+        "PrometheusRule",
+    ]
+    assert one(docs, "PodMonitor")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert one(docs, "Probe")["spec"]["targets"]["staticConfig"]["static"] == [
+        "example.com",
+        "www.example.org",
+    ]
+
+
 def test_probe_needs_targets() -> None:
     proc = run_helm("template", "rel", str(CHART), "--set", "probe.enabled=true", check=False)
     assert proc.returncode != 0 and "probe.enabled needs probe.targets" in proc.stderr
@@ -556,20 +587,69 @@ def test_prometheusrule_behaves_as_the_canonical_rules(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_prometheusrule_links_default_to_the_exporters_runbook() -> None:
+def test_prometheusrule_links_default_to_the_projects_runbook() -> None:
+    """By default the links are the file's: the runbook in the project's repository (the
+    chart's home), at the alert's section; only the selector in the text changes."""
     canonical = canonical_alerts()
     alerts = rendered_alerts()
     assert set(alerts) == set(canonical)
+    home = yaml.safe_load((CHART / "Chart.yaml").read_text())["home"]
     for name, alert in alerts.items():
         annotations = alert["annotations"]
         assert "dashboard_url" not in annotations, name  # no Grafana URL configured
         expected = {
-            key: value.replace('job "acme-http01-exporter"', f'job "{FULLNAME}"')
+            key: value.replace('job="acme-http01-exporter"', f'job="{FULLNAME}"')
             for key, value in canonical[name]["annotations"].items()
         }
         assert annotations == expected, name
-        assert annotations["runbook_url"].endswith(f"/runbook#{name.lower()}"), name
+        assert annotations["runbook_url"] == (
+            f"{home}/blob/main/exporter/runbook.md#{name.lower()}"
+        ), name
         assert alert["labels"]["severity"] == canonical[name]["labels"]["severity"], name
+
+
+def rendered_rules(*sets: str) -> list[dict[str, Any]]:
+    rule = one(render(values("default"), RULE_ON, *sets), "PrometheusRule")
+    return [r for g in rule["spec"]["groups"] for r in g["rules"]]
+
+
+@pytest.mark.parametrize(
+    ("sets", "selector"),
+    [
+        ((), f'job="{FULLNAME}"'),
+        (("prometheusRule.job=acme",), 'job="acme"'),
+        (
+            (r'prometheusRule.selector=job="acme"\,namespace="monitoring"',),
+            'job="acme",namespace="monitoring"',
+        ),
+    ],
+    ids=["service-name", "job", "selector"],
+)
+def test_prometheusrule_selects_with_the_releases_selector(
+    sets: tuple[str, ...], selector: str
+) -> None:
+    """Every expression, recording rules included, selects with the release's selector in
+    place of the file's, wherever the file has it."""
+    canonical = {
+        r.get("alert") or r["record"]: r
+        for g in yaml.safe_load(CANONICAL_RULES.read_text())["groups"]
+        for r in g["rules"]
+    }
+    rendered = rendered_rules(*sets)
+    assert len(rendered) == len(canonical)
+    for rule in rendered:
+        source = canonical[rule.get("alert") or rule["record"]]
+        assert 'job="acme-http01-exporter"' not in rule["expr"], rule
+        assert rule["expr"] == source["expr"].replace('job="acme-http01-exporter"', selector)
+        assert rule["expr"].count(selector) == source["expr"].count('job="acme-http01-exporter"')
+
+
+def test_prometheusrule_selector_must_be_label_matchers() -> None:
+    proc = run_helm(
+        "template", "rel", str(CHART), "--set-string", "prometheusRule.selector=job=x", check=False
+    )
+    assert proc.returncode != 0
+    assert "at '/prometheusRule/selector'" in proc.stderr
 
 
 def test_prometheusrule_runbook_and_dashboard_base_urls() -> None:

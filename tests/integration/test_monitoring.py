@@ -21,8 +21,8 @@ from tests.integration.procs import (
     start_prometheus,
     tool,
     wait_for,
+    write_config,
 )
-from tests.integration.test_readme import demo_with_web_config  # noqa: F401 (a fixture)
 
 GRAFANA = ROOT / "grafana"
 RULES = GRAFANA / "rules.yaml"
@@ -250,12 +250,23 @@ def exposed_names(exporter: ExporterProcess) -> set[str]:
 
 
 def test_every_expression_parses_and_uses_real_metrics(
-    demo_with_web_config: ExporterProcess,  # noqa: F811 (the fixture imported above)
+    demo: ExporterProcess, tmp_path: Path
 ) -> None:
-    """Against the demo with a web config file: the web config's own series exist only then."""
     import promql_parser
 
-    known = exposed_names(demo_with_web_config) | {r["record"] for r in rules() if "record" in r}
+    # The web config's own series exist only with --web.config.file: a second exporter with
+    # one (headers only), scraped once.
+    web = write_config(
+        tmp_path / "web.yml",
+        {"http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}}},
+    )
+    with_web_config = ExporterProcess("--demo", "--web.config.file", str(web))
+    try:
+        web_names = exposed_names(with_web_config)
+    finally:
+        with_web_config.stop()
+    assert "acme_http01_web_config_last_reload_successful" in web_names
+    known = exposed_names(demo) | web_names | {r["record"] for r in rules() if "record" in r}
     known.add("up")
     exprs = dashboard_exprs() + [r["expr"] for r in rules()]
     for expr in exprs:
