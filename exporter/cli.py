@@ -29,10 +29,10 @@ import yaml
 from exporter import __version__
 from exporter.compose import build_bundle, build_certificate_reader, build_validator, load_bundle
 from exporter.config import Config, ConfigError, DomainConfig, normalise_domain, parse_duration
-from exporter.endpoints import Endpoints
+from exporter.endpoints import Endpoints, Routes, external_url, route_prefix, telemetry_path
 from exporter.logs import setup_logging
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
-from exporter.report import render, resolver_warning
+from exporter.report import render
 from exporter.resources import ExporterResourceError, raise_nofile_limit
 from exporter.scheduler import guarded
 from exporter.service import Exporter
@@ -104,7 +104,12 @@ async def _check(args: argparse.Namespace) -> int:
         policy = FallbackPolicy(args.policy) if args.policy else None
         validator = build_validator(config, policy)
         if not await validator.resolver.validating():
-            print(f"warning: {resolver_warning(config)}", file=sys.stderr)
+            print(
+                "warning: the resolver does not validate DNSSEC; Let's Encrypt's does, so a "
+                "zone with broken DNSSEC or a split-horizon view may be judged differently "
+                "(see the README: DNS as Let's Encrypt sees it)",
+                file=sys.stderr,
+            )
         semaphore = asyncio.Semaphore(config.concurrency)
         reader = build_certificate_reader(config) if config.certificates.enabled else None
 
@@ -194,6 +199,29 @@ def _service_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TLS, basic auth and headers for every endpoint, in the Prometheus "
         "exporter-toolkit format (re-read when it changes)",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        metavar="PATH",
+        help="path under which to expose the metrics, below the route prefix (default /metrics)",
+    )
+    parser.add_argument(
+        "--web.external-url",
+        dest="external_url",
+        default="",
+        metavar="URL",
+        help="the URL under which the exporter is reached from outside (e.g. behind a reverse "
+        "proxy: https://tools.example.net/acme/); its path is the default route prefix",
+    )
+    parser.add_argument(
+        "--web.route-prefix",
+        dest="route_prefix",
+        default="",
+        metavar="PATH",
+        help="prefix of every endpoint's path (default: the path of --web.external-url, "
+        "or / without one)",
     )
     parser.add_argument(
         "--web.max-connections",
@@ -298,6 +326,11 @@ def run_service(argv: Sequence[str]) -> int:
         return 2
     listen = args.listen or (DEMO_LISTEN if args.demo else DEFAULT_LISTEN)
     host, port = parse_listen_address(listen)
+    try:
+        args.routes = _routes(args, port)
+    except ValueError as exc:
+        print(f"acme-http01-exporter: {exc}", file=sys.stderr)
+        return 2
     setup_logging(args.log_level, args.log_format)
     limits = raise_nofile_limit()
     if limits is not None:
@@ -314,6 +347,20 @@ def run_service(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         log.error("invalid configuration", extra={"fields": {"problems": str(exc)}})
         return 1
+
+
+def _routes(args: argparse.Namespace, port: int) -> Routes:
+    """``--web.external-url``, ``--web.route-prefix`` and ``--web.telemetry-path``, as
+    Prometheus reads the first two (ValueError: the flag and what is wrong)."""
+    try:
+        external = external_url(args.external_url, port)
+    except ValueError as exc:
+        raise ValueError(f"--web.external-url: {exc}") from None
+    try:
+        telemetry = telemetry_path(args.telemetry_path)
+    except ValueError as exc:
+        raise ValueError(f"--web.telemetry-path: {exc}") from None
+    return Routes(external, route_prefix(args.route_prefix, external), telemetry)
 
 
 async def _serve(
@@ -336,7 +383,7 @@ async def _serve(
     if web_config is not None:
         watcher = WebConfigWatcher(args.web_config_file, web_config, exporter.registry)
     server = WebServer(
-        Endpoints(exporter).handle,
+        Endpoints(exporter, args.routes).handle,
         host,
         port,
         watcher,
@@ -357,13 +404,16 @@ async def _serve(
     # validations made since.
     gc.freeze()
     log.info("started", extra={"fields": {"event_loop": event_loop_name()}})
+    routes: Routes = args.routes
+    fields = {"external_url": routes.external, "route_prefix": routes.prefix}
+    log.info("routes", extra={"fields": {**fields, "telemetry_path": routes.telemetry}})
     for bound_host, bound_port in server.addresses:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         log.info("listening", extra={"fields": {"address": f"{scheme}://{shown}:{bound_port}/"}})
     if showcase is not None:
         bound_host, bound_port = server.addresses[0]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        base = f"{scheme}://{shown}:{bound_port}"
+        base = f"{scheme}://{shown}:{bound_port}" + routes.prefix.rstrip("/")
         print(
             f"\nacme-http01-exporter demo: {len(SHOWCASE)} showcase domains on a loopback lab",
             file=sys.stderr,
@@ -371,7 +421,7 @@ async def _serve(
         for domain in SHOWCASE:
             print(f"  {domain.name:34} {domain.description}", file=sys.stderr)
         print(
-            f"\nopen {base}/  (landing page)\n     {base}/metrics\n"
+            f"\nopen {base}/  (landing page)\n     {base}{routes.telemetry}\n"
             f"     {base}/domains/aaaa-timeout-https.example.com\n",
             file=sys.stderr,
         )

@@ -15,6 +15,20 @@ nothing. The HTTP server itself is ``exporter.web``.
     /-/healthy         liveness
     /-/ready           200 once every domain has a first result
     /-/reload          POST: re-read the config file (like SIGHUP)
+
+Behind a reverse proxy or an ingress path, as Prometheus: every route lives under
+``--web.route-prefix`` (default: the path of ``--web.external-url``, ``/`` without one;
+a request outside it is 404, except ``/``, which redirects to the prefix), and the
+metrics under ``--web.telemetry-path`` within it. See :class:`Routes`.
+
+Every link the exporter writes is relative (``./metrics``, ``./domains/<name>``,
+``./?state=failing``), resolved by the browser against the page it is on: the landing
+page is always ``<prefix>/`` (``<prefix>`` without the slash redirects there) and the
+runbook ``<prefix>/runbook``. Relative links rather than links built from the external
+URL's path because they need no configuration to be right: they work behind a proxy that
+keeps the prefix and one that strips it, whether or not ``--web.external-url`` was given
+or matches what the proxy does. The JSON documents (``/domains/<name>``) hold no links
+to the exporter.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import heapq
 import html
 import json
 import math
+import socket
 import time
 import urllib.parse
 import weakref
@@ -39,25 +54,98 @@ from exporter.config import render as config_yaml
 from exporter.http01 import Validator
 from exporter.metrics import DomainState, accepts_gzip, negotiate_format, render_domains
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
-from exporter.report import fix_hint, render, resolver_warning, verdict
+from exporter.report import fix_hint, render, verdict
 from exporter.resources import ExporterResourceError
 from exporter.service import Exporter
 from exporter.web import WebRequest, WebResponse
 
-__all__ = ["Endpoints"]
+__all__ = ["Endpoints", "Routes", "external_url", "route_prefix", "telemetry_path"]
 
 #: At most this many /probe validations in flight (each one is a full validation).
 _MAX_PROBES = 20
 
 
+def external_url(raw: str, listen_port: int) -> str:
+    """``--web.external-url`` as Prometheus computes it (``computeExternalURL``).
+
+    Without one, ``http://<hostname>:<port>``. The path loses its trailing slashes and
+    gains a leading one (``https://h/acme/`` and ``https://h/acme`` are the same, and
+    ``https://h/`` has the path ``""``). Quotes around the value, a scheme other than
+    http or https and a URL without a host are refused (ValueError).
+    """
+    if not raw:
+        raw = f"http://{socket.gethostname()}:{listen_port}/"
+    if raw[:1] in ("'", '"') or raw[-1:] in ("'", '"'):
+        raise ValueError("URL must not begin or end with quotes")
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{raw!r} is not an absolute http:// or https:// URL")
+    path = parts.path.rstrip("/")
+    if path and not path.startswith("/"):
+        path = "/" + path
+    return urllib.parse.urlunsplit(parts._replace(path=path))
+
+
+def route_prefix(raw: str | None, external: str) -> str:
+    """``--web.route-prefix`` as Prometheus sets it: the external URL's path when not
+    given (or empty), always one leading slash and no trailing one (``/`` at the root)."""
+    if not raw:
+        raw = urllib.parse.urlsplit(external).path
+    return "/" + raw.strip("/")
+
+
+#: Paths the telemetry path may not take (they are other endpoints).
+_FIXED_ROUTES = ("/", "/probe", "/config", "/runbook", "/domains", "/-")
+
+
+def telemetry_path(raw: str) -> str:
+    """``--web.telemetry-path``: a path below the route prefix, not another endpoint's."""
+    path = "/" + raw.lstrip("/")
+    if path in _FIXED_ROUTES or path.startswith(("/domains/", "/-/")) or "?" in path:
+        raise ValueError(f"{raw!r} is not a free path (it is another endpoint's, or empty)")
+    return path
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Routes:
+    """Where the endpoints are: ``prefix`` + each endpoint's path, e.g. ``/acme/metrics``.
+
+    ``external`` (from :func:`external_url`) is the address the exporter is reached at
+    from outside; links do not need it (they are relative), the default prefix and the
+    log do.
+    """
+
+    external: str = ""
+    prefix: str = "/"
+    telemetry: str = "/metrics"
+
+    def within(self, path: str) -> str | None:
+        """``path`` without the prefix (``/acme/metrics`` -> ``/metrics``); ``None``
+        outside it."""
+        if self.prefix == "/":
+            return path
+        if path.startswith(self.prefix + "/"):
+            return path[len(self.prefix) :]
+        return None
+
+
 class Endpoints:
-    def __init__(self, exporter: Exporter) -> None:
+    def __init__(self, exporter: Exporter, routes: Routes | None = None) -> None:
         self.exporter = exporter
+        self.routes = routes or Routes()
         self._probes = asyncio.Semaphore(max(1, min(exporter.config.concurrency, _MAX_PROBES)))
         self._config_yaml: tuple[weakref.ref[Bundle], bytes] | None = None
 
     async def handle(self, request: WebRequest) -> WebResponse:
-        path = request.path
+        prefix = self.routes.prefix
+        path = self.routes.within(request.path)
+        if path is None:
+            if request.path == prefix:  # the landing page is <prefix>/: relative links need it
+                location = prefix.rsplit("/", 1)[1] + "/"
+                return WebResponse(301, b"", headers=(("Location", location),))
+            if request.path == "/":  # as Prometheus: the root leads to the prefix
+                return WebResponse(302, b"", headers=(("Location", prefix + "/"),))
+            return WebResponse.text(404, "not found\n")
         if path == "/-/reload":
             if request.method not in ("POST", "PUT"):
                 return WebResponse(405, b"use POST\n", headers=(("Allow", "POST"),))
@@ -65,7 +153,7 @@ class Endpoints:
             return WebResponse.text(200 if ok else 500, message + "\n")
         if request.method not in ("GET", "HEAD"):
             return WebResponse(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
-        if path == "/metrics":
+        if path == self.routes.telemetry:
             return await self._metrics(request)
         if path == "/-/healthy":
             return WebResponse.text(200, "Healthy\n")
@@ -185,8 +273,7 @@ class Endpoints:
     def _landing(self, request: WebRequest) -> WebResponse:
         """The landing page: one page of domains, failing first, filtered by the query.
 
-        ``?state=all|failing|warning|ok|pending`` (default all, failing first; ``warning``:
-        passing with a warning, ``ok``: passing cleanly), ``?q=`` (part of a
+        ``?state=all|failing|ok|pending`` (default all, failing first), ``?q=`` (part of a
         domain name, any case), ``?page=`` (from 1) and ``?size=`` (rows per page, 1 to
         1,000; default 100). Only the page shown is rendered: the whole fleet is only
         classified and sorted, so 10,000 domains cost what 100 do in HTML.
@@ -197,13 +284,7 @@ class Endpoints:
                 400, f"state must be one of {', '.join(_LANDING_STATES)}, not {state!r}\n"
             )
         query = (request.arg("q") or "").strip().lower()
-        size = _size_arg(request.arg("size"))
-        if size is None:
-            return WebResponse.text(
-                400,
-                f"size must be a whole number from 1 to {_LANDING_MAX_PAGE_SIZE:,} (rows per "
-                f"page), not {request.arg('size')!r}\n",
-            )
+        size = _int_arg(request.arg("size"), _LANDING_PAGE_SIZE, 1, _LANDING_MAX_PAGE_SIZE)
         snapshot = self.exporter.store.snapshot()
         counts = dict.fromkeys(_LANDING_STATES, 0)
         chosen: list[tuple[int, str, DomainState]] = []
@@ -215,7 +296,7 @@ class Endpoints:
             counts[group] += 1
             if state in ("all", group):
                 chosen.append((rank, name, domain_state))
-        counts["all"] = sum(counts[group] for group in _RANK_STATE)
+        counts["all"] = counts["failing"] + counts["ok"] + counts["pending"]
         total = len(chosen)
         pages = max(1, math.ceil(total / size))
         page = _int_arg(request.arg("page"), 1, 1, pages)
@@ -235,6 +316,7 @@ class Endpoints:
                 version=html.escape(__version__),
                 policy=html.escape(str(self.exporter.config.policy)),
                 interval=self.exporter.config.interval,
+                metrics=html.escape("." + urllib.parse.quote(self.routes.telemetry)),
                 warning=self._landing_warnings(),
                 summary=_landing_summary(view, counts, len(snapshot)),
                 form=_landing_form(view),
@@ -252,7 +334,13 @@ class Endpoints:
                 "so verdicts for domains with AAAA records are not measured here.</p>"
             )
         if not self.exporter.state.resolver_validating:
-            warning += f'<p class="warn">{html.escape(resolver_warning(self.exporter.config))}</p>'
+            warning += (
+                '<p class="warn">The resolver does not validate DNSSEC (or has not answered '
+                "the check yet). Let's Encrypt resolves "
+                "every name itself with a validating recursive resolver: predictions here are "
+                "only as good as this resolver's view (a split-horizon DNS or a zone with broken "
+                "DNSSEC looks different to Let's Encrypt). Run Unbound beside the exporter.</p>"
+            )
         if not self.exporter.state.reload_successful:
             warning += '<p class="warn">The last config reload failed; see the log.</p>'
         return warning
@@ -302,10 +390,10 @@ def _bounded_validator(
 _LANDING_PAGE_SIZE = 100
 _LANDING_MAX_PAGE_SIZE = 1000
 #: The ``?state=`` filters, in the order the page lists them.
-_LANDING_STATES = ("all", "failing", "warning", "ok", "pending")
+_LANDING_STATES = ("all", "failing", "ok", "pending")
 #: Sort rank -> state: failing first, then passing with a warning (IPv4 fallback, AAAA
-#: mismatch, hidden DNS failure: ``ValidationResult.warnings``), then pending, then ok.
-_RANK_STATE = ("failing", "warning", "pending", "ok")
+#: mismatch, hidden DNS failure: what a fix hint is shown for), then pending, then ok.
+_RANK_STATE = ("failing", "ok", "pending", "ok")
 
 
 def _landing_rank(result: ValidationResult | None) -> int:
@@ -313,24 +401,13 @@ def _landing_rank(result: ValidationResult | None) -> int:
         return 2
     if not result.success:
         return 0
-    if result.warnings:
+    if result.ipv4_fallback or result.aaaa_mismatch or result.dns_family_errors:
         return 1
     return 3
 
 
 def _landing_key(item: tuple[int, str, DomainState]) -> tuple[int, str]:
     return item[0], item[1]
-
-
-def _size_arg(raw: str | None) -> int | None:
-    """``?size=``: rows per page, 1 to 1,000 (the default when absent); ``None`` otherwise."""
-    if raw is None or raw == "":
-        return _LANDING_PAGE_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        return None
-    return size if 1 <= size <= _LANDING_MAX_PAGE_SIZE else None
 
 
 def _int_arg(raw: str | None, default: int, low: int, high: int) -> int:
@@ -356,7 +433,7 @@ class _LandingView:
         params |= {"size": str(self.size), "page": str(page)}
         defaults = {"state": "all", "q": "", "size": str(_LANDING_PAGE_SIZE), "page": "1"}
         kept = {key: value for key, value in params.items() if value != defaults[key]}
-        return html.escape("/?" + urllib.parse.urlencode(kept) if kept else "/")
+        return html.escape("./?" + urllib.parse.urlencode(kept) if kept else "./")
 
 
 def _landing_summary(view: _LandingView, counts: dict[str, int], configured: int) -> str:
@@ -392,12 +469,12 @@ def _landing_form(view: _LandingView) -> str:
         else ""
     )
     return (
-        '<form class="filter" method="get" action="/">'
+        '<form class="filter" method="get" action="./">'
         f'<label>state <select name="state">{options}</select></label> '
         '<label>domain contains <input type="search" name="q" '
         f'value="{html.escape(view.query)}" placeholder="part of a name"></label> '
         f'{size}<button type="submit">filter</button>'
-        + (' <a href="/">clear</a>' if view != _LandingView("all", "", _LANDING_PAGE_SIZE) else "")
+        + (' <a href="./">clear</a>' if view != _LandingView("all", "", _LANDING_PAGE_SIZE) else "")
         + "</form>"
     )
 
@@ -433,15 +510,15 @@ def _landing_rows(
 ) -> list[str]:
     """One domain's row on the landing page, and a row with its fix if it has one."""
     quoted = html.escape(urllib.parse.quote(name, safe=""))
-    probe = html.escape("/probe?" + urllib.parse.urlencode({"target": name, "debug": "true"}))
-    links = f'<a href="/domains/{quoted}">trace</a> <a href="{probe}">run now</a>'
+    probe = html.escape("./probe?" + urllib.parse.urlencode({"target": name, "debug": "true"}))
+    links = f'<a href="./domains/{quoted}">trace</a> <a href="{probe}">run now</a>'
     if result is None:
         cells = [name, "pending", "", "", "", "", "", "", "", ""]
     else:
         problem = result.problem
         cells = [
             name,
-            ("WARN" if result.warnings else "OK") if result.success else "FAIL",
+            "OK" if result.success else "FAIL",
             "" if problem is None else f"{problem.type}/{problem.reason}: {problem.detail}",
             "yes" if result.ipv4_fallback else "",
             "yes" if result.aaaa_mismatch else "",
@@ -452,8 +529,7 @@ def _landing_rows(
             time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.finished_at)),
         ]
     title = html.escape(verdict(result) if result else "not validated yet")
-    group = _RANK_STATE[_landing_rank(result)]
-    css = "fail" if group == "failing" else group
+    css = "pending" if result is None else ("ok" if result.success else "fail")
     escaped = [html.escape(str(c)) for c in cells] + [links]
     row = f'<tr class="{css}" data-domain="{html.escape(name)}" title="{title}">'
     rows = [row + "".join(f"<td>{c}</td>" for c in escaped) + "</tr>"]
@@ -500,20 +576,19 @@ td:nth-child(11) a{{display:block}}
 tr.ok td:nth-child(2){{color:#186a1e;font-weight:bold}}
 tr.fail td:nth-child(2){{color:#b00020;font-weight:bold}}
 tr.pending td:nth-child(2){{color:#8a6d00}}
-tr.warning td:nth-child(2){{color:#c25e00;font-weight:bold}}
 tr.hint td{{color:#555;font-size:90%;border-top:none}} .warn{{background:#fde8e8;padding:8px}}
 .summary a,.summary b{{margin:0 .2em}} .summary .n{{font-weight:bold}}
 .summary .failing .n{{color:#b00020}} .summary .ok .n{{color:#186a1e}}
-.summary .pending .n{{color:#8a6d00}} .summary .warning .n{{color:#c25e00}}
+.summary .pending .n{{color:#8a6d00}}
 .filter{{margin:.8em 0}} .pager{{margin:.6em 0}} .pager>*{{margin-right:1em}}
 .pager .off{{color:#999}} .pager .where{{color:#333}}
 </style></head><body>
 <h1>acme-http01-exporter {version}</h1>
 <p>Let's Encrypt HTTP-01 validation, predicted with the CA's own IPv6/IPv4 fallback and
 redirect rules (policy <b>{policy}</b>, every {interval:g}s).
-<a href="/metrics">Metrics</a> &middot; <a href="/config">Config</a> &middot;
-<a href="/runbook">Runbook</a> &middot;
-<a href="/-/ready">Ready</a></p>
+<a href="{metrics}">Metrics</a> &middot; <a href="./config">Config</a> &middot;
+<a href="./runbook">Runbook</a> &middot;
+<a href="./-/ready">Ready</a></p>
 {warning}
 {summary}
 {form}
@@ -539,6 +614,7 @@ def _runbook() -> str:
         "<title>acme-http01-exporter runbook</title>"
         "<style>body{font-family:sans-serif;margin:2em;max-width:60em}"
         "pre{background:#f4f4f4;padding:8px}</style></head><body>\n"
+        '<p><a href="./">acme-http01-exporter</a></p>\n'
         + markdown.render(text)
         + "\n</body></html>\n"
     )
