@@ -32,7 +32,7 @@ from exporter.config import Config, ConfigError, DomainConfig, normalise_domain,
 from exporter.endpoints import Endpoints, Routes, external_url, route_prefix, telemetry_path
 from exporter.logs import setup_logging
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
-from exporter.report import render
+from exporter.report import render, resolver_warning
 from exporter.resources import ExporterResourceError, raise_nofile_limit
 from exporter.scheduler import guarded
 from exporter.service import Exporter
@@ -104,12 +104,7 @@ async def _check(args: argparse.Namespace) -> int:
         policy = FallbackPolicy(args.policy) if args.policy else None
         validator = build_validator(config, policy)
         if not await validator.resolver.validating():
-            print(
-                "warning: the resolver does not validate DNSSEC; Let's Encrypt's does, so a "
-                "zone with broken DNSSEC or a split-horizon view may be judged differently "
-                "(see the README: DNS as Let's Encrypt sees it)",
-                file=sys.stderr,
-            )
+            print(f"warning: {resolver_warning(config)}", file=sys.stderr)
         semaphore = asyncio.Semaphore(config.concurrency)
         reader = build_certificate_reader(config) if config.certificates.enabled else None
 

@@ -54,7 +54,7 @@ from exporter.config import render as config_yaml
 from exporter.http01 import Validator
 from exporter.metrics import DomainState, accepts_gzip, negotiate_format, render_domains
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
-from exporter.report import fix_hint, render, verdict
+from exporter.report import fix_hint, render, resolver_warning, verdict
 from exporter.resources import ExporterResourceError
 from exporter.service import Exporter
 from exporter.web import WebRequest, WebResponse
@@ -273,7 +273,8 @@ class Endpoints:
     def _landing(self, request: WebRequest) -> WebResponse:
         """The landing page: one page of domains, failing first, filtered by the query.
 
-        ``?state=all|failing|ok|pending`` (default all, failing first), ``?q=`` (part of a
+        ``?state=all|failing|warning|ok|pending`` (default all, failing first; ``warning``:
+        passing with a warning, ``ok``: passing cleanly), ``?q=`` (part of a
         domain name, any case), ``?page=`` (from 1) and ``?size=`` (rows per page, 1 to
         1,000; default 100). Only the page shown is rendered: the whole fleet is only
         classified and sorted, so 10,000 domains cost what 100 do in HTML.
@@ -284,7 +285,13 @@ class Endpoints:
                 400, f"state must be one of {', '.join(_LANDING_STATES)}, not {state!r}\n"
             )
         query = (request.arg("q") or "").strip().lower()
-        size = _int_arg(request.arg("size"), _LANDING_PAGE_SIZE, 1, _LANDING_MAX_PAGE_SIZE)
+        size = _size_arg(request.arg("size"))
+        if size is None:
+            return WebResponse.text(
+                400,
+                f"size must be a whole number from 1 to {_LANDING_MAX_PAGE_SIZE:,} (rows per "
+                f"page), not {request.arg('size')!r}\n",
+            )
         snapshot = self.exporter.store.snapshot()
         counts = dict.fromkeys(_LANDING_STATES, 0)
         chosen: list[tuple[int, str, DomainState]] = []
@@ -296,7 +303,7 @@ class Endpoints:
             counts[group] += 1
             if state in ("all", group):
                 chosen.append((rank, name, domain_state))
-        counts["all"] = counts["failing"] + counts["ok"] + counts["pending"]
+        counts["all"] = sum(counts[group] for group in _RANK_STATE)
         total = len(chosen)
         pages = max(1, math.ceil(total / size))
         page = _int_arg(request.arg("page"), 1, 1, pages)
@@ -334,13 +341,7 @@ class Endpoints:
                 "so verdicts for domains with AAAA records are not measured here.</p>"
             )
         if not self.exporter.state.resolver_validating:
-            warning += (
-                '<p class="warn">The resolver does not validate DNSSEC (or has not answered '
-                "the check yet). Let's Encrypt resolves "
-                "every name itself with a validating recursive resolver: predictions here are "
-                "only as good as this resolver's view (a split-horizon DNS or a zone with broken "
-                "DNSSEC looks different to Let's Encrypt). Run Unbound beside the exporter.</p>"
-            )
+            warning += f'<p class="warn">{html.escape(resolver_warning(self.exporter.config))}</p>'
         if not self.exporter.state.reload_successful:
             warning += '<p class="warn">The last config reload failed; see the log.</p>'
         return warning
@@ -390,10 +391,10 @@ def _bounded_validator(
 _LANDING_PAGE_SIZE = 100
 _LANDING_MAX_PAGE_SIZE = 1000
 #: The ``?state=`` filters, in the order the page lists them.
-_LANDING_STATES = ("all", "failing", "ok", "pending")
+_LANDING_STATES = ("all", "failing", "warning", "ok", "pending")
 #: Sort rank -> state: failing first, then passing with a warning (IPv4 fallback, AAAA
-#: mismatch, hidden DNS failure: what a fix hint is shown for), then pending, then ok.
-_RANK_STATE = ("failing", "ok", "pending", "ok")
+#: mismatch, hidden DNS failure: ``ValidationResult.warnings``), then pending, then ok.
+_RANK_STATE = ("failing", "warning", "pending", "ok")
 
 
 def _landing_rank(result: ValidationResult | None) -> int:
@@ -401,13 +402,24 @@ def _landing_rank(result: ValidationResult | None) -> int:
         return 2
     if not result.success:
         return 0
-    if result.ipv4_fallback or result.aaaa_mismatch or result.dns_family_errors:
+    if result.warnings:
         return 1
     return 3
 
 
 def _landing_key(item: tuple[int, str, DomainState]) -> tuple[int, str]:
     return item[0], item[1]
+
+
+def _size_arg(raw: str | None) -> int | None:
+    """``?size=``: rows per page, 1 to 1,000 (the default when absent); ``None`` otherwise."""
+    if raw is None or raw == "":
+        return _LANDING_PAGE_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        return None
+    return size if 1 <= size <= _LANDING_MAX_PAGE_SIZE else None
 
 
 def _int_arg(raw: str | None, default: int, low: int, high: int) -> int:
@@ -518,7 +530,7 @@ def _landing_rows(
         problem = result.problem
         cells = [
             name,
-            "OK" if result.success else "FAIL",
+            ("WARN" if result.warnings else "OK") if result.success else "FAIL",
             "" if problem is None else f"{problem.type}/{problem.reason}: {problem.detail}",
             "yes" if result.ipv4_fallback else "",
             "yes" if result.aaaa_mismatch else "",
@@ -529,7 +541,8 @@ def _landing_rows(
             time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.finished_at)),
         ]
     title = html.escape(verdict(result) if result else "not validated yet")
-    css = "pending" if result is None else ("ok" if result.success else "fail")
+    group = _RANK_STATE[_landing_rank(result)]
+    css = "fail" if group == "failing" else group
     escaped = [html.escape(str(c)) for c in cells] + [links]
     row = f'<tr class="{css}" data-domain="{html.escape(name)}" title="{title}">'
     rows = [row + "".join(f"<td>{c}</td>" for c in escaped) + "</tr>"]
@@ -576,10 +589,11 @@ td:nth-child(11) a{{display:block}}
 tr.ok td:nth-child(2){{color:#186a1e;font-weight:bold}}
 tr.fail td:nth-child(2){{color:#b00020;font-weight:bold}}
 tr.pending td:nth-child(2){{color:#8a6d00}}
+tr.warning td:nth-child(2){{color:#c25e00;font-weight:bold}}
 tr.hint td{{color:#555;font-size:90%;border-top:none}} .warn{{background:#fde8e8;padding:8px}}
 .summary a,.summary b{{margin:0 .2em}} .summary .n{{font-weight:bold}}
 .summary .failing .n{{color:#b00020}} .summary .ok .n{{color:#186a1e}}
-.summary .pending .n{{color:#8a6d00}}
+.summary .pending .n{{color:#8a6d00}} .summary .warning .n{{color:#c25e00}}
 .filter{{margin:.8em 0}} .pager{{margin:.6em 0}} .pager>*{{margin-right:1em}}
 .pager .off{{color:#999}} .pager .where{{color:#333}}
 </style></head><body>
