@@ -363,7 +363,8 @@ def test_monitor_options_render_and_validate(
 @pytest.mark.parametrize("name", ["default", "web-tls", "web-existing-secret"])
 def test_pod_monitor_scrapes_as_the_service_monitor(name: str) -> None:
     """The PodMonitor's endpoint is the ServiceMonitor's: scheme, TLS, basic auth,
-    interval, relabelings, all from serviceMonitor.*."""
+    interval, relabelings, all from serviceMonitor.*; and the same job, the Service's name
+    (the operator would name it <namespace>/<PodMonitor name>)."""
     settings = [
         "serviceMonitor.interval=2m",
         "serviceMonitor.honorLabels=true",
@@ -379,11 +380,13 @@ def test_pod_monitor_scrapes_as_the_service_monitor(name: str) -> None:
         render(values(name), *settings, "serviceMonitor.enabled=false", "podMonitor.enabled=true"),
         "PodMonitor",
     )
-    assert by_pod["spec"]["podMetricsEndpoints"] == by_service["spec"]["endpoints"]
+    (endpoint,) = by_pod["spec"]["podMetricsEndpoints"]
+    job, *relabelings = endpoint["relabelings"]
+    assert job == {"targetLabel": "job", "replacement": FULLNAME}
+    assert [dict(endpoint, relabelings=relabelings)] == by_service["spec"]["endpoints"]
     assert by_pod["metadata"] == dict(by_service["metadata"])
-    endpoint = by_pod["spec"]["podMetricsEndpoints"][0]
     assert endpoint["interval"] == "2m" and endpoint["honorLabels"] is True
-    assert endpoint["relabelings"] == [{"targetLabel": "perspective", "replacement": "eu"}]
+    assert relabelings == [{"targetLabel": "perspective", "replacement": "eu"}]
     assert by_pod["metadata"]["namespace"] == "prometheus"
     if name == "default":
         assert "scheme" not in endpoint and "basicAuth" not in endpoint
@@ -393,6 +396,27 @@ def test_pod_monitor_scrapes_as_the_service_monitor(name: str) -> None:
             "acme-http01-exporter-scrape",
             "acme-http01-scrape",
         }
+
+
+@pytest.mark.parametrize("monitor", ["serviceMonitor", "podMonitor"])
+def test_the_rules_select_the_job_either_monitor_gives(monitor: str) -> None:
+    """The PrometheusRule's default selector names the job the scrape gets: the Service's
+    name, which the operator gives a ServiceMonitor's targets and the chart gives the
+    PodMonitor's (relabelled from the operator's <namespace>/<name>)."""
+    docs = render(
+        values("default"),
+        "serviceMonitor.enabled=false",
+        f"{monitor}.enabled=true",
+        "prometheusRule.enabled=true",
+    )
+    if monitor == "serviceMonitor":
+        job = one(docs, "Service")["metadata"]["name"]
+    else:
+        (endpoint,) = one(docs, "PodMonitor")["spec"]["podMetricsEndpoints"]
+        (job,) = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
+    rules = [r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+    down = next(r for r in rules if r.get("alert") == "AcmeHttp01ExporterDown")
+    assert f'up{{job="{job}"}}' in down["expr"]
 
 
 def test_service_monitor_and_pod_monitor_are_alternatives() -> None:

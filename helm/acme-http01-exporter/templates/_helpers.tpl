@@ -103,22 +103,25 @@ basicAuth:
 {{- end }}
 {{- end }}
 
-{{/* One endpoint of the ServiceMonitor or the PodMonitor: /metrics on the port named http,
-     with the serviceMonitor.* scrape settings. */}}
+{{/* One endpoint of the ServiceMonitor or the PodMonitor (dict "context" $ "relabelings"
+     <the monitor's own, before serviceMonitor.relabelings>): /metrics on the port named
+     http, with the serviceMonitor.* scrape settings. */}}
 {{- define "acme-http01-exporter.metricsEndpoint" -}}
+{{- $ := .context }}
+{{- $relabelings := concat .relabelings ($.Values.serviceMonitor.relabelings | default list) }}
 port: http
 path: /metrics
-interval: {{ .Values.serviceMonitor.interval }}
-scrapeTimeout: {{ .Values.serviceMonitor.scrapeTimeout }}
-honorLabels: {{ .Values.serviceMonitor.honorLabels }}
-{{- with include "acme-http01-exporter.scrapeAuth" . | trim }}
+interval: {{ $.Values.serviceMonitor.interval }}
+scrapeTimeout: {{ $.Values.serviceMonitor.scrapeTimeout }}
+honorLabels: {{ $.Values.serviceMonitor.honorLabels }}
+{{- with include "acme-http01-exporter.scrapeAuth" $ | trim }}
 {{ . }}
 {{- end }}
-{{- with .Values.serviceMonitor.relabelings }}
+{{- with $relabelings }}
 relabelings:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.serviceMonitor.metricRelabelings }}
+{{- with $.Values.serviceMonitor.metricRelabelings }}
 metricRelabelings:
   {{- toYaml . | nindent 2 }}
 {{- end }}
