@@ -23,12 +23,21 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
 from exporter.endpoints import Routes, external_url, route_prefix, telemetry_path
 from exporter.lab.showcase import SHOWCASE
-from tests.integration.procs import ExporterProcess, run_cli, tool, wait_for
+from tests.integration.procs import (
+    ExporterProcess,
+    run_cli,
+    start_prometheus,
+    tool,
+    wait_for,
+    write_config,
+)
+from tests.integration.test_exposition import query
 from tests.integration.test_landing_browser import browser, read_page
 
 PREFIX = "/acme"
@@ -326,6 +335,38 @@ def test_every_endpoint_through_the_proxy(mode: str, request: pytest.FixtureRequ
     assert status == 200 and '"domain": "healthy.example.com"' in document
     assert get(url + "domains/not-configured.example.com")[0] == 404
     assert get(url + "nothing-here")[0] == 404
+
+
+@pytest.mark.parametrize("mode", ["kept", "stripped"])
+def test_prometheus_scrapes_through_the_proxy(
+    mode: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A real Prometheus scrapes ``metrics_path: /acme/metrics`` through the proxy."""
+    binary = tool("prometheus")
+    served: Served = request.getfixturevalue(mode)
+    job = {
+        "job_name": "acme",
+        "metrics_path": f"{PREFIX}/metrics",
+        "static_configs": [{"targets": [f"127.0.0.1:{served.proxy.port}"]}],
+    }
+    document = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}}
+    write_config(tmp_path / "prometheus.yml", document | {"scrape_configs": [job]})
+    seen = len(served.proxy.log)
+    proc, base = start_prometheus(binary, tmp_path)
+    try:
+        wait_for(
+            lambda: [r["value"][1] for r in query(base, 'up{job="acme"}')] == ["1"],
+            60,
+            f"never up: {query(base, 'up')}",
+        )
+        healthy = 'acme_http01_validation_success{job="acme",domain="healthy.example.com"}'
+        wait_for(lambda: bool(query(base, healthy)), 20, f"no {healthy}")
+        assert [r["value"][1] for r in query(base, healthy)] == ["1"]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    scrapes = [status for _, target, status in served.proxy.log[seen:] if target == "/acme/metrics"]
+    assert scrapes and set(scrapes) == {200}, served.proxy.log[seen:]
 
 
 def test_routes_under_the_prefix_only(kept: Served) -> None:
