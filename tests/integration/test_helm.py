@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, subprocess_env
+from tests.integration.procs import ExporterProcess, LabProcess, value, write_config
+from tests.integration.procs import parse as parse_samples
 
 CHART = ROOT / "helm" / "acme-http01-exporter"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -537,6 +540,42 @@ def test_readme_kubernetes_samples_render(tmp_path: Path) -> None:
         "example.com",
         "www.example.org",
     ]
+
+
+def test_probe_request_validates_with_the_real_exporter(
+    lab_process: LabProcess, tmp_path: Path
+) -> None:
+    """The request Prometheus makes for the chart's Probe (the prober's path, ?target=) to an
+    exporter running the chart's config validates the target: the lab's config rendered by
+    the chart, the exporter started with it, the prober's URL pointed at it."""
+    target = "healthy.example.com"
+    overrides = tmp_path / "values.yaml"
+    overrides.write_text(
+        yaml.safe_dump(
+            {
+                "config": lab_process.config(),
+                "unbound": {"enabled": False},  # the lab's own DNS server, as in its config
+                "probe": {"enabled": True, "targets": [target]},
+            }
+        )
+    )
+    docs = render(overrides)
+    spec = one(docs, "Probe")["spec"]
+    config = write_config(tmp_path / "config.yml", exporter_config(docs))
+    exporter = ExporterProcess("--config.file", str(config))
+    try:
+        (static,) = spec["targets"]["staticConfig"]["static"]
+        assert spec["prober"]["scheme"] == "http"
+        query = urllib.parse.urlencode({"target": static})
+        status, body, _ = exporter.request(f"{spec['prober']['path']}?{query}")
+        assert status == 200, body
+        samples = parse_samples(body)
+        assert value(samples, "acme_http01_validation_success", domain=target) == 1
+        # A name the chart would refuse as a target is one the exporter refuses (403).
+        status, body, _ = exporter.request(f"{spec['prober']['path']}?target=example.net")
+        assert status == 403 and "not a configured domain" in body
+    finally:
+        exporter.stop()
 
 
 def test_probe_needs_targets() -> None:
