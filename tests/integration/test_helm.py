@@ -1778,3 +1778,69 @@ def test_tls_is_on_only_with_a_certificate() -> None:
         "webConfig.config.tls_server_config.key_file=/etc/ssl/own/tls.key",
     )
     assert all(p["httpGet"]["scheme"] == "HTTPS" for p in probes(docs))
+
+
+@pytest.mark.parametrize(
+    ("sets", "prefix"),
+    [
+        ((), ""),
+        (("web.externalUrl=https://tools.example.net/acme/",), "/acme"),
+        (("web.routePrefix=/x", "web.externalUrl=https://tools.example.net/acme/"), "/x"),
+        (("web.routePrefix=/", "web.externalUrl=https://tools.example.net/acme/"), ""),
+    ],
+)
+def test_route_prefix_moves_every_path_the_chart_scrapes(
+    sets: tuple[str, ...], prefix: str
+) -> None:
+    """web.*: the exporter's flags, and the probes', monitors' and Probe's paths under the
+    prefix the exporter computes from them (Prometheus' rule)."""
+    docs = render(
+        values("default"),
+        *sets,
+        "serviceMonitor.enabled=true",
+        "probe.enabled=true",
+        "probe.targets[0]=example.com",
+        "config.domains[0]=example.com",
+    )
+    exporter = containers(docs)["exporter"]
+    assert exporter["livenessProbe"]["httpGet"]["path"] == f"{prefix}/-/healthy"
+    assert exporter["readinessProbe"]["httpGet"]["path"] == f"{prefix}/-/ready"
+    assert one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["path"] == f"{prefix}/metrics"
+    assert one(docs, "Probe")["spec"]["prober"]["path"] == f"{prefix}/probe"
+    flags = sorted(a for a in exporter["args"] if a.startswith(("--web.external", "--web.route")))
+    given = {"web.externalUrl": "--web.external-url", "web.routePrefix": "--web.route-prefix"}
+    assert flags == sorted(given[k] + "=" + v for k, _, v in (s.partition("=") for s in sets))
+
+
+def test_the_paths_the_chart_renders_answer_on_the_real_exporter() -> None:
+    """The flags the chart gives the exporter, and the paths it probes and scrapes, against
+    the real exporter (its demo): each answers 200."""
+    docs = render(
+        values("default"),
+        "web.externalUrl=https://tools.example.net/acme/",
+        "web.telemetryPath=/telemetry",
+        "serviceMonitor.enabled=true",
+        "probe.enabled=true",
+        "probe.targets[0]=healthy.example.com",
+        "config.domains[0]=healthy.example.com",
+    )
+    exporter_spec = containers(docs)["exporter"]
+    flags = [a for a in exporter_spec["args"] if a.startswith("--web.") and "listen" not in a]
+    assert len(flags) == 2
+    paths = [
+        exporter_spec["livenessProbe"]["httpGet"]["path"],
+        exporter_spec["readinessProbe"]["httpGet"]["path"],
+        one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["path"],
+        one(docs, "Probe")["spec"]["prober"]["path"] + "?target=healthy.example.com",
+    ]
+    assert paths[2] == "/acme/telemetry"
+    exporter = ExporterProcess("--demo", *flags)
+    try:
+        deadline = time.monotonic() + 60
+        while exporter.request(paths[1])[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for path in paths:
+            assert exporter.request(path)[0] == 200, path
+        assert exporter.request("/metrics")[0] == 404
+    finally:
+        exporter.stop()

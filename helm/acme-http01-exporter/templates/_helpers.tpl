@@ -110,7 +110,7 @@ basicAuth:
 {{- $ := .context }}
 {{- $relabelings := concat .relabelings ($.Values.serviceMonitor.relabelings | default list) }}
 port: http
-path: /metrics
+path: {{ include "acme-http01-exporter.routePrefix" $ }}{{ $.Values.web.telemetryPath }}
 interval: {{ $.Values.serviceMonitor.interval }}
 scrapeTimeout: {{ $.Values.serviceMonitor.scrapeTimeout }}
 honorLabels: {{ $.Values.serviceMonitor.honorLabels }}
@@ -189,6 +189,7 @@ metricRelabelings:
 {{- $probe := deepCopy .probe }}
 {{- $web := $.Values.webConfig }}
 {{- if $probe.httpGet }}
+{{- $_ := set $probe.httpGet "path" (printf "%s%s" (include "acme-http01-exporter.routePrefix" $) $probe.httpGet.path) }}
 {{- $mode := $web.probes.mode | default "auto" }}
 {{- $credentials := $web.probes.basicAuth | default dict }}
 {{- if eq $mode "auto" }}
@@ -214,4 +215,16 @@ metricRelabelings:
 {{- end }}
 {{- end }}
 {{- toYaml $probe }}
+{{- end }}
+
+{{/* The route prefix every path is under, as the exporter computes it (Prometheus' rule):
+     web.routePrefix, else the path of web.externalUrl, without a trailing slash; empty for
+     the root. */}}
+{{- define "acme-http01-exporter.routePrefix" -}}
+{{- $prefix := .Values.web.routePrefix -}}
+{{- if and (not $prefix) .Values.web.externalUrl -}}
+{{- $prefix = (urlParse .Values.web.externalUrl).path -}}
+{{- end -}}
+{{- $prefix = trimAll "/" ($prefix | default "") -}}
+{{- if $prefix }}/{{ $prefix }}{{ end -}}
 {{- end }}
