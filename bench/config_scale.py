@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,13 +30,9 @@ from pathlib import Path
 
 import yaml
 
+from bench.run import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(n: int, dns_port: int) -> str:
@@ -114,9 +109,9 @@ def _request(base: str, path: str, method: str = "GET") -> bytes:
 def measure(source: Path, n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yml"
-        dns_port = _free_port()
+        dns_port = free_port()
         _replace(path, _config(10, dns_port))
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [
                 sys.executable,
