@@ -27,8 +27,17 @@ from typing import Any, TypeVar
 import yaml
 
 from exporter import __version__
-from exporter.compose import build_bundle, build_certificate_reader, build_validator, load_bundle
+from exporter.compose import (
+    Bundle,
+    build_bundle,
+    build_certificate_reader,
+    build_validator,
+    load_bundle,
+)
 from exporter.config import Config, ConfigError, DomainConfig, normalise_domain, parse_duration
+from exporter.discovery.kinds import Origin
+from exporter.discovery.manager import discover_once
+from exporter.discovery.status import StatusBook
 from exporter.endpoints import Endpoints, Routes, external_url, route_prefix, telemetry_path
 from exporter.logs import setup_logging
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
@@ -80,17 +89,51 @@ def _check_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _discovered(
+    bundle: Bundle, static: set[str], origins: dict[str, list[Origin]]
+) -> list[DomainConfig]:
+    """The config's sources read once: the names they add to ``static`` (where each came from
+    goes to ``origins``); what is skipped, and sources that failed, are said on stderr."""
+    sources = bundle.config.sources
+    if not sources.files and sources.kubernetes is None:
+        return []
+    book = StatusBook()
+    found = await discover_once(sources.files, sources.kubernetes, bundle.kubeconfig, book)
+    for status in book.all():
+        if status.last_error:
+            print(
+                f"warning: source {status.source} {status.kind}: {status.last_error}",
+                file=sys.stderr,
+            )
+    added: dict[str, DomainConfig] = {}
+    for item in found:
+        if item.skipped is not None:
+            origin = item.origin
+            where = f"{origin.kind} {origin.namespace}/{origin.name}".replace(" /", " ")
+            print(f"skipped: {item.name} ({item.skipped}; {where})", file=sys.stderr)
+            continue
+        origins.setdefault(item.name, []).append(item.origin)
+        if item.name not in static and item.name not in added:
+            added[item.name] = DomainConfig.model_construct(
+                name=item.name, token=None, key_authorization=None, account_uris=None
+            )
+    return list(added.values())
+
+
 async def _check(args: argparse.Namespace) -> int:
     showcase = None
+    bundle: Bundle | None = None
     if args.demo:
         from exporter.lab.showcase import start_showcase
 
         showcase = await start_showcase()
         config = showcase.config
     elif args.config:
-        config = load_bundle(args.config).config
+        bundle = load_bundle(args.config)
+        config = bundle.config
     else:
         config = Config()
+    origins: dict[str, list[Origin]] = {}
     try:
         targets: list[DomainConfig] = []
         for name in args.domains:
@@ -98,6 +141,8 @@ async def _check(args: argparse.Namespace) -> int:
             targets.append(config.domain(normalised) or DomainConfig(name=normalised))
         if not targets:
             targets = list(config.domains)
+            if bundle is not None:
+                targets += await _discovered(bundle, {d.name for d in targets}, origins)
         if not targets:
             print("check: no domains given (name some, or use --config or --demo)", file=sys.stderr)
             return EXIT_USAGE
@@ -124,6 +169,10 @@ async def _check(args: argparse.Namespace) -> int:
         if args.json:
             document = result.to_json()
             document["certificate"] = None if certificate is None else certificate.to_json()
+            document["sources"] = [
+                {"source": o.source, "kind": o.kind, "namespace": o.namespace, "name": o.name}
+                for o in origins.get(result.domain, ())
+            ]
             print(json.dumps(document, sort_keys=True))
         else:
             print(render(result, certificate))
@@ -299,7 +348,16 @@ def run_service(argv: Sequence[str]) -> int:
         except ConfigError as exc:
             print(str(exc), file=sys.stderr)
             return 1
-        print(f"{args.config_file}: OK ({len(config.domains)} domains)")
+        sources = [
+            what
+            for what, on in (
+                (f"{len(config.sources.files)} file source(s)", config.sources.files),
+                ("Kubernetes", config.sources.kubernetes is not None),
+            )
+            if on
+        ]
+        also = f", and names from {' and '.join(sources)}" if sources else ""
+        print(f"{args.config_file}: OK ({len(config.domains)} domains{also})")
         return 0
     if not args.config_file and not args.demo:
         print(

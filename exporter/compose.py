@@ -18,6 +18,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dns.resolver
 
@@ -28,6 +29,9 @@ from exporter.dns import DnspythonResolver
 from exporter.http01 import Settings, Validator
 from exporter.policy import AddressPolicy
 from exporter.records import FallbackPolicy
+
+if TYPE_CHECKING:
+    from lightkube.config.kubeconfig import SingleConfig
 
 __all__ = [
     "Bundle",
@@ -126,6 +130,8 @@ class Bundle:
     source: str | None
     validator: Validator
     certificates: CertificateReader
+    #: The Kubernetes client config (``sources.kubernetes``), loaded: None without one.
+    kubeconfig: SingleConfig | None = None
 
 
 def build_bundle(config: Config, source: str | None = None) -> Bundle:
@@ -147,7 +153,16 @@ def build_bundle(config: Config, source: str | None = None) -> Bundle:
         raise ConfigError(
             where, [f"certificates.ca_file: cannot load {path!r} as a CA bundle: {reason}"]
         ) from None
-    return Bundle(config, source, validator, certificates)
+    kubeconfig = None
+    if config.sources.kubernetes is not None:
+        from exporter.discovery.kubernetes import load_kubeconfig
+
+        try:
+            kubeconfig = load_kubeconfig(config.sources.kubernetes)
+        except ValueError as exc:
+            key = "kubeconfig" if config.sources.kubernetes.kubeconfig else "(in-cluster)"
+            raise ConfigError(where, [f"sources.kubernetes.{key}: {exc}"]) from None
+    return Bundle(config, source, validator, certificates, kubeconfig)
 
 
 def load_bundle(path: str | Path) -> Bundle:

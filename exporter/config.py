@@ -112,6 +112,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "resolver_timeout": (0.01, 60.0),
     "certificates_interval": (1.0, 7 * 86400.0),
     "renewal_window": (0.0, 365 * 86400.0),
+    "refresh_interval": (1.0, 86400.0),
 }
 
 
@@ -143,6 +144,9 @@ ResolverTimeout = Annotated[
 CertificatesInterval = Annotated[
     float, BeforeValidator(parse_duration), AfterValidator(_within("certificates_interval"))
 ]
+RefreshInterval = Annotated[
+    float, BeforeValidator(parse_duration), AfterValidator(_within("refresh_interval"))
+]
 RenewalWindow = Annotated[
     float, BeforeValidator(_zero_or_more), AfterValidator(_within("renewal_window"))
 ]
@@ -159,9 +163,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def account_uri_ok(uri: str) -> bool:
+    """Whether ``uri`` has the shape of an ACME account URI."""
+    return re.match(r"^https://[^/\s]+/\S*$", uri) is not None
+
+
 def _account_uris(value: list[str] | None) -> list[str] | None:
     for uri in value or ():
-        if not re.match(r"^https://[^/\s]+/\S*$", uri):
+        if not account_uri_ok(uri):
             raise ValueError(f"{uri!r} is not an ACME account URI such as {_ACCOUNT_EXAMPLE}")
     return value
 
@@ -317,6 +326,98 @@ class ProbeConfig(_Model):
     allow_any_target: bool = False
 
 
+class FileSource(_Model):
+    """Files of names, read as Prometheus' ``file_sd_configs`` reads target files."""
+
+    #: Paths and globs (``*``, ``?``, ``[...]`` in the last part only, as file_sd) of YAML or
+    #: JSON files, each a list of names or of file_sd groups (``{targets: [names]}``).
+    files: list[str] = Field(min_length=1)
+    #: How often the files are checked for a change (a stat; read again only on change).
+    refresh_interval: RefreshInterval = 30.0
+
+    @field_validator("files")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern.strip():
+                raise ValueError("an empty path")
+            head = os.path.dirname(pattern)
+            if any(ch in head for ch in "*?["):
+                raise ValueError(f"{pattern!r}: a pattern may only be in the last part of the path")
+        return value
+
+
+class KindSource(_Model):
+    #: Watch this kind.
+    enabled: bool = True
+    #: A Kubernetes label selector (``app=web,tier!=test``), sent to the API as is.
+    label_selector: str = ""
+
+    @field_validator("label_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\x00"):
+            raise ValueError("a label selector is one line")
+        return value
+
+
+class IngressSource(KindSource):
+    #: Only Ingresses of these classes (``spec.ingressClassName``, or the annotation
+    #: ``kubernetes.io/ingress.class``); empty: every class.
+    ingress_classes: list[str] = Field(default_factory=list)
+    #: Only Ingresses annotated ``cert-manager.io/issuer`` or ``cert-manager.io/cluster-issuer``.
+    cert_manager_only: bool = False
+
+
+class KubernetesSource(_Model):
+    """Names from the Kubernetes API: listed, then watched (never polled)."""
+
+    #: A kubeconfig file; absent: the pod's service account, else ``$KUBECONFIG`` or
+    #: ``~/.kube/config``.
+    kubeconfig: str | None = None
+    #: The kubeconfig context; absent: its current context.
+    context: str | None = None
+    #: Namespaces to watch; empty: all (one cluster-wide watch per kind).
+    namespaces: list[str] = Field(default_factory=list)
+    #: Ingress (networking.k8s.io/v1): rules' hosts and TLS hosts.
+    ingress: IngressSource = Field(default_factory=IngressSource)
+    #: cert-manager Certificate (cert-manager.io/v1): dnsNames an ACME HTTP-01 solver of its
+    #: Issuer or ClusterIssuer validates.
+    certificate: KindSource = Field(default_factory=KindSource)
+    #: Gateway API HTTPRoute (gateway.networking.k8s.io/v1): hostnames, within its parent
+    #: Gateways' listeners.
+    httproute: KindSource = Field(default_factory=KindSource)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _NAMESPACE.match(name):
+                raise ValueError(f"{name!r} is not a namespace name (RFC 1123 label)")
+        if len(set(value)) != len(value):
+            raise ValueError("a namespace is listed twice")
+        return value
+
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class Sources(_Model):
+    #: The same as the top-level ``domains`` (set one of the two).
+    static: list[DomainConfig] | None = Field(default=None, exclude=True)
+    #: Watched files of names.
+    files: list[FileSource] = Field(default_factory=list)
+    #: The Kubernetes API; absent: none.
+    kubernetes: KubernetesSource | None = None
+
+
+
+def _domain_items(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class Config(_Model):
     #: How often each domain is validated.
     interval: Interval = 300.0
@@ -333,13 +434,23 @@ class Config(_Model):
     lab: LabConfig = Field(default_factory=LabConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     domains: list[DomainConfig] = Field(default_factory=list)
+    #: Where else names come from (files, Kubernetes); ``sources.static`` is ``domains``.
+    sources: Sources = Field(default_factory=Sources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _static_alias(cls, data: Any) -> Any:
+        sources = data.get("sources") if isinstance(data, dict) else None
+        if isinstance(sources, dict) and sources.get("static") is not None:
+            if data.get("domains"):
+                raise ValueError("sources.static and domains are the same list: set one of them")
+            data = {**data, "domains": sources["static"], "sources": {**sources, "static": None}}
+        return data
 
     @field_validator("domains", mode="before")
     @classmethod
     def _domains(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"name": item} if isinstance(item, str) else item for item in value]
-        return value
+        return _domain_items(value)
 
     @field_validator("domains", mode="after")
     @classmethod

@@ -45,14 +45,22 @@ import socket
 import time
 import urllib.parse
 import weakref
+from collections.abc import Sequence
 from importlib import resources
 
 from exporter import __version__, markdown
 from exporter.compose import Bundle, build_validator
 from exporter.config import DomainConfig, normalise_domain
 from exporter.config import render as config_yaml
+from exporter.discovery.kinds import Origin
 from exporter.http01 import Validator
-from exporter.metrics import DomainState, accepts_gzip, negotiate_format, render_domains
+from exporter.metrics import (
+    DomainState,
+    accepts_gzip,
+    negotiate_format,
+    render_discovery,
+    render_domains,
+)
 from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
 from exporter.report import fix_hint, render, resolver_warning, verdict
 from exporter.resources import ExporterResourceError
@@ -158,6 +166,8 @@ class Endpoints:
         if path == "/-/healthy":
             return WebResponse.text(200, "Healthy\n")
         if path == "/-/ready":
+            if not self.exporter.discovery_settled:
+                return WebResponse.text(503, "Not ready: waiting for the sources' first lists\n")
             if self.exporter.store.complete():
                 return WebResponse.text(200, "Ready\n")
             return WebResponse.text(503, "Not ready: waiting for every domain's first result\n")
@@ -171,7 +181,33 @@ class Endpoints:
             return WebResponse(200, _runbook().encode(), "text/html; charset=utf-8")
         if path == "/config":
             return WebResponse(200, await self._config(), "text/yaml; charset=utf-8")
+        if path == "/discovery":
+            return _json(200, self._discovery())
         return WebResponse.text(404, "not found\n")
+
+    def _discovery(self) -> dict[str, object]:
+        """Each source's state, and every name found but not validated (with the reason)."""
+        exporter = self.exporter
+        return {
+            "sources": [
+                {
+                    "source": str(st.source),
+                    "kind": st.kind,
+                    "up": st.up,
+                    "objects": st.objects,
+                    "names": st.names,
+                    "skipped": dict(sorted(st.skipped.items())),
+                    "last_sync": st.last_sync or None,
+                    "errors": {str(r): n for r, n in sorted(st.errors.items())},
+                    "last_error": st.last_error or None,
+                }
+                for st in exporter.state.discovery.all()
+            ],
+            "skipped": [
+                {"name": found.name, "reason": found.skipped, "found_in": origin_json(found.origin)}
+                for found in exporter.skipped
+            ],
+        }
 
     async def _config(self) -> bytes:
         """The running config as YAML: rendered in a thread once per bundle (0.4 s at
@@ -190,7 +226,9 @@ class Endpoints:
         # event loop. gzip only when Accept-Encoding allows it (q-values honoured).
         openmetrics, content_type = negotiate_format(request.headers.get("accept"))
         self.exporter.state.tasks = len(asyncio.all_tasks())
-        body = await asyncio.to_thread(self.exporter.exposition.render, openmetrics)
+        # The sources' states change on this loop: their lines are made here, the rest there.
+        discovery = render_discovery(self.exporter.state, openmetrics=openmetrics)
+        body = await asyncio.to_thread(self.exporter.exposition.render, openmetrics, discovery)
         headers: tuple[tuple[str, str], ...] = (("Vary", "Accept, Accept-Encoding"),)
         if accepts_gzip(request.headers.get("accept-encoding")):
             body = await asyncio.to_thread(gzip.compress, body, 1)
@@ -208,6 +246,7 @@ class Endpoints:
         if state.result is None:
             return _json(503, {"error": f"{name} has not been validated yet"})
         document = state.result.to_json()
+        document["sources"] = [origin_json(o) for o in self.exporter.origins.get(name, ())]
         check = state.certificate
         if not self.exporter.config.certificates.enabled:
             document["certificate"] = {"certificate": None, "error": "certificate reading is off"}
@@ -228,7 +267,7 @@ class Endpoints:
         except ValueError as exc:
             return WebResponse.text(400, f"{exc}\n")
         exporter = self.exporter
-        domain = exporter.config.domain(name)
+        domain = exporter.domains.get(name) or exporter.config.domain(name)
         if domain is None:
             if not exporter.config.probe.allow_any_target:
                 exporter.metrics.probes.labels("refused").inc()
@@ -309,8 +348,13 @@ class Endpoints:
         page = _int_arg(request.arg("page"), 1, 1, pages)
         shown = heapq.nsmallest(page * size, chosen, key=_landing_key)[(page - 1) * size :]
         rows = []
+        origins = self.exporter.origins
         for _, name, domain_state in shown:
-            rows.extend(_landing_rows(name, domain_state.result, domain_state.certificate))
+            rows.extend(
+                _landing_rows(
+                    name, domain_state.result, domain_state.certificate, origins.get(name, ())
+                )
+            )
         if not rows:
             what = "no domain is configured" if not snapshot else "no domain matches the filter"
             rows.append(f'<tr class="empty"><td colspan="11">{what}</td></tr>')
@@ -324,13 +368,51 @@ class Endpoints:
                 policy=html.escape(str(self.exporter.config.policy)),
                 interval=self.exporter.config.interval,
                 metrics=html.escape("." + urllib.parse.quote(self.routes.telemetry)),
-                warning=self._landing_warnings(),
+                warning=self._landing_warnings() + self._landing_sources(),
                 summary=_landing_summary(view, counts, len(snapshot)),
                 form=_landing_form(view),
                 pager=pager,
                 rows="\n".join(rows),
             ).encode(),
             "text/html; charset=utf-8",
+        )
+
+    def _landing_sources(self) -> str:
+        """The discovery sources' states, when names are discovered (not for a static list)."""
+        statuses = [st for st in self.exporter.state.discovery.all() if st.source != "static"]
+        if not statuses:
+            return ""
+        rows = []
+        for st in statuses:
+            skipped = ", ".join(f"{n} {r}" for r, n in sorted(st.skipped.items()))
+            synced = (
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st.last_sync))
+                if st.last_sync
+                else "never"
+            )
+            cells = [
+                f"{st.source} {st.kind}",
+                "up" if st.up else "DOWN",
+                str(st.objects),
+                str(st.names),
+                skipped,
+                synced,
+                st.last_error,
+            ]
+            tds = "".join(
+                f'<td class="{"down" if i == 1 and not st.up else ""}">{html.escape(c)}</td>'
+                for i, c in enumerate(cells)
+            )
+            rows.append(f"<tr>{tds}</tr>")
+        return (
+            '<details class="sources"><summary>Sources: '
+            f"{sum(st.up for st in statuses)} of {len(statuses)} up, "
+            f"{len(self.exporter.skipped)} names skipped "
+            '(<a href="./discovery">details</a>)</summary>'
+            "<table><thead><tr><th>source</th><th>state</th><th>objects</th><th>names</th>"
+            "<th>skipped</th><th>last sync</th><th>last error</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table></details>"
         )
 
     def _landing_warnings(self) -> str:
@@ -517,8 +599,27 @@ def _landing_pager(
     )
 
 
+def origin_json(origin: Origin) -> dict[str, str]:
+    return {
+        "source": origin.source,
+        "kind": origin.kind,
+        "namespace": origin.namespace,
+        "name": origin.name,
+    }
+
+
+def _origin_text(origin: Origin) -> str:
+    if origin.source == "file":
+        return f"file {origin.name}"
+    where = f"{origin.namespace}/{origin.name}" if origin.namespace else origin.name
+    return f"{origin.kind} {where}"
+
+
 def _landing_rows(
-    name: str, result: ValidationResult | None, certificate: CertificateCheck | None
+    name: str,
+    result: ValidationResult | None,
+    certificate: CertificateCheck | None,
+    origins: Sequence[Origin] = (),
 ) -> list[str]:
     """One domain's row on the landing page, and a row with its fix if it has one."""
     quoted = html.escape(urllib.parse.quote(name, safe=""))
@@ -544,6 +645,9 @@ def _landing_rows(
     group = _RANK_STATE[_landing_rank(result)]
     css = "fail" if group == "failing" else group
     escaped = [html.escape(str(c)) for c in cells] + [links]
+    found = [_origin_text(o) for o in origins if o.source != "static"]
+    if found:
+        escaped[0] += f'<div class="src">{html.escape(", ".join(found))}</div>'
     row = f'<tr class="{css}" data-domain="{html.escape(name)}" title="{title}">'
     rows = [row + "".join(f"<td>{c}</td>" for c in escaped) + "</tr>"]
     hint = fix_hint(result) if result is not None else None
@@ -596,12 +700,13 @@ tr.hint td{{color:#555;font-size:90%;border-top:none}} .warn{{background:#fde8e8
 .summary .pending .n{{color:#8a6d00}} .summary .warning .n{{color:#c25e00}}
 .filter{{margin:.8em 0}} .pager{{margin:.6em 0}} .pager>*{{margin-right:1em}}
 .pager .off{{color:#999}} .pager .where{{color:#333}}
+td .src{{color:#555;font-size:85%}} .sources td.down{{color:#b00020;font-weight:bold}}
 </style></head><body>
 <h1>acme-http01-exporter {version}</h1>
 <p>Let's Encrypt HTTP-01 validation, predicted with the CA's own IPv6/IPv4 fallback and
 redirect rules (policy <b>{policy}</b>, every {interval:g}s).
 <a href="{metrics}">Metrics</a> &middot; <a href="./config">Config</a> &middot;
-<a href="./runbook">Runbook</a> &middot;
+<a href="./runbook">Runbook</a> &middot; <a href="./discovery">Discovery</a> &middot;
 <a href="./-/ready">Ready</a></p>
 {warning}
 {summary}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import cast
@@ -44,6 +44,8 @@ from prometheus_client.openmetrics.exposition import (
 from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
 from exporter import __version__
+from exporter.discovery.kinds import Origin
+from exporter.discovery.status import Status, StatusBook
 from exporter.records import CertificateCheck, Family, ValidationResult
 from exporter.resources import ResourceReason
 
@@ -119,6 +121,14 @@ class Metric(StrEnum):
     RELOADS = "acme_http01_config_reloads"  # counter: _total
     PROBES = "acme_http01_probes"  # counter: _total
     EXPORTER_ERRORS = "acme_http01_exporter_errors"  # counter: _total
+    # Discovery: where names come from (exporter.discovery).
+    DOMAIN_SOURCE_INFO = "acme_http01_domain_source_info"
+    DISCOVERY_UP = "acme_http01_discovery_up"
+    DISCOVERY_OBJECTS = "acme_http01_discovery_objects"
+    DISCOVERY_NAMES = "acme_http01_discovery_names"
+    DISCOVERY_SKIPPED = "acme_http01_discovery_skipped_names"
+    DISCOVERY_LAST_SYNC = "acme_http01_discovery_last_sync_timestamp_seconds"
+    DISCOVERY_ERRORS = "acme_http01_discovery_errors"  # counter: _total
 
 
 @dataclass
@@ -132,6 +142,9 @@ class DomainState:
     hop_failures: dict[str, int] = field(default_factory=dict)
     #: The latest reading of the certificate served on 443 (its own, slower schedule).
     certificate: CertificateCheck | None = None
+    #: When the renewal is planned, where the issuing side says so (cert-manager's
+    #: ``status.renewalTime``); it takes precedence over the served certificate's.
+    planned_renewal: float | None = None
     _lines: tuple[bool, dict[Metric, str]] | None = field(default=None, repr=False)
 
     def after(self, result: ValidationResult) -> DomainState:
@@ -142,6 +155,7 @@ class DomainState:
             validations=dict(self.validations),
             hop_failures=dict(self.hop_failures),
             certificate=self.certificate,
+            planned_renewal=self.planned_renewal,
         )
         new.validations["success" if result.success else "failure"] += 1
         if result.failed_on_redirect_hop:
@@ -168,11 +182,20 @@ class ResultStore:
         self._lock = threading.Lock()
         self._domains: dict[str, DomainState] = {}
 
-    def set_domains(self, names: Iterable[str]) -> None:
-        """Keep exactly these domains (in this order); new ones start empty."""
+    def set_domains(self, names: Iterable[str], plans: Mapping[str, float] | None = None) -> None:
+        """Keep exactly these domains (in this order); new ones start empty. ``plans``: each
+        domain's planned renewal, where known (:attr:`DomainState.planned_renewal`)."""
+        plans = plans or {}
         with self._lock:
             old = self._domains
-            self._domains = {name: old.get(name) or DomainState() for name in names}
+            new: dict[str, DomainState] = {}
+            for name in names:
+                state = old.get(name) or DomainState()
+                plan = plans.get(name)
+                if state.planned_renewal != plan:
+                    state = dataclasses.replace(state, planned_renewal=plan, _lines=None)
+                new[name] = state
+            self._domains = new
 
     def record(self, result: ValidationResult) -> ValidationResult | None:
         """Store a result; returns the previous one. Ignored for unknown domains."""
@@ -229,6 +252,10 @@ class ServiceState:
     renewal_window: float = 7 * 86400.0
     #: Whether the resolver validates DNSSEC; ``None`` until checked or when it did not answer.
     resolver_validating: bool | None = None
+    #: The discovery sources' statuses (read at scrape time).
+    discovery: StatusBook = field(default_factory=StatusBook)
+    #: The sample lines of acme_http01_domain_source_info, rebuilt when the names change.
+    source_lines: str = ""
 
 
 #: Per-domain families, in exposition order: (metric, type, help, label names).
@@ -336,8 +363,9 @@ DOMAIN_FAMILIES: tuple[tuple[Metric, str, str, tuple[str, ...]], ...] = (
     (
         Metric.CERT_RENEWAL_DUE,
         "gauge",
-        "When a standard ACME client renews that certificate (Unix time): when the "
-        "configured fraction of its lifetime (a third by default) is left.",
+        "When the certificate's renewal is due (Unix time): for a name of a cert-manager "
+        "Certificate, its status.renewalTime; otherwise when the configured fraction of the "
+        "served certificate's lifetime (a third by default) is left.",
         ("domain",),
     ),
     (
@@ -423,8 +451,10 @@ def domain_samples(
         cert = check.certificate
         out[Metric.CERT_NOT_BEFORE].append((d, cert.not_before))
         out[Metric.CERT_NOT_AFTER].append((d, cert.not_after))
-        out[Metric.CERT_RENEWAL_DUE].append((d, cert.renewal_due))
+        out[Metric.CERT_RENEWAL_DUE].append((d, state.planned_renewal or cert.renewal_due))
         out[Metric.CERT_CHAIN_VALID].append((d, 1 if cert.chain_valid else 0))
+    elif state.planned_renewal is not None:
+        out[Metric.CERT_RENEWAL_DUE].append((d, state.planned_renewal))
     result = state.result
     if result is None:
         return out
@@ -572,6 +602,88 @@ def render_exporter(state: ServiceState, domains: int, *, openmetrics: bool = Fa
     )
 
 
+def source_line(domain: str, origin: Origin) -> str:
+    """One ``acme_http01_domain_source_info`` sample (file paths may need escaping)."""
+    return (
+        f'{Metric.DOMAIN_SOURCE_INFO}{{domain="{domain}",source="{_escape(origin.source)}",'
+        f'kind="{_escape(origin.kind)}",namespace="{_escape(origin.namespace)}",'
+        f'name="{_escape(origin.name)}"}} 1\n'
+    )
+
+
+def render_discovery(state: ServiceState, *, openmetrics: bool = False) -> str:
+    """Where names come from: the per-domain join, and each source's state."""
+    escape_help = _openmetrics_escape if openmetrics else _help_escape
+
+    def header(metric: Metric, kind: str, doc: str) -> str:
+        name = f"{metric}_total" if kind == "counter" and not openmetrics else str(metric)
+        return f"# HELP {name} {escape_help(doc)}\n# TYPE {name} {kind}\n"
+
+    statuses = state.discovery.all()
+    parts = [
+        header(
+            Metric.DOMAIN_SOURCE_INFO,
+            "gauge",
+            "Where a validated domain was found: one series per source object (static list, "
+            "file, or Kubernetes kind/namespace/name); always 1. Join on domain.",
+        ),
+        state.source_lines,
+    ]
+
+    def labels(status: Status, *extra: tuple[str, str]) -> str:
+        pairs = (("source", str(status.source)), ("kind", status.kind), *extra)
+        return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+
+    families: tuple[tuple[Metric, str, str, Callable[[Status], list[tuple[str, float]]]], ...] = (
+        (
+            Metric.DISCOVERY_UP,
+            "gauge",
+            "1 if the source's last list, watch or read worked; 0 while it fails (its last "
+            "known names are kept).",
+            lambda st: [(labels(st), 1 if st.up else 0)],
+        ),
+        (
+            Metric.DISCOVERY_OBJECTS,
+            "gauge",
+            "Objects (files) the source currently knows.",
+            lambda st: [(labels(st), st.objects)],
+        ),
+        (
+            Metric.DISCOVERY_NAMES,
+            "gauge",
+            "Names the source puts up for validation (all shards).",
+            lambda st: [(labels(st), st.names)],
+        ),
+        (
+            Metric.DISCOVERY_SKIPPED,
+            "gauge",
+            "Names the source found that Let's Encrypt would not validate over HTTP-01, by "
+            "reason (wildcard, DNS-01 solver, not an ACME issuer...).",
+            lambda st: [(labels(st, ("reason", r)), n) for r, n in sorted(st.skipped.items())],
+        ),
+        (
+            Metric.DISCOVERY_LAST_SYNC,
+            "gauge",
+            "Unix time the source was last known to be current (a list, a read, a watch "
+            "event or bookmark); 0: never.",
+            lambda st: [(labels(st), st.last_sync)],
+        ),
+        (
+            Metric.DISCOVERY_ERRORS,
+            "counter",
+            "Failed lists, watches and reads of the source, by reason.",
+            lambda st: [(labels(st, ("reason", str(r))), n) for r, n in sorted(st.errors.items())],
+        ),
+    )
+    for metric, kind, doc, samples in families:
+        parts.append(header(metric, kind, doc))
+        sample = f"{metric}_total" if kind == "counter" else str(metric)
+        for status in statuses:
+            for label_text, value in samples(status):
+                parts.append(f"{sample}{label_text} {floatToGoString(value)}\n")
+    return "".join(parts)
+
+
 def runtime_registry() -> CollectorRegistry:
     """``process_*``, ``python_info`` and ``python_gc_*``: prometheus_client's default
     collectors, in a registry of their own (a handful of samples, collected per scrape)."""
@@ -600,11 +712,16 @@ class Exposition:
         self.registry = registry
         self.runtime = runtime_registry() if runtime is None else runtime
 
-    def render(self, openmetrics: bool = False) -> bytes:
+    def render(self, openmetrics: bool = False, discovery: str | None = None) -> bytes:
+        """The whole exposition. ``discovery``: :func:`render_discovery`'s text, made on the
+        event loop that owns the sources (this may run in a thread); None: made here."""
         snapshot = self.store.snapshot()
         ipv6 = self.state.ipv6_capable
         text = render_domains(snapshot, ipv6_measured=ipv6, openmetrics=openmetrics)
         text += render_exporter(self.state, len(snapshot), openmetrics=openmetrics)
+        if discovery is None:
+            discovery = render_discovery(self.state, openmetrics=openmetrics)
+        text += discovery
         if not openmetrics:
             return text.encode() + generate_latest(self.registry) + generate_latest(self.runtime)
         # prometheus_client ends each registry's exposition with # EOF: once, at the end.

@@ -30,9 +30,12 @@ from prometheus_client import CollectorRegistry
 
 from exporter.certs import CertificateReader
 from exporter.compose import Bundle, build_validator, load_bundle
-from exporter.config import Config, ConfigError, DomainConfig
+from exporter.config import Config, ConfigError, DomainConfig, account_uri_ok
+from exporter.discovery.kinds import Found, Origin
+from exporter.discovery.manager import Discovery
+from exporter.discovery.status import SourceName
 from exporter.http01 import Validator
-from exporter.metrics import Exposition, ResultStore, SelfMetrics, ServiceState
+from exporter.metrics import Exposition, ResultStore, SelfMetrics, ServiceState, source_line
 from exporter.records import FallbackPolicy, ValidationResult
 from exporter.report import resolver_warning
 from exporter.resources import ExporterResourceError
@@ -113,7 +116,17 @@ class Exporter:
         self.state.perspective = perspective
         self.state.shard = self.shard.index
         self.state.shards = self.shard.count
-        self.store.set_domains(d.name for d in self.mine(config))
+        self.discovery = Discovery(self._discovered)
+        self.discovery.book = self.state.discovery
+        #: The domains this replica validates now: the static list and what the sources
+        #: found, in this shard; where each came from; what was found and not validated.
+        self.domains: dict[str, DomainConfig] = {}
+        self.origins: dict[str, tuple[Origin, ...]] = {}
+        self.skipped: list[Found] = []
+        #: Whether every source had made its first attempt when the set was last merged.
+        self.discovery_settled = True
+        self._domains_lock = asyncio.Lock()
+        self._merge()
         self.state.reload_success_timestamp = time.time()
         self.state.interval = config.interval
         self.state.renewal_window = config.certificates.renewal_window
@@ -134,9 +147,69 @@ class Exporter:
     def certificates(self) -> CertificateReader:
         return self.bundle.certificates
 
-    def mine(self, config: Config) -> list[DomainConfig]:
-        """The configured domains this replica validates (all of them unless sharded)."""
-        return [d for d in config.domains if self.shard.owns(d.name)]
+    def _merge(self) -> None:
+        """The static list and the discovered names, as one set: a name found twice is
+        validated once (the static entry's settings win) and keeps every origin."""
+        config = self.config
+        static = Origin(SourceName.STATIC.value, "", "", "")
+        domains: dict[str, DomainConfig] = {d.name: d for d in config.domains}
+        origins: dict[str, list[Origin]] = {name: [static] for name in domains}
+        plans: dict[str, float] = {}
+        skipped: list[Found] = []
+        names: dict[tuple[str, str], set[str]] = {}
+        skips: dict[tuple[str, str], dict[str, int]] = {}
+        for found in self.discovery.found():
+            key = (found.origin.source, found.origin.kind)
+            if found.skipped is not None:
+                per_reason = skips.setdefault(key, {})
+                per_reason[found.skipped] = per_reason.get(found.skipped, 0) + 1
+                skipped.append(found)
+                continue
+            names.setdefault(key, set()).add(found.name)
+            where = origins.setdefault(found.name, [])
+            if found.origin not in where:
+                where.append(found.origin)
+            if found.name not in domains:
+                uri = found.account_uri
+                domains[found.name] = DomainConfig.model_construct(
+                    name=found.name,
+                    token=None,
+                    key_authorization=None,
+                    account_uris=[uri] if uri and account_uri_ok(uri) else None,
+                )
+            if found.renewal_time is not None:
+                plans[found.name] = min(found.renewal_time, plans.get(found.name, float("inf")))
+        mine = {name: d for name, d in domains.items() if self.shard.owns(name)}
+        self.discovery_settled = self.discovery.settled()
+        self.domains = mine
+        self.origins = {name: tuple(origins[name]) for name in mine}
+        self.skipped = [f for f in skipped if self.shard.owns(f.name)]
+        book = self.state.discovery
+        book.get(SourceName.STATIC, "").names = len(config.domains)
+        book.get(SourceName.STATIC, "").synced()
+        for status in book.all():
+            if status.source is not SourceName.STATIC:
+                key = (status.source.value, status.kind)
+                status.names = len(names.get(key, ()))
+                status.skipped = skips.get(key, {})
+        self.store.set_domains(mine, plans)
+        self.state.source_lines = "".join(
+            source_line(name, origin) for name, where in self.origins.items() for origin in where
+        )
+
+    def _discovered(self) -> None:
+        """The sources' names changed: merge again, and schedule what is new."""
+        task = asyncio.get_running_loop().create_task(self._refresh_domains())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _refresh_domains(self) -> None:
+        async with self._domains_lock:
+            before = len(self.domains)
+            self._merge()
+            await self._schedule(reschedule=False)
+            if len(self.domains) < before:
+                release_memory()
 
     def validator_for(self, policy: FallbackPolicy | None) -> Validator:
         """The running validator, or one under another fallback policy."""
@@ -146,7 +219,7 @@ class Exporter:
 
     def _check_domains(self, config: Config) -> None:
         """An explicit empty domain list is valid, but never silent."""
-        if not self.mine(config):
+        if not self.domains and not self.discovery.active:
             log.warning(
                 "no domains to validate: the config lists none"
                 + (" (or none falls in this shard)" if config.domains else ""),
@@ -190,7 +263,7 @@ class Exporter:
 
     async def _schedule(self, *, reschedule: bool) -> None:
         config = self.config
-        names = [d.name for d in self.mine(config)]
+        names = list(self.domains)
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, full_collection_threshold(len(names)))
         await self.scheduler.sync(
@@ -263,13 +336,15 @@ class Exporter:
             self._semaphore = asyncio.Semaphore(new.concurrency)
         if new.certificates.concurrency != old.certificates.concurrency:
             self._readings = asyncio.Semaphore(new.certificates.concurrency)
-        self.store.set_domains(d.name for d in self.mine(new))
+        self._configure_discovery()
         changed = (new.interval, new.effective_jitter, new.certificates.interval) != (
             old.interval,
             old.effective_jitter,
             old.certificates.interval,
         )
-        await self._schedule(reschedule=changed)
+        async with self._domains_lock:
+            self._merge()
+            await self._schedule(reschedule=changed)
         self.state.reload_successful = True
         self.state.reload_success_timestamp = time.time()
         self.state.interval = new.interval
@@ -287,7 +362,7 @@ class Exporter:
             release_memory()
         log.info(
             "config reloaded",
-            extra={"fields": {"file": self.config_file, "domains": len(self.mine(new))}},
+            extra={"fields": {"file": self.config_file, "domains": len(self.domains)}},
         )
 
     # --------------------------------------------------------------- validations
@@ -298,8 +373,8 @@ class Exporter:
             if due is not None:
                 delay = (dt.datetime.now(dt.UTC) - due).total_seconds()
                 self.metrics.scheduler_delay.observe(max(0.0, delay))
-            domain = self.config.domain(name)
-            if domain is None:  # removed by a reload while waiting
+            domain = self.domains.get(name)
+            if domain is None:  # removed (a reload, a source) while waiting
                 return
             try:
                 result = await guarded(self.validator, domain, self.metrics)
@@ -322,7 +397,7 @@ class Exporter:
         """One scheduled reading of ``name``'s certificate; never raises."""
         del due  # the scheduler delay metric is about validations
         async with self._readings:  # never takes a validation's slot
-            if self.config.domain(name) is None:  # removed by a reload while waiting
+            if name not in self.domains:  # removed (a reload, a source) while waiting
                 return
             try:
                 check = await self.certificates.read(name)
@@ -354,6 +429,7 @@ class Exporter:
         """Start the schedule; with ``auto_reload_interval``, also check the config file's
         content that often and reload when it changed (Prometheus'
         ``--config.auto-reload-interval``)."""
+        self._configure_discovery()
         await self._schedule(reschedule=False)
         self.scheduler.start()
         self._spawn_resolver_check()
@@ -373,7 +449,13 @@ class Exporter:
                 seen = digest
                 await self.request_reload()
 
+    def _configure_discovery(self) -> None:
+        sources = self.config.sources
+        self.discovery.configure(sources.files, sources.kubernetes, self.bundle.kubeconfig)
+        self.discovery_settled = self.discovery.settled()
+
     async def stop(self) -> None:
+        await self.discovery.stop()
         for task in list(self._checks):
             task.cancel()
         for waiting in (self._reload_waiting, self._watcher):

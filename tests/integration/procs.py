@@ -74,13 +74,25 @@ class LabProcess:
 class ExporterProcess:
     """The exporter, started exactly as a user would, listening on an ephemeral port."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(
+        self, *args: str, prefix: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """``prefix``: a command the exporter runs under (``unshare ...``); ``env``: extra
+        environment variables."""
         self.proc = subprocess.Popen(
-            [*EXE, "--web.listen-address", "127.0.0.1:0", "--log.format", "json", *args],
+            [
+                *(prefix or []),
+                *EXE,
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.format",
+                "json",
+                *args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=subprocess_env(),
+            env={**subprocess_env(), **(env or {})},
             cwd=ROOT,
         )
         self.logs: list[dict[str, Any]] = []

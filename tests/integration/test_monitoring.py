@@ -370,6 +370,7 @@ NEVER_FIRING = {
     "AcmeHttp01WebConfigReloadFailed",
     "AcmeHttp01NoFirstResult",
     "AcmeHttp01ExporterOutOfResources",
+    "AcmeHttp01DiscoverySourceDown",
 }
 
 

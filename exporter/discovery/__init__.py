@@ -1,0 +1,1 @@
+"""Domain discovery: the names to validate, found where they live (files, Kubernetes)."""
