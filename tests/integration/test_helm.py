@@ -234,7 +234,7 @@ def test_config_change_rolls_the_pods() -> None:
     assert checksum() != checksum("config.interval=10m")
 
 
-@pytest.mark.parametrize("name", ["default", "monitoring", "sharded"])
+@pytest.mark.parametrize("name", ["default", "monitoring", "sharded", "discovery"])
 def test_embedded_config_passes_the_exporters_config_check(name: str, tmp_path: Path) -> None:
     configmap = next(
         d
@@ -243,16 +243,35 @@ def test_embedded_config_passes_the_exporters_config_check(name: str, tmp_path: 
     )
     path = tmp_path / "config.yml"
     path.write_text(configmap["data"]["config.yml"])
+    # With config.sources.kubernetes the check loads the client config, which the pod has
+    # from its ServiceAccount: here a kubeconfig stands in for it (nothing connects).
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    env = subprocess_env()
+    env.pop("KUBERNETES_SERVICE_HOST", None)
     proc = subprocess.run(
         [sys.executable, "-m", "exporter", "--config.file", str(path), "--config.check"],
         capture_output=True,
         text=True,
         timeout=60,
-        env=subprocess_env(),
+        env=dict(env, KUBECONFIG=str(kubeconfig)),
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"{path}: OK")
+    if name == "discovery":
+        assert "file source" in proc.stdout and "Kubernetes" in proc.stdout  # both read
 
 
 def test_monitoring_resources() -> None:
@@ -1107,7 +1126,7 @@ def test_extra_env_with_the_shards_pod_name() -> None:
 
 def test_common_labels_on_every_resource() -> None:
     labels = {"team": "platform", "tier": "observability"}
-    for name in ("operator", "monitoring", "web-tls", "sharded"):
+    for name in ("operator", "monitoring", "web-tls", "sharded", "discovery"):
         docs = render(values(name), "commonLabels.team=platform", "commonLabels.tier=observability")
         for doc in docs:
             found = doc["metadata"]["labels"]
@@ -1844,3 +1863,529 @@ def test_the_paths_the_chart_renders_answer_on_the_real_exporter() -> None:
         assert exporter.request("/metrics")[0] == 404
     finally:
         exporter.stop()
+
+
+# ------------------------------------------------------------------ domain discovery
+
+RBAC_API = "rbac.authorization.k8s.io/v1"
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+READ_VERBS = ["get", "list", "watch"]
+# What each kind of config.sources.kubernetes reads (design: issue #21): (group, resource).
+KIND_RESOURCES = {
+    "ingress": {("networking.k8s.io", "ingresses")},
+    "certificate": {("cert-manager.io", "certificates"), ("cert-manager.io", "issuers")},
+    "httproute": {
+        ("gateway.networking.k8s.io", "httproutes"),
+        ("gateway.networking.k8s.io", "gateways"),
+    },
+}
+CLUSTER_RESOURCES = {"certificate": {("cert-manager.io", "clusterissuers")}}
+KINDS = tuple(KIND_RESOURCES)
+
+
+def render_values(overrides: dict[str, Any], *sets: str) -> list[dict[str, Any]]:
+    """The chart rendered with ``overrides`` as a values file (over the defaults)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as file:
+        file.write(yaml.safe_dump(overrides))
+        file.flush()
+        return render(Path(file.name), *sets)
+
+
+def kubernetes_source(enabled: tuple[str, ...] = KINDS, **settings: Any) -> dict[str, Any]:
+    """Values with config.sources.kubernetes: ``enabled`` kinds on, the others off."""
+    source: dict[str, Any] = dict(settings)
+    for kind in KINDS:
+        if kind not in enabled:
+            source[kind] = {"enabled": False}
+    return {"config": {"domains": ["example.com"], "sources": {"kubernetes": source}}}
+
+
+def rbac(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found = {kind: docs_ for kind, docs_ in kinds(docs).items() if kind in RBAC_KINDS}
+    for kind_docs in found.values():
+        assert all(d["apiVersion"] == RBAC_API for d in kind_docs)
+    return found
+
+
+def granted(role: dict[str, Any]) -> set[tuple[str, str]]:
+    """(group, resource) pairs a Role or ClusterRole grants, after checking that it grants
+    only get, list and watch, by name of resource (no wildcard, no URL, no resourceNames)."""
+    pairs: set[tuple[str, str]] = set()
+    for rule in role["rules"]:
+        assert sorted(rule) == ["apiGroups", "resources", "verbs"], rule
+        assert rule["verbs"] == READ_VERBS, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert "*" not in (group, resource), rule
+                pairs.add((group, resource))
+    return pairs
+
+
+def exporter_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    workload = next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet"))
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def token_mounts(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each container's mounts at the service-account token's path."""
+    return {
+        c["name"]: [m for m in c.get("volumeMounts", []) if m["mountPath"] == TOKEN_DIR]
+        for c in exporter_pod(docs)["containers"]
+    }
+
+
+def test_discovery_is_off_by_default() -> None:
+    for docs in (render(), render(values("default")), render(values("sharded"))):
+        assert rbac(docs) == {}
+        assert all(not m for m in token_mounts(docs).values())
+        pod = exporter_pod(docs)
+        assert pod["automountServiceAccountToken"] is False
+        assert not any(v["name"].startswith(("domains-", "kube-api")) for v in pod["volumes"])
+        assert not any(d["metadata"]["name"].endswith("-domains") for d in docs)
+    # Static names in sources (no discovery) render nothing either.
+    docs = render_values({"config": {"sources": {"static": ["example.com"]}}})
+    assert rbac(docs) == {} and all(not m for m in token_mounts(docs).values())
+
+
+ENABLED_CASES = [
+    KINDS,
+    ("ingress",),
+    ("certificate",),
+    ("httproute",),
+    ("ingress", "httproute"),
+    ("certificate", "httproute"),
+]
+
+
+@pytest.mark.parametrize("enabled", ENABLED_CASES, ids=lambda e: "+".join(e))
+def test_cluster_wide_rbac_grants_the_enabled_kinds_only(enabled: tuple[str, ...]) -> None:
+    docs = render_values(kubernetes_source(enabled))
+    found = rbac(docs)
+    assert sorted(found) == ["ClusterRole", "ClusterRoleBinding"]
+    (role,) = found["ClusterRole"]
+    expected = set().union(*(KIND_RESOURCES[k] | CLUSTER_RESOURCES.get(k, set()) for k in enabled))
+    assert granted(role) == expected
+    assert role["metadata"]["name"] == FULLNAME
+    assert role["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+    (binding,) = found["ClusterRoleBinding"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": FULLNAME,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": "monitoring"}
+    ]
+
+
+def test_kubernetes_source_with_every_default_is_on() -> None:
+    """`kubernetes: {}` is the source with every default: every kind, cluster-wide."""
+    docs = render_values({"config": {"sources": {"kubernetes": {}}}})
+    (role,) = rbac(docs)["ClusterRole"]
+    assert granted(role) == set().union(*KIND_RESOURCES.values(), *CLUSTER_RESOURCES.values())
+    assert token_mounts(docs)["exporter"]
+
+
+def test_no_kind_enabled_renders_no_rbac() -> None:
+    assert rbac(render_values(kubernetes_source(()))) == {}
+    assert rbac(render_values(kubernetes_source(namespaces=["web"], enabled=()))) == {}
+
+
+@pytest.mark.parametrize("enabled", ENABLED_CASES, ids=lambda e: "+".join(e))
+def test_namespaced_rbac_per_listed_namespace(enabled: tuple[str, ...]) -> None:
+    docs = render_values(kubernetes_source(enabled, namespaces=["web", "shop"]))
+    found = rbac(docs)
+    namespaced = set().union(*(KIND_RESOURCES[k] for k in enabled))
+    roles = {r["metadata"]["namespace"]: r for r in found["Role"]}
+    bindings = {b["metadata"]["namespace"]: b for b in found["RoleBinding"]}
+    assert sorted(roles) == sorted(bindings) == ["shop", "web"]
+    for namespace, role in roles.items():
+        assert role["metadata"]["name"] == FULLNAME
+        assert granted(role) == namespaced, namespace
+        binding = bindings[namespace]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": FULLNAME,
+        }
+        # The chart's ServiceAccount, in the release's namespace (not the Role's).
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": "monitoring"}
+        ]
+    # clusterissuers are cluster-scoped: a ClusterRole of their own, only with certificate.
+    if "certificate" in enabled:
+        (cluster_role,) = found["ClusterRole"]
+        assert granted(cluster_role) == {("cert-manager.io", "clusterissuers")}
+        (cluster_binding,) = found["ClusterRoleBinding"]
+        assert cluster_binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+        assert cluster_binding["subjects"] == binding["subjects"]
+    else:
+        assert "ClusterRole" not in found and "ClusterRoleBinding" not in found
+
+
+@pytest.mark.parametrize(
+    ("sets", "account"),
+    [
+        ([], FULLNAME),
+        (["serviceAccount.name=acme-reader"], "acme-reader"),
+        (["serviceAccount.create=false", "serviceAccount.name=existing"], "existing"),
+        (["serviceAccount.create=false"], "default"),
+        (["fullnameOverride=acme"], "acme"),
+    ],
+    ids=["generated", "named", "existing", "default", "fullname-override"],
+)
+def test_bindings_name_the_pods_service_account(sets: list[str], account: str) -> None:
+    docs = render_values(kubernetes_source(namespaces=["web"]), *sets)
+    assert exporter_pod(docs)["serviceAccountName"] == account
+    found = rbac(docs)
+    for binding in found["RoleBinding"] + found["ClusterRoleBinding"]:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": "monitoring"}
+        ]
+    accounts = kinds(docs).get("ServiceAccount", [])
+    assert [a["metadata"]["name"] for a in accounts] == (
+        [] if "create=false" in str(sets) else [account]
+    )
+
+
+def test_rbac_create_false_renders_none_but_keeps_the_token() -> None:
+    docs = render_values(kubernetes_source(), "discovery.rbac.create=false")
+    assert rbac(docs) == {}
+    assert token_mounts(docs)["exporter"]
+
+
+def test_the_exporter_alone_gets_the_token_with_discovery() -> None:
+    docs = render_values(
+        {
+            **kubernetes_source(),
+            "extraContainers": [{"name": "sidecar", "image": "busybox:1.36"}],
+        }
+    )
+    pod = exporter_pod(docs)
+    # The pod-wide automount stays off: the other containers get no token.
+    assert pod["automountServiceAccountToken"] is False
+    assert one(docs, "ServiceAccount")["automountServiceAccountToken"] is False
+    mounts = token_mounts(docs)
+    assert mounts == {
+        "unbound": [],
+        "exporter": [{"name": "kube-api-access", "mountPath": TOKEN_DIR, "readOnly": True}],
+        "sidecar": [],
+    }
+    volume = next(v for v in pod["volumes"] if v["name"] == "kube-api-access")
+    # The files the in-cluster client reads: token, ca.crt, namespace.
+    assert volume == {
+        "name": "kube-api-access",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
+            ]
+        },
+    }
+
+
+def test_no_token_without_discovery_or_with_a_kubeconfig() -> None:
+    for docs in (
+        render(values("default")),
+        render_values({"discovery": {"files": {"lists": {"a": ["example.com"]}}}}),
+        render_values(kubernetes_source(kubeconfig="/etc/kube/config")),
+    ):
+        assert all(not m for m in token_mounts(docs).values())
+        assert not any(v["name"] == "kube-api-access" for v in exporter_pod(docs)["volumes"])
+    # The kubeconfig's identity is not the ServiceAccount's, but the RBAC is still the chart's
+    # to give (discovery.rbac.create), for a kubeconfig naming the ServiceAccount's token.
+    assert rbac(render_values(kubernetes_source(kubeconfig="/etc/kube/config")))
+
+
+def test_sharded_statefulset_every_replica_watches() -> None:
+    """Sharding splits the validations, not the discovery: each replica watches (the same
+    token, the same RBAC), and nothing else of the StatefulSet changes."""
+    overrides = yaml.safe_load(values("sharded").read_text())
+    overrides["config"]["sources"] = {"kubernetes": {"namespaces": ["web"]}}
+    docs = render_values(overrides)
+    plain = render(values("sharded"))
+    statefulset = one(docs, "StatefulSet")
+    assert statefulset["spec"]["replicas"] == 3
+    assert token_mounts(docs)["exporter"]
+    assert rbac(docs) == rbac(render_values(kubernetes_source(namespaces=["web"])))
+    with_discovery = containers(docs, "StatefulSet")["exporter"]
+    without = containers(plain, "StatefulSet")["exporter"]
+    assert with_discovery["args"] == without["args"] and with_discovery["env"] == without["env"]
+    spec = dict(statefulset["spec"], template=None)
+    assert spec == dict(one(plain, "StatefulSet")["spec"], template=None)
+
+
+def test_existing_config_takes_the_kubernetes_source_from_the_values() -> None:
+    """The chart cannot read an existing ConfigMap's config: config.sources.kubernetes in the
+    values still drives the RBAC and the token."""
+    docs = render_values(
+        {**kubernetes_source(("ingress",), namespaces=["web"]), "existingConfigMap": "own"}
+    )
+    assert not any(d["kind"] == "ConfigMap" and d["metadata"]["name"] == FULLNAME for d in docs)
+    (role,) = rbac(docs)["Role"]
+    assert granted(role) == KIND_RESOURCES["ingress"]
+    assert token_mounts(docs)["exporter"]
+
+
+def test_domain_list_configmaps_are_mounted_read_only() -> None:
+    docs = render(values("discovery"))
+    exporter = containers(docs)["exporter"]
+    mounts = {m["mountPath"]: m for m in exporter["volumeMounts"]}
+    volumes = {v["name"]: v for v in exporter_pod(docs)["volumes"]}
+    expected = {
+        "/etc/acme-http01-exporter/domains/team-domains": "team-domains",
+        "/etc/acme-http01-exporter/domains/chart": f"{FULLNAME}-domains",
+    }
+    for path, name in expected.items():
+        mount = mounts[path]
+        assert mount["readOnly"] is True, path
+        assert "subPath" not in mount  # a subPath mount is never updated
+        assert volumes[mount["name"]]["configMap"] == {"name": name}
+    # The unbound sidecar mounts none of them.
+    unbound = containers(docs)["unbound"]
+    assert not any("domains" in m["mountPath"] for m in unbound["volumeMounts"])
+    # The chart's lists: one YAML list per key, as the exporter reads a file of names.
+    (configmap,) = [d for d in docs if d["metadata"]["name"] == f"{FULLNAME}-domains"]
+    assert configmap["kind"] == "ConfigMap"
+    assert {k: yaml.safe_load(v) for k, v in configmap["data"].items()} == {
+        "platform.yaml": ["www.example.org", "api.example.org"]
+    }
+    # The config's file patterns name the mounted directories.
+    patterns = exporter_config(docs)["sources"]["files"][0]["files"]
+    assert {p.rsplit("/", 1)[0] for p in patterns} == set(expected)
+
+
+def test_domain_list_mount_paths_and_names() -> None:
+    docs = render_values(
+        {
+            "discovery": {
+                "files": {
+                    "configMaps": [
+                        {"name": "a.b"},
+                        {"name": "c", "mountPath": "/srv/names/"},
+                    ],
+                    "lists": {"x": ["a.example"], "y-2": []},
+                }
+            }
+        }
+    )
+    exporter = containers(docs)["exporter"]
+    assert exporter["volumeMounts"][1:] == [
+        {
+            "name": "domains-0",
+            "mountPath": "/etc/acme-http01-exporter/domains/a.b",
+            "readOnly": True,
+        },
+        {"name": "domains-1", "mountPath": "/srv/names", "readOnly": True},
+        {
+            "name": "domains-chart",
+            "mountPath": "/etc/acme-http01-exporter/domains/chart",
+            "readOnly": True,
+        },
+    ]
+    (configmap,) = [d for d in docs if d["metadata"]["name"] == f"{FULLNAME}-domains"]
+    assert {k: yaml.safe_load(v) for k, v in configmap["data"].items()} == {
+        "x.yaml": ["a.example"],
+        "y-2.yaml": [],
+    }
+
+
+def test_domain_list_changes_do_not_roll_the_pods() -> None:
+    """The kubelet updates the mounted files in place (atomically): the exporter re-reads
+    them, so a changed list changes no pod annotation."""
+
+    def annotations(names: list[str]) -> dict[str, str]:
+        docs = render_values({"discovery": {"files": {"lists": {"a": names}}}})
+        found: dict[str, str] = one(docs, "Deployment")["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        return found
+
+    assert annotations(["a.example"]) == annotations(["a.example", "b.example"])
+
+
+@pytest.mark.parametrize(
+    ("configmaps", "message"),
+    [
+        (
+            [{"name": "chart"}],
+            "two ConfigMaps are mounted at /etc/acme-http01-exporter/domains/chart",
+        ),
+        (
+            [{"name": "a", "mountPath": "/srv/x"}, {"name": "b", "mountPath": "/srv/x/"}],
+            "two ConfigMaps are mounted at /srv/x",
+        ),
+        ([{"name": "a", "mountPath": "/etc/acme-http01-exporter/web"}], "cannot be mounted at"),
+        ([{"name": "a", "mountPath": TOKEN_DIR}], "cannot be mounted at"),
+    ],
+    ids=["chart-dir", "same-path", "web-config", "token"],
+)
+def test_domain_list_mount_conflicts_fail(configmaps: list[dict[str, str]], message: str) -> None:
+    overrides = {"discovery": {"files": {"configMaps": configmaps, "lists": {"a": ["x.example"]}}}}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        file.write(yaml.safe_dump(overrides))
+        file.flush()
+        proc = run_helm("template", "rel", str(CHART), "-f", file.name, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("discovery.rbac.create=maybe", "at '/discovery/rbac/create': got string, want boolean"),
+        ("discovery.rbac.verbs=list", "at '/discovery/rbac': additional properties 'verbs'"),
+        ("discovery.kubernetes=x", "at '/discovery': additional properties 'kubernetes'"),
+        ("discovery.files.configMaps[0].mountPath=/x", "missing property 'name'"),
+        ("discovery.files.configMaps[0].name=Bad_Name", "at '/discovery/files/configMaps/0/name'"),
+        (
+            "discovery.files.configMaps[0].name=a,discovery.files.configMaps[0].mountPath=rel",
+            "at '/discovery/files/configMaps/0/mountPath'",
+        ),
+        ("discovery.files.lists.a=x.example", "at '/discovery/files/lists/a': got string"),
+        ("discovery.files.lists.\\.hidden[0]=x.example", "invalid propertyName '.hidden'"),
+        (
+            "discovery.networkPolicy.apiServerPorts[0]=0",
+            "/discovery/networkPolicy/apiServerPorts/0",
+        ),
+        (
+            "config.sources.kubernetes.namespaces[0]=Web_1",
+            "at '/config/sources/kubernetes/namespaces/0'",
+        ),
+        (
+            "config.sources.kubernetes.ingress.enabled=no",
+            "at '/config/sources/kubernetes/ingress/enabled': got string, want boolean",
+        ),
+    ],
+)
+def test_schema_rejects_bad_discovery_values(setting: str, message: str) -> None:
+    proc = run_helm("template", "rel", str(CHART), "--set", setting, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_network_policy_lets_the_exporter_reach_the_api_server() -> None:
+    def egress_ports(docs: list[dict[str, Any]]) -> list[int]:
+        rules = one(docs, "NetworkPolicy")["spec"]["egress"]
+        return sorted(p["port"] for rule in rules for p in rule["ports"])
+
+    base = [53, 53, 80, 443]
+    assert egress_ports(render(values("default"), "networkPolicy.enabled=true")) == base
+    assert egress_ports(render(values("discovery"))) == [*base, 6443]
+    docs = render_values(
+        {
+            **kubernetes_source(),
+            "networkPolicy": {"enabled": True},
+            "discovery": {"networkPolicy": {"apiServerPorts": [8443, 6443]}},
+        }
+    )
+    assert egress_ports(docs) == [*base, 6443, 8443]
+    rule = one(docs, "NetworkPolicy")["spec"]["egress"][-1]
+    assert "to" not in rule and {p["protocol"] for p in rule["ports"]} == {"TCP"}
+    docs = render_values(
+        {**kubernetes_source(), "networkPolicy": {"enabled": True}},
+        "discovery.networkPolicy.apiServerPorts=null",
+    )
+    assert egress_ports(docs) == base
+
+
+def test_probe_targets_with_discovered_names() -> None:
+    """Discovered names are known at run time only: the chart does not check the targets
+    then; names of sources.static count as configured ones."""
+
+    def probe_targets(overrides: dict[str, Any]) -> list[str]:
+        docs = render_values({**overrides, "probe": {"enabled": True, "targets": ["x.example"]}})
+        static: list[str] = one(docs, "Probe")["spec"]["targets"]["staticConfig"]["static"]
+        return static
+
+    assert probe_targets(kubernetes_source()) == ["x.example"]
+    assert probe_targets({"config": {"sources": {"files": [{"files": ["/d/*.yaml"]}]}}}) == [
+        "x.example"
+    ]
+    assert probe_targets({"config": {"sources": {"static": ["x.example"]}}}) == ["x.example"]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+        file.write(
+            yaml.safe_dump(
+                {
+                    "config": {"sources": {"static": ["y.example"]}},
+                    "probe": {"enabled": True, "targets": ["x.example"]},
+                }
+            )
+        )
+        file.flush()
+        proc = run_helm("template", "rel", str(CHART), "-f", file.name, check=False)
+    assert proc.returncode != 0 and "x.example is not one of config.domains" in proc.stderr
+
+
+def notes(*args: str) -> str:
+    proc = run_helm("install", "rel", str(CHART), "--dry-run=client", "-n", "monitoring", *args)
+    return proc.stdout[proc.stdout.index("NOTES:") :]
+
+
+def test_notes_name_the_sources_that_are_on(tmp_path: Path) -> None:
+    text = notes("-f", str(values("discovery")))
+    assert "Domain sources:" in text
+    assert "static: 1 name(s) (config.domains)" in text
+    assert "files: /etc/acme-http01-exporter/domains/chart/*.yaml" in text
+    assert "(checked every 1m)" in text
+    assert "ConfigMap team-domains at /etc/acme-http01-exporter/domains/team-domains/" in text
+    assert "kubernetes: ingress, certificate (namespaces: web, shop)" in text
+    assert f"the Role and RoleBinding {FULLNAME} in each of those namespaces" in text
+    assert "(clusterissuers): get, list, watch only" in text
+    assert "WARNING" not in text
+
+    text = notes("--set-json", 'config.sources={"kubernetes":{}}')
+    assert "kubernetes: ingress, certificate, httproute (all namespaces)" in text
+    assert f"the ClusterRole and ClusterRoleBinding {FULLNAME}: get, list, watch only" in text
+    assert f"the ServiceAccount {FULLNAME}, its token in the exporter's container only" in text
+    assert "no domains are configured" not in text
+
+    text = notes(
+        "--set-json",
+        'config.sources={"kubernetes":{"kubeconfig":"/k/config"}}',
+        "--set",
+        "discovery.rbac.create=false",
+    )
+    assert "API access: the kubeconfig /k/config" in text
+    assert "RBAC: not created (discovery.rbac.create=false)" in text
+
+    # Lists mounted that no file source reads: said so.
+    text = notes("--set", "discovery.files.lists.a={x.example}")
+    assert (
+        'config.sources.files: [{files: ["/etc/acme-http01-exporter/domains/chart/*.yaml"]}]'
+        in text
+    )
+    # Nothing of it by default.
+    text = notes("-f", str(values("default")))
+    assert "Domain sources" not in text
+    text = notes()
+    assert "WARNING: no domains are configured; set config.domains (or config.sources)." in text
+
+
+def test_discovery_objects_pass_kubernetes_validate(tmp_path: Path) -> None:
+    """Every RBAC object, the token volume and the mounts are valid Kubernetes objects (the
+    CI value set is validated too; here each RBAC object is named in the report)."""
+    docs = render(values("discovery"))
+    docs += [d for d in render_values(kubernetes_source()) if d["kind"] in RBAC_KINDS]
+    report = kubernetes_validate(docs, tmp_path)
+    checked = [d for d in docs if d["kind"] in (*RBAC_KINDS, "Deployment", "ConfigMap")]
+    assert len([d for d in checked if d["kind"] in RBAC_KINDS]) == 8
+    for doc in checked:
+        assert f"passed for resource {doc['kind'].lower()}/{doc['metadata']['name']} " in report

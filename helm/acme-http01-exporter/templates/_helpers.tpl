@@ -228,3 +228,90 @@ metricRelabelings:
 {{- $prefix = trimAll "/" ($prefix | default "") -}}
 {{- if $prefix }}/{{ $prefix }}{{ end -}}
 {{- end }}
+
+{{/* config.sources.kubernetes as YAML when it is set (`{}` when it is set but empty: every
+     default), else nothing. With existingConfigMap or existingSecret the chart still reads it
+     from the values, for the RBAC and the token (see values.yaml: discovery). */}}
+{{- define "acme-http01-exporter.kubernetesSource" -}}
+{{- $sources := (.Values.config | default dict).sources | default dict }}
+{{- if kindIs "map" $sources.kubernetes }}
+{{- toYaml $sources.kubernetes }}
+{{- end }}
+{{- end }}
+
+{{/* The enabled kinds of config.sources.kubernetes, space-separated, in a fixed order (a
+     kind is enabled unless its `enabled` is false); nothing without the source. */}}
+{{- define "acme-http01-exporter.discoveryKinds" -}}
+{{- with include "acme-http01-exporter.kubernetesSource" . }}
+{{- $kubernetes := fromYaml . }}
+{{- $kinds := list }}
+{{- range list "ingress" "certificate" "httproute" }}
+{{- if ne (toString (dig "enabled" true (get $kubernetes . | default dict))) "false" }}
+{{- $kinds = append $kinds . }}
+{{- end }}
+{{- end }}
+{{- join " " $kinds }}
+{{- end }}
+{{- end }}
+
+{{/* The RBAC rules of the discovery (dict "kinds" <enabled kinds> "scope" <"namespaced":
+     the namespaced resources, "cluster": the cluster-scoped ones, "all": both>): get, list
+     and watch only, on the resources each kind reads. */}}
+{{- define "acme-http01-exporter.discoveryRules" -}}
+{{- $namespaced := ne .scope "cluster" }}
+{{- $cluster := ne .scope "namespaced" }}
+{{- if and $namespaced (has "ingress" .kinds) }}
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if has "certificate" .kinds }}
+{{- $resources := list }}
+{{- if $namespaced }}{{ $resources = list "certificates" "issuers" }}{{ end }}
+{{- if $cluster }}{{ $resources = append $resources "clusterissuers" }}{{ end }}
+- apiGroups: ["cert-manager.io"]
+  resources: {{ toJson $resources }}
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if and $namespaced (has "httproute" .kinds) }}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes", "gateways"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- end }}
+
+{{/* "true" when the exporter's container gets the ServiceAccount token: the Kubernetes
+     source is set without a kubeconfig (the in-cluster service account). */}}
+{{- define "acme-http01-exporter.discoveryToken" -}}
+{{- with include "acme-http01-exporter.kubernetesSource" . }}
+{{- if not (fromYaml .).kubeconfig }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMaps of domain lists mounted in the exporter's container, as YAML: a list of
+     {volume, configMap, mountPath}: discovery.files.configMaps, then the chart's own lists.
+     Fails on a mount path used twice. */}}
+{{- define "acme-http01-exporter.domainMounts" -}}
+{{- $mounts := list }}
+{{- range $i, $item := .Values.discovery.files.configMaps }}
+{{- $path := $item.mountPath | default (printf "/etc/acme-http01-exporter/domains/%s" $item.name) | trimSuffix "/" }}
+{{- $mounts = append $mounts (dict "volume" (printf "domains-%d" $i) "configMap" $item.name "mountPath" $path) }}
+{{- end }}
+{{- if .Values.discovery.files.lists }}
+{{- $mounts = append $mounts (dict "volume" "domains-chart" "configMap" (printf "%s-domains" (include "acme-http01-exporter.fullname" .)) "mountPath" "/etc/acme-http01-exporter/domains/chart") }}
+{{- end }}
+{{- $reserved := list "/etc/acme-http01-exporter" "/etc/acme-http01-exporter/config.yml" "/etc/acme-http01-exporter/web" "/etc/acme-http01-exporter/tls" "/var/run/secrets/kubernetes.io/serviceaccount" }}
+{{- $seen := list }}
+{{- range $mounts }}
+{{- if has .mountPath $reserved }}
+{{- fail (printf "discovery.files: the ConfigMap %s cannot be mounted at %s, where the chart mounts the config, the web config, the TLS files or the token: give it another mountPath" .configMap .mountPath) }}
+{{- end }}
+{{- if has .mountPath $seen }}
+{{- fail (printf "discovery.files: two ConfigMaps are mounted at %s (the chart's own lists use /etc/acme-http01-exporter/domains/chart): give one a mountPath" .mountPath) }}
+{{- end }}
+{{- $seen = append $seen .mountPath }}
+{{- end }}
+{{- if $mounts }}
+{{- toYaml $mounts }}
+{{- end }}
+{{- end }}
