@@ -35,6 +35,8 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 TABLE_ROWS = 50
 #: Rows of "Renewal at risk" (failing domains, soonest renewal first).
 AT_RISK_ROWS = 20
+#: Rows of "Failing domains by namespace" (the namespaces with the most failing domains).
+NAMESPACE_ROWS = 20
 
 #: The selected exporters. ``cluster`` is optional: ``=~".*"`` matches it absent too.
 SEL = 'cluster=~"$cluster", job=~"$job", instance=~"$instance"'
@@ -854,10 +856,73 @@ def exporter_health() -> list[dict[str, Any]]:
     return out
 
 
+def discovery() -> list[dict[str, Any]]:
+    """Where the names come from: each source's state, its errors, and failures by
+    namespace (a team), through the acme_http01_domain_source_info join."""
+    out = [row("Discovery", 94)]
+    up = of_perspective(f"acme_http01_discovery_up{{{SEL}}}")
+    names = of_perspective(f"acme_http01_discovery_names{{{SEL}}}")
+    out.append(
+        table(
+            "Sources",
+            (0, 95, 8, 8),
+            [
+                instant(f"min by (source, kind) ({up})", "A", table=True),
+                instant(f"max by (source, kind) ({names})", "B", table=True),
+            ],
+            "Each discovery source (the static list, the domain files, each Kubernetes kind): "
+            "up (0 while its list, watch or read fails on any selected exporter: its last "
+            "names are kept) and the names it puts up for validation.",
+            sort_by=("Value #A", False),
+            hide=[],
+            order=["source", "kind", "Value #A", "Value #B"],
+            rename={"Value #A": "up", "Value #B": "names"},
+            overrides=[],
+        )
+    )
+    errors = of_perspective(
+        f"increase(acme_http01_discovery_errors_total{{{SEL}}}[$__rate_interval])"
+    )
+    out.append(
+        timeseries(
+            "Discovery errors",
+            [target(f"sum by (source, kind, reason) ({errors})", "{{kind}} {{reason}}")],
+            (8, 95, 8, 8),
+            "Failed lists, watches and reads by reason (forbidden: RBAC; not_found: the "
+            "kind's CRD is missing; gone: a watch expired and the kind was listed again).",
+        )
+    )
+    failing = of_perspective(f"acme_http01_validation_success{{{SEL}}} == 0")
+    origin = (
+        f"max by ({SERIES}, namespace) "
+        f'(acme_http01_domain_source_info{{{SEL}, source="kubernetes"}})'
+    )
+    by_namespace = (
+        f"topk({NAMESPACE_ROWS}, count by (namespace) "
+        f"(({failing}) * on ({SERIES}) group_right () {origin}))"
+    )
+    out.append(
+        table(
+            "Failing domains by namespace",
+            (16, 95, 8, 8),
+            [instant(by_namespace, table=True)],
+            "Failing domains found in Kubernetes, counted by the namespace of the object "
+            "that names them (a domain named in two namespaces counts in both), the "
+            f"{NAMESPACE_ROWS} namespaces with the most: who to call.",
+            sort_by=("Value", True),
+            hide=[],
+            order=["namespace", "Value"],
+            rename={"Value": "failing domains"},
+            overrides=[],
+        )
+    )
+    return out
+
+
 def build() -> dict[str, Any]:
     global _ids
     _ids = iter(range(1, 1000))
-    panels = fleet() + worst_domains() + selected_domain() + exporter_health()
+    panels = fleet() + worst_domains() + selected_domain() + exporter_health() + discovery()
     info = "acme_http01_exporter_info"
     return {
         "uid": UID,

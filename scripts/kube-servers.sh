@@ -94,9 +94,7 @@ if [ ! -f "$out/crds/.complete" ]; then
   cm=$(go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   gw=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   for kind in certificates issuers clusterissuers; do
-    src=$(find "$cm/deploy/crds" -name "*$kind.yaml" | head -n1)
-    [ -n "$src" ] || { log "no $kind CRD in cert-manager $CERT_MANAGER_VERSION"; exit 1; }
-    cp "$src" "$out/crds/cert-manager.io_$kind.yaml"
+    cp "$cm/deploy/crds/cert-manager.io_$kind.yaml" "$out/crds/"
   done
   for kind in gateways httproutes; do
     cp "$gw/config/crd/standard/gateway.networking.k8s.io_$kind.yaml" "$out/crds/"

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.kubeapi import kube_api
 from tests.integration.procs import ExporterProcess, LabProcess
+
+__all__ = ["demo", "kube_api", "lab_process"]
 
 
 @pytest.fixture(scope="module")

@@ -263,9 +263,22 @@ def write_openmetrics(path: Path, fleet: Fleet, times: list[int]) -> int:
             for d in fleet.domains:
                 if d.cert is not None:
                     w.constant(name + labels(d), d.cert[i])
+        w.family("acme_http01_domain_source_info", "gauge")
+        for index, d in enumerate(fleet.domains):  # every domain from an Ingress of a team
+            origin = {"source": "kubernetes", "kind": "Ingress"}
+            origin |= {"namespace": team(index), "name": f"ing-{index}"}
+            w.constant("acme_http01_domain_source_info" + labels(d, **origin), 1)
         write_exporter_series(w, fleet.start)
         out.write("# EOF\n")
     return w.samples
+
+
+#: The namespaces (teams) the fleet's Ingresses are spread over.
+TEAMS = 12
+
+
+def team(index: int) -> str:
+    return f"team-{index % TEAMS}"
 
 
 def write_exporter_series(w: Writer, start: int) -> None:
@@ -287,6 +300,20 @@ def write_exporter_series(w: Writer, start: int) -> None:
         w.family(name, "gauge")
         for target in shards:
             w.constant(f"{name}{{{target}}}", value)
+    sources = {("static", ""): 0, ("kubernetes", "Ingress"): DOMAINS}
+    for name, of in (("acme_http01_discovery_up", None), ("acme_http01_discovery_names", 1)):
+        w.family(name, "gauge")
+        for target in shards:
+            for (source, kind), names in sources.items():
+                labels_ = f'source="{source}",kind="{kind}",{target}'
+                w.constant(f"{name}{{{labels_}}}", 1 if of is None else names)
+    w.family("acme_http01_discovery_errors", "counter")
+    for target in shards:  # a watch expired and was listed again now and then
+        w.varying(
+            f'acme_http01_discovery_errors_total{{source="kubernetes",kind="Ingress",'
+            f'reason="gone",{target}}}',
+            [(t - start) // 3600 for t in w.times],
+        )
     w.family("acme_http01_exporter_info", "gauge")
     for k, target in enumerate(shards):
         info = f'perspective="{PERSPECTIVE}",shard="{k}",shards="{SHARDS}"'
@@ -665,6 +692,12 @@ def test_fleet_panels_count_right_at_scale(served: Served, measured: list[Measur
     (by_reason,) = [m for m in measured if m.panel == "Failing domains by reason"]
     counts = {s["metric"]["reason"]: int(float(s["value"][1])) for s in by_reason.series}
     assert counts == Counter(d.failure[1] for d in failing if d.failure)
+
+    # The join of failing domains to the namespace of the object that names them.
+    (by_team,) = [m for m in measured if m.panel == "Failing domains by namespace"]
+    teams = {s["metric"]["namespace"]: int(float(s["value"][1])) for s in by_team.series}
+    index = {d.name: i for i, d in enumerate(fleet.domains)}
+    assert teams == Counter(team(index[d.name]) for d in failing)
 
 
 def test_tables_put_the_worst_first_at_scale(served: Served, measured: list[Measured]) -> None:

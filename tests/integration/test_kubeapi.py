@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 
+from tests import kubeobjects
 from tests.integration.kubeapi import KubeAPI, is_gone, servers_dir
 
 INGRESS = "networking.k8s.io/v1"
@@ -21,33 +22,14 @@ GATEWAY = "gateway.networking.k8s.io/v1"
 
 
 def ingress(namespace: str, name: str, host: str) -> dict[str, Any]:
-    return {
-        "apiVersion": INGRESS,
-        "kind": "Ingress",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
-        },
-        "spec": {
-            "ingressClassName": "nginx",
-            "rules": [
-                {
-                    "host": host,
-                    "http": {
-                        "paths": [
-                            {
-                                "path": "/",
-                                "pathType": "Prefix",
-                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
-                            }
-                        ]
-                    },
-                }
-            ],
-            "tls": [{"hosts": [host], "secretName": f"{name}-tls"}],
-        },
-    }
+    return kubeobjects.ingress(
+        [host],
+        [[host]],
+        class_name="nginx",
+        annotations={"cert-manager.io/cluster-issuer": "letsencrypt"},
+        namespace=namespace,
+        name=name,
+    )
 
 
 def test_the_server_is_ready_and_its_certificate_verifies(kube_api: KubeAPI) -> None:

@@ -24,57 +24,13 @@ from exporter.discovery.kinds import (
     ingress_names,
     issuer_ref,
 )
+from tests.kubeobjects import ingress
 
 LE = "https://acme-v02.api.letsencrypt.org/directory"
 LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 ACCOUNT = "https://acme-v02.api.letsencrypt.org/acme/acct/123456789"
 
 # ------------------------------------------------------------------ object builders
-
-
-def ingress(
-    hosts: list[Any] | None = None,
-    tls: list[Any] | None = None,
-    *,
-    class_name: str | None = None,
-    annotations: dict[str, str] | None = None,
-    namespace: str = "shop",
-    name: str = "web",
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "rules": [
-            {
-                "host": host,
-                "http": {
-                    "paths": [
-                        {
-                            "path": "/",
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": "web", "port": {"number": 80}}},
-                        }
-                    ]
-                },
-            }
-            for host in hosts or []
-        ]
-    }
-    if tls is not None:
-        spec["tls"] = [{"hosts": group, "secretName": f"tls-{i}"} for i, group in enumerate(tls)]
-    if class_name is not None:
-        spec["ingressClassName"] = class_name
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": "0b8f1a2e-3c5d-4e6f-8a9b-0c1d2e3f4a5b",
-            "resourceVersion": "48213",
-            "annotations": annotations or {},
-        },
-        "spec": spec,
-        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}},
-    }
 
 
 def certificate(
