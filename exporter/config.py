@@ -411,7 +411,6 @@ class Sources(_Model):
     kubernetes: KubernetesSource | None = None
 
 
-
 def _domain_items(value: Any) -> Any:
     if isinstance(value, list):
         return [{"name": item} if isinstance(item, str) else item for item in value]

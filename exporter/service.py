@@ -125,6 +125,8 @@ class Exporter:
         self.skipped: list[Found] = []
         #: Whether every source had made its first attempt when the set was last merged.
         self.discovery_settled = True
+        self._source_lines: dict[tuple[str, Origin], str] = {}
+        self._configs: dict[tuple[str, str], DomainConfig] = {}
         self._domains_lock = asyncio.Lock()
         self._merge()
         self.state.reload_success_timestamp = time.time()
@@ -158,27 +160,27 @@ class Exporter:
         skipped: list[Found] = []
         names: dict[tuple[str, str], set[str]] = {}
         skips: dict[tuple[str, str], dict[str, int]] = {}
+        configs: dict[tuple[str, str], DomainConfig] = {}
         for found in self.discovery.found():
-            key = (found.origin.source, found.origin.kind)
+            origin = found.origin
+            key = (origin.source, origin.kind)
             if found.skipped is not None:
                 per_reason = skips.setdefault(key, {})
                 per_reason[found.skipped] = per_reason.get(found.skipped, 0) + 1
                 skipped.append(found)
                 continue
-            names.setdefault(key, set()).add(found.name)
-            where = origins.setdefault(found.name, [])
-            if found.origin not in where:
-                where.append(found.origin)
-            if found.name not in domains:
-                uri = found.account_uri
-                domains[found.name] = DomainConfig.model_construct(
-                    name=found.name,
-                    token=None,
-                    key_authorization=None,
-                    account_uris=[uri] if uri and account_uri_ok(uri) else None,
-                )
+            name = found.name
+            names.setdefault(key, set()).add(name)
+            where = origins.get(name)
+            if where is None:
+                origins[name] = [origin]
+            elif origin not in where:
+                where.append(origin)
+            if name not in domains:
+                domains[name] = self._domain_config(found, configs)
             if found.renewal_time is not None:
-                plans[found.name] = min(found.renewal_time, plans.get(found.name, float("inf")))
+                plans[name] = min(found.renewal_time, plans.get(name, float("inf")))
+        self._configs = configs
         mine = {name: d for name, d in domains.items() if self.shard.owns(name)}
         self.discovery_settled = self.discovery.settled()
         self.domains = mine
@@ -193,9 +195,32 @@ class Exporter:
                 status.names = len(names.get(key, ()))
                 status.skipped = skips.get(key, {})
         self.store.set_domains(mine, plans)
-        self.state.source_lines = "".join(
-            source_line(name, origin) for name, where in self.origins.items() for origin in where
-        )
+        lines = self._source_lines
+        self._source_lines = {
+            (name, origin): lines.get((name, origin)) or source_line(name, origin)
+            for name, where in self.origins.items()
+            for origin in where
+        }
+        self.state.source_lines = "".join(self._source_lines.values())
+
+    def _domain_config(
+        self, found: Found, configs: dict[tuple[str, str], DomainConfig]
+    ) -> DomainConfig:
+        """A discovered name's settings (its issuer's ACME account for CAA, if known); the
+        same object as last time when nothing changed, so a merge builds only what is new.
+        It is kept in ``configs`` for the next merge."""
+        uri = found.account_uri if found.account_uri and account_uri_ok(found.account_uri) else ""
+        key = (found.name, uri)
+        known = self._configs.get(key)
+        if known is None:
+            known = DomainConfig.model_construct(
+                name=found.name,
+                token=None,
+                key_authorization=None,
+                account_uris=[uri] if uri else None,
+            )
+        configs[key] = known
+        return known
 
     def _discovered(self) -> None:
         """The sources' names changed: merge again, and schedule what is new."""
@@ -429,8 +454,9 @@ class Exporter:
         """Start the schedule; with ``auto_reload_interval``, also check the config file's
         content that often and reload when it changed (Prometheus'
         ``--config.auto-reload-interval``)."""
-        self._configure_discovery()
-        await self._schedule(reschedule=False)
+        async with self._domains_lock:  # a source's first names may arrive meanwhile
+            self._configure_discovery()
+            await self._schedule(reschedule=False)
         self.scheduler.start()
         self._spawn_resolver_check()
         if auto_reload_interval > 0 and self.config_file is not None:

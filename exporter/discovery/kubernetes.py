@@ -166,6 +166,8 @@ class Reflector:
         self.synced = False
         #: Whether a first list was tried (finished, or failed).
         self.attempted = False
+        #: Counts the changes of the copy (what depends on it is derived again).
+        self.revision = 0
         self.version: str | None = None
         self._backoff = BACKOFF[0]
 
@@ -254,6 +256,7 @@ class Reflector:
                 break
         self.objects = objects
         self.version = version
+        self.revision += 1
         self.synced = self.attempted = True
         self.status.synced()
         self._changed()
@@ -308,6 +311,7 @@ class Reflector:
             self.objects.pop(key, None)
         else:
             return
+        self.revision += 1
         self.status.synced()
         self._changed()
 
@@ -357,6 +361,8 @@ class KubernetesWatcher:
         self._book = book
         self.reflectors: dict[Kind, list[Reflector]] = {}
         self._client: httpx2.AsyncClient | None = None
+        #: Each object's names, by the object's identity: (object, dependency, names).
+        self._memo: dict[int, tuple[object, object, list[Found]]] = {}
 
     def kinds(self) -> list[tuple[Kind, str]]:
         """The kinds to watch, each with its label selector."""
@@ -440,16 +446,36 @@ class KubernetesWatcher:
         status.objects = sum(len(r.objects) for r in reflectors)
 
     def found(self) -> list[Found]:
-        """Every name the watched objects put up (validated or skipped), now."""
+        """Every name the watched objects put up (validated or skipped), now.
+
+        An object's names are derived again only when it changed (a new copy of it), or
+        what it depends on did (a Certificate's issuer, an HTTPRoute's Gateways): one event
+        costs one object, not the whole set.
+        """
         out: list[Found] = []
         config = self.config
+        memo = self._memo
+        fresh: dict[int, tuple[object, object, list[Found]]] = {}
+
+        def names(obj: dict[str, Any], dep: object, derive: Callable[[], list[Found]]) -> None:
+            hit = memo.get(id(obj))
+            if hit is None or hit[0] is not obj or hit[1] != dep:
+                hit = (obj, dep, derive())
+            fresh[id(obj)] = hit
+            out.extend(hit[2])
+
         for kind in self.reflectors:
             self._up(kind)
         if INGRESS in self.reflectors:
             classes = frozenset(config.ingress.ingress_classes)
+            only = config.ingress.cert_manager_only
             for obj in self._objects(INGRESS):
-                out += kinds.ingress_names(
-                    obj, classes=classes, cert_manager_only=config.ingress.cert_manager_only
+                names(
+                    obj,
+                    None,
+                    lambda obj=obj: kinds.ingress_names(  # type: ignore[misc]
+                        obj, classes=classes, cert_manager_only=only
+                    ),
                 )
         if CERTIFICATE in self.reflectors:
             issuers = self._index(ISSUER)
@@ -462,13 +488,25 @@ class KubernetesWatcher:
                     issuer = cluster.get(name)
                 else:
                     issuer = issuers.get(f"{namespace}/{name}")
-                out += kinds.certificate_names(obj, issuer)
+                names(
+                    obj,
+                    issuer,  # held, so a changed issuer is a new copy that compares unequal
+                    lambda obj=obj, issuer=issuer: kinds.certificate_names(  # type: ignore[misc]
+                        obj, issuer
+                    ),
+                )
         if HTTPROUTE in self.reflectors:
             gateways = self._index(GATEWAY)
+            revision = tuple(r.revision for r in self.reflectors.get(GATEWAY, ()))
             for obj in self._objects(HTTPROUTE):
-                out += kinds.httproute_names(
-                    obj, lambda namespace, name: gateways.get(f"{namespace}/{name}")
+                names(
+                    obj,
+                    revision,
+                    lambda obj=obj: kinds.httproute_names(  # type: ignore[misc]
+                        obj, lambda namespace, name: gateways.get(f"{namespace}/{name}")
+                    ),
                 )
+        self._memo = fresh
         return out
 
     def _index(self, kind: Kind) -> dict[str, dict[str, Any]]:
