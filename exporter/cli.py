@@ -35,7 +35,7 @@ from exporter.compose import (
     load_bundle,
 )
 from exporter.config import Config, ConfigError, DomainConfig, normalise_domain, parse_duration
-from exporter.discovery.kinds import Origin
+from exporter.discovery.kinds import Origin, acme_server_label, origin_json
 from exporter.discovery.manager import discover_once
 from exporter.discovery.status import StatusBook
 from exporter.endpoints import Endpoints, Routes, external_url, route_prefix, telemetry_path
@@ -90,7 +90,7 @@ def _check_parser() -> argparse.ArgumentParser:
 
 
 async def _discovered(
-    bundle: Bundle, static: set[str], origins: dict[str, list[Origin]]
+    bundle: Bundle, static: set[str], origins: dict[str, list[tuple[Origin, str]]]
 ) -> list[DomainConfig]:
     """The config's sources read once: the names they add to ``static`` (where each came from
     goes to ``origins``); what is skipped, and sources that failed, are said on stderr."""
@@ -112,7 +112,7 @@ async def _discovered(
             where = f"{origin.kind} {origin.namespace}/{origin.name}".replace(" /", " ")
             print(f"skipped: {item.name} ({item.skipped}; {where})", file=sys.stderr)
             continue
-        origins.setdefault(item.name, []).append(item.origin)
+        origins.setdefault(item.name, []).append((item.origin, acme_server_label(item.acme_server)))
         if item.name not in static and item.name not in added:
             added[item.name] = DomainConfig.model_construct(
                 name=item.name, token=None, key_authorization=None, account_uris=None
@@ -133,7 +133,7 @@ async def _check(args: argparse.Namespace) -> int:
         config = bundle.config
     else:
         config = Config()
-    origins: dict[str, list[Origin]] = {}
+    origins: dict[str, list[tuple[Origin, str]]] = {}
     try:
         targets: list[DomainConfig] = []
         for name in args.domains:
@@ -170,8 +170,7 @@ async def _check(args: argparse.Namespace) -> int:
             document = result.to_json()
             document["certificate"] = None if certificate is None else certificate.to_json()
             document["sources"] = [
-                {"source": o.source, "kind": o.kind, "namespace": o.namespace, "name": o.name}
-                for o in origins.get(result.domain, ())
+                origin_json(origin, server) for origin, server in origins.get(result.domain, ())
             ]
             print(json.dumps(document, sort_keys=True))
         else:

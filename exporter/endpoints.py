@@ -52,7 +52,7 @@ from exporter import __version__, markdown
 from exporter.compose import Bundle, build_validator
 from exporter.config import DomainConfig, normalise_domain
 from exporter.config import render as config_yaml
-from exporter.discovery.kinds import Origin
+from exporter.discovery.kinds import Origin, origin_json
 from exporter.http01 import Validator
 from exporter.metrics import (
     DomainState,
@@ -246,7 +246,10 @@ class Endpoints:
         if state.result is None:
             return _json(503, {"error": f"{name} has not been validated yet"})
         document = state.result.to_json()
-        document["sources"] = [origin_json(o) for o in self.exporter.origins.get(name, ())]
+        servers = self.exporter.acme_servers
+        document["sources"] = [
+            origin_json(o, servers.get((name, o), "")) for o in self.exporter.origins.get(name, ())
+        ]
         check = state.certificate
         if not self.exporter.config.certificates.enabled:
             document["certificate"] = {"certificate": None, "error": "certificate reading is off"}
@@ -349,11 +352,12 @@ class Endpoints:
         shown = heapq.nsmallest(page * size, chosen, key=_landing_key)[(page - 1) * size :]
         rows = []
         origins = self.exporter.origins
+        servers = self.exporter.acme_servers
         for _, name, domain_state in shown:
+            where = origins.get(name, ())
+            staging = any(servers.get((name, o)) == "letsencrypt-staging" for o in where)
             rows.extend(
-                _landing_rows(
-                    name, domain_state.result, domain_state.certificate, origins.get(name, ())
-                )
+                _landing_rows(name, domain_state.result, domain_state.certificate, where, staging)
             )
         if not rows:
             what = "no domain is configured" if not snapshot else "no domain matches the filter"
@@ -599,15 +603,6 @@ def _landing_pager(
     )
 
 
-def origin_json(origin: Origin) -> dict[str, str]:
-    return {
-        "source": origin.source,
-        "kind": origin.kind,
-        "namespace": origin.namespace,
-        "name": origin.name,
-    }
-
-
 def _origin_text(origin: Origin) -> str:
     if origin.source == "file":
         return f"file {origin.name}"
@@ -620,6 +615,7 @@ def _landing_rows(
     result: ValidationResult | None,
     certificate: CertificateCheck | None,
     origins: Sequence[Origin] = (),
+    staging: bool = False,
 ) -> list[str]:
     """One domain's row on the landing page, and a row with its fix if it has one."""
     quoted = html.escape(urllib.parse.quote(name, safe=""))
@@ -646,6 +642,8 @@ def _landing_rows(
     css = "fail" if group == "failing" else group
     escaped = [html.escape(str(c)) for c in cells] + [links]
     found = [_origin_text(o) for o in origins if o.source != "static"]
+    if staging:
+        found.append("issued by Let's Encrypt staging")
     if found:
         escaped[0] += f'<div class="src">{html.escape(", ".join(found))}</div>'
     row = f'<tr class="{css}" data-domain="{html.escape(name)}" title="{title}">'

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from exporter.certs import CertificateReader
 from exporter.compose import Bundle, build_validator, load_bundle
 from exporter.config import Config, ConfigError, DomainConfig, account_uri_ok
-from exporter.discovery.kinds import Found, Origin
+from exporter.discovery.kinds import Found, Origin, acme_server_label
 from exporter.discovery.manager import Discovery
 from exporter.discovery.status import SourceName
 from exporter.http01 import Validator
@@ -123,6 +123,9 @@ class Exporter:
         self.domains: dict[str, DomainConfig] = {}
         self.origins: dict[str, tuple[Origin, ...]] = {}
         self.skipped: list[Found] = []
+        #: The ACME server of a name's Certificate issuer (letsencrypt, letsencrypt-staging,
+        #: other), by (name, origin).
+        self.acme_servers: dict[tuple[str, Origin], str] = {}
         #: Whether every source had made its first attempt when the set was last merged.
         self.discovery_settled = True
         self._source_lines: dict[tuple[str, Origin], str] = {}
@@ -161,6 +164,7 @@ class Exporter:
         names: dict[tuple[str, str], set[str]] = {}
         skips: dict[tuple[str, str], dict[str, int]] = {}
         configs: dict[tuple[str, str], DomainConfig] = {}
+        servers: dict[tuple[str, Origin], str] = {}
         for found in self.discovery.found():
             origin = found.origin
             key = (origin.source, origin.kind)
@@ -180,7 +184,10 @@ class Exporter:
                 domains[name] = self._domain_config(found, configs)
             if found.renewal_time is not None:
                 plans[name] = min(found.renewal_time, plans.get(name, float("inf")))
+            if found.acme_server:
+                servers[(name, origin)] = acme_server_label(found.acme_server)
         self._configs = configs
+        self.acme_servers = servers
         mine = {name: d for name, d in domains.items() if self.shard.owns(name)}
         self.discovery_settled = self.discovery.settled()
         self.domains = mine

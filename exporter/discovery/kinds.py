@@ -62,6 +62,7 @@ __all__ = [
     "ingress_names",
     "issuer_ref",
     "judge",
+    "origin_json",
 ]
 
 SOURCE = "kubernetes"
@@ -450,6 +451,18 @@ def _rfc3339(value: object) -> float | None:
     except (ValueError, OverflowError):
         return None
     return seconds + float(f"0.{fraction}") if fraction else seconds
+
+
+def origin_json(origin: Origin, acme_server: str = "") -> dict[str, str]:
+    """Where a name was found, as ``/domains/<name>`` and ``check --json`` give it;
+    ``acme_server``: :func:`acme_server_label` of a Certificate's issuer ("" otherwise)."""
+    return {
+        "source": origin.source,
+        "kind": origin.kind,
+        "namespace": origin.namespace,
+        "name": origin.name,
+        "acme_server": acme_server,
+    }
 
 
 def acme_server_label(url: str | None) -> str:

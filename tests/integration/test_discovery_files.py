@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
 from exporter.compose import build_bundle
 from exporter.config import parse
 from exporter.service import Exporter
-from tests.integration.procs import ExporterProcess, LabProcess, value, wait_for, write_config
+from tests.integration.procs import (
+    ExporterProcess,
+    LabProcess,
+    run_cli,
+    value,
+    wait_for,
+    write_config,
+)
 
 HEALTHY = "healthy.example.com"
 IPV4_ONLY = "ipv4-only.example.com"
@@ -63,6 +71,9 @@ def test_names_from_files_follow_the_files(lab_process: LabProcess, tmp_path: Pa
             )
             == 1
         )
+
+        status, page, _ = exporter.request("/")
+        assert status == 200 and f'<div class="src">file {names / "a.yaml"}</div>' in page
 
         # A new file: its names start validating; a static name listed there too keeps both
         # origins and is validated once.
@@ -135,3 +146,23 @@ async def test_a_large_static_list_starts_beside_a_source(tmp_path: Path) -> Non
         assert set(exporter.store.snapshot()) == set(exporter.domains)
     finally:
         await exporter.stop()
+
+
+def test_check_reads_each_source_once(lab_process: LabProcess, tmp_path: Path) -> None:
+    names = tmp_path / "names.yaml"
+    names.write_text(f"[{HEALTHY}, '*.example.com']")
+    document = lab_process.config(domains=[IPV4_ONLY])
+    document["sources"] = {"files": [{"files": [str(names)]}]}
+    config = write_config(tmp_path / "c.yml", document)
+    proc = run_cli("check", "--config", str(config), "--json", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = {doc["domain"]: doc for doc in map(json.loads, proc.stdout.splitlines())}
+    assert set(results) == {HEALTHY, IPV4_ONLY}
+    assert results[HEALTHY]["sources"] == [
+        {"source": "file", "kind": "File", "namespace": "", "name": str(names), "acme_server": ""}
+    ]
+    assert results[IPV4_ONLY]["sources"] == []
+    assert f"skipped: *.example.com (wildcard; File {names})" in proc.stderr
+    ok = run_cli("--config.file", str(config), "--config.check")
+    assert ok.returncode == 0
+    assert "OK (1 domains, and names from 1 file source(s))" in ok.stdout

@@ -10,6 +10,7 @@ token is used as in a pod.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import secrets
 import shutil
@@ -237,6 +238,17 @@ def test_cert_manager_certificates_follow_the_issuers_http01_solver(
     )
     status, body, _ = exporter.request("/discovery")
     assert status == 200 and '"name": "a.dns.example.com"' in body and '"not_http01"' in body
+    status, body, _ = exporter.request(f"/domains/{HEALTHY}")
+    assert status == 200
+    assert json.loads(body)["sources"] == [
+        {
+            "source": "kubernetes",
+            "kind": "Certificate",
+            "namespace": ns,
+            "name": "shop",
+            "acme_server": "letsencrypt",
+        }
+    ]
 
     # The issuer turns to DNS-01 for everything: the name is no longer validated.
     issuer["spec"]["acme"]["solvers"] = [
