@@ -6,12 +6,14 @@ import base64
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, subprocess_env
+from tests.integration.kubeapi import KubeAPI
+from tests.integration.kubeapi import kube_api as kube_api_fixture  # noqa: F401
 from tests.integration.procs import ExporterProcess, LabProcess, value, write_config
 from tests.integration.procs import parse as parse_samples
 
@@ -531,7 +535,8 @@ def test_probe_targets_are_names_the_exporter_accepts() -> None:
 
 
 def test_readme_kubernetes_samples_render(tmp_path: Path) -> None:
-    """The README's my-values.yaml, and monitors.yaml over it, install as it says."""
+    """The README's my-values.yaml, and monitors.yaml over it, install as it says; so does
+    its discovery-values.yaml, with the RBAC, the token and the mounts it describes."""
     readme = (ROOT / "README.md").read_text().split("\n## Kubernetes\n", 1)[1]
     samples = {}
     for block in re.findall(r"^```yaml\n(.*?)^```$", readme.split("\n## ", 1)[0], re.M | re.S):
@@ -539,7 +544,7 @@ def test_readme_kubernetes_samples_render(tmp_path: Path) -> None:
         if name:
             samples[name[1]] = tmp_path / name[1]
             samples[name[1]].write_text(block)
-    assert sorted(samples) == ["monitors.yaml", "my-values.yaml"]
+    assert sorted(samples) == ["discovery-values.yaml", "monitors.yaml", "my-values.yaml"]
     docs = render(samples["my-values.yaml"])
     assert sorted(d["kind"] for d in docs if d["apiVersion"] == OPERATOR_API) == [
         "PrometheusRule",
@@ -559,6 +564,21 @@ def test_readme_kubernetes_samples_render(tmp_path: Path) -> None:
         "example.com",
         "www.example.org",
     ]
+
+    docs = render(samples["discovery-values.yaml"])
+    kubernetes_validate(docs, tmp_path)
+    found = rbac(docs)
+    assert sorted(r["metadata"]["namespace"] for r in found["Role"]) == ["shop", "web"]
+    assert all(
+        granted(r) == KIND_RESOURCES["ingress"] | KIND_RESOURCES["certificate"]
+        for r in found["Role"]
+    )
+    (cluster_role,) = found["ClusterRole"]
+    assert granted(cluster_role) == CLUSTER_RESOURCES["certificate"]
+    assert token_mounts(docs)["exporter"]
+    mounted = {m["mountPath"] for m in containers(docs)["exporter"]["volumeMounts"]}
+    patterns = exporter_config(docs)["sources"]["files"][0]["files"]
+    assert {p.rsplit("/", 1)[0] for p in patterns} <= mounted
 
 
 def test_probe_request_validates_with_the_real_exporter(
@@ -2389,3 +2409,135 @@ def test_discovery_objects_pass_kubernetes_validate(tmp_path: Path) -> None:
     assert len([d for d in checked if d["kind"] in RBAC_KINDS]) == 8
     for doc in checked:
         assert f"passed for resource {doc['kind'].lower()}/{doc['metadata']['name']} " in report
+
+
+# -------------------------------------------- the discovery's RBAC on a real API server
+
+
+def render_release(release: str, namespace: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="values-") as file:
+        file.write(yaml.safe_dump(overrides))
+        file.flush()
+        proc = run_helm("template", release, str(CHART), "--namespace", namespace, "-f", file.name)
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def eventually(check: Callable[..., bool], *args: str, timeout: float = 30) -> None:
+    """``check(*args)`` becomes true: RBAC reads roles and bindings from informers, so a
+    grant takes effect shortly after it is applied."""
+    deadline = time.monotonic() + timeout
+    while not check(*args):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {check.__name__}{args}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaces"])
+def test_rendered_rbac_lets_the_service_account_read_the_enabled_kinds_only(
+    kube_api: KubeAPI, namespaced: bool, tmp_path: Path
+) -> None:
+    """The chart's ServiceAccount and RBAC, applied to a real kube-apiserver: the account
+    lists and watches the enabled kinds (Ingresses; Certificates, Issuers, ClusterIssuers)
+    where the config says, and nothing else: not HTTPRoutes (disabled), not Secrets, not
+    other namespaces, no write. Asked both ways: SubjectAccessReviews for every verb, and
+    real lists and watches with the account's own token."""
+    suffix = secrets.token_hex(3)
+    release, home = f"r{suffix}", f"mon-{suffix}"
+    web, shop, other = f"web-{suffix}", f"shop-{suffix}", f"other-{suffix}"
+    for namespace in (home, web, shop, other):
+        kube_api.create_namespace(namespace)
+    source = kubernetes_source(
+        ("ingress", "certificate"), namespaces=[web, shop] if namespaced else []
+    )
+    docs = render_release(release, home, source)
+    objects = [d for d in docs if d["kind"] in ("ServiceAccount", *RBAC_KINDS)]
+    assert sorted(d["kind"] for d in objects) == (
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "Role",
+            "RoleBinding",
+            "RoleBinding",
+            "ServiceAccount",
+        ]
+        if namespaced
+        else ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]
+    )
+    account = f"{release}-acme-http01-exporter"
+    user = f"system:serviceaccount:{home}:{account}"
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{home}", "system:authenticated"]
+
+    def allowed(verb: str, group: str, resource: str, namespace: str = "") -> bool:
+        attributes = {"verb": verb, "group": group, "resource": resource}
+        if namespace:
+            attributes["namespace"] = namespace
+        status, answer = kube_api.request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
+            },
+        )
+        assert status == 201, answer
+        return bool(answer["status"].get("allowed"))
+
+    watched = [web, shop] if namespaced else [web, shop, other, ""]  # "": all at once
+    enabled = sorted(KIND_RESOURCES["ingress"] | KIND_RESOURCES["certificate"])
+    applied: list[dict[str, Any]] = []
+    try:
+        for obj in objects:
+            applied.append(kube_api.apply(obj))
+        # Allowed: get, list, watch of each enabled kind where it is watched (every binding
+        # and role takes part, so after these the authorizer has seen all of them).
+        for namespace in watched:
+            for group, resource in enabled:
+                for verb in READ_VERBS:
+                    eventually(allowed, verb, group, resource, namespace)
+        for verb in READ_VERBS:
+            eventually(allowed, verb, "cert-manager.io", "clusterissuers")
+        # Refused: writes, a disabled kind, Secrets, the namespaces not listed.
+        for namespace in [web, ""]:
+            for verb in ("create", "update", "patch", "delete", "deletecollection"):
+                for group, resource in enabled:
+                    assert not allowed(verb, group, resource, namespace), (verb, resource)
+            for group, resource in sorted(KIND_RESOURCES["httproute"]):
+                for verb in READ_VERBS:
+                    assert not allowed(verb, group, resource, namespace), (verb, resource)
+            for verb in READ_VERBS:
+                assert not allowed(verb, "", "secrets", namespace), verb
+                assert not allowed(verb, "", "configmaps", namespace), verb
+        if namespaced:
+            for namespace in (other, home, ""):
+                for group, resource in enabled:
+                    assert not allowed("list", group, resource, namespace), (namespace, resource)
+
+        # The same with the account's own token, as the exporter in the pod makes them.
+        token = (kube_api.service_account(home, account, tmp_path / "sa") / "token").read_text()
+
+        def status_of(path: str) -> int:
+            return kube_api.request("GET", path, token=token)[0]
+
+        for api_version, plural in [
+            ("networking.k8s.io/v1", "ingresses"),
+            ("cert-manager.io/v1", "certificates"),
+            ("cert-manager.io/v1", "issuers"),
+        ]:
+            for namespace in watched:
+                path = kube_api.path_of(api_version, plural, namespace or None)
+                assert status_of(path) == 200, path
+                status, events = kube_api.watch(path, "0", timeout=1, token=token)
+                assert status == 200 and not any(e["type"] == "ERROR" for e in events), path
+            if namespaced:
+                assert status_of(kube_api.path_of(api_version, plural)) == 403
+                assert status_of(kube_api.path_of(api_version, plural, other)) == 403
+        assert status_of(kube_api.path_of("cert-manager.io/v1", "clusterissuers")) == 200
+        assert status_of(kube_api.path_of("gateway.networking.k8s.io/v1", "httproutes", web)) == 403
+        assert status_of(kube_api.path_of("gateway.networking.k8s.io/v1", "gateways", web)) == 403
+        assert status_of(kube_api.path_of("v1", "secrets", web)) == 403
+        assert status_of(kube_api.path_of("v1", "secrets", home)) == 403
+    finally:
+        for obj in reversed(applied):
+            kube_api.delete(obj)
