@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from exporter.policy import DnsFailure, DnsFailureKind, dns_error_text, is_dnssec_failure
+from exporter.policy import (
+    DnsFailure,
+    DnsFailureKind,
+    dns_error_text,
+    is_dnssec_failure,
+    valid_utf8,
+)
 from exporter.records import CaaCheck, Problem, ProblemType, Reason
 
 __all__ = [
@@ -307,52 +313,10 @@ def _lookup_error(name: str, failure: DnsFailure) -> DnsFailure | None:
     return failure
 
 
-def _utf8_width(lead: int) -> int:
-    """The length of the UTF-8 sequence ``lead`` starts (1 for a byte that starts none:
-    decoding it alone fails, as it should)."""
-    if 0xC2 <= lead <= 0xDF:
-        return 2
-    if 0xE0 <= lead <= 0xEF:
-        return 3
-    if 0xF0 <= lead <= 0xF4:
-        return 4
-    return 1
-
-
-def _go_valid_utf8(text: str) -> str:
-    """va/utf8filter.go replaceInvalidUTF8: each invalid UTF-8 byte becomes U+FFFD.
-
-    Undecodable bytes arrive as ``surrogateescape`` surrogates (U+DC80-U+DCFF); any
-    other lone surrogate cannot be UTF-8 and is replaced as well.
-    """
-    if not any("\ud800" <= ch <= "\udfff" for ch in text):
-        return text
-    raw = bytearray()
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:
-            raw.append(code - 0xDC00)
-        elif 0xD800 <= code <= 0xDFFF:
-            raw.append(0xFF)  # never valid UTF-8
-        else:
-            raw += ch.encode()
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        size = _utf8_width(raw[i])
-        try:
-            out.append(bytes(raw[i : i + size]).decode())
-            i += size
-        except UnicodeDecodeError:  # Go's range over a string: RuneError, width 1
-            out.append("\ufffd")
-            i += 1
-    return "".join(out)
-
-
 def _prefixed(domain: str, text: str) -> str:
     """va/caa.go DoCAA (L106): ``While processing CAA for %s: %s``, then
-    filterProblemDetails (L126)."""
-    return _go_valid_utf8(f"While processing CAA for {domain}: {text}")
+    filterProblemDetails (L126, va/utf8filter.go): :func:`exporter.policy.valid_utf8`."""
+    return valid_utf8(f"While processing CAA for {domain}: {text}")
 
 
 def _decide(relevant: CaaAnswer, account_uris: frozenset[str]) -> tuple[Reason | None, bool]:
@@ -411,7 +375,7 @@ def check_caa(
                 detail = _prefixed(identifier, text)
                 lookup = Problem(ProblemType.DNS, lookup_reason(failure), detail)
                 return CaaCheck(names=names, permitted=None, problem=lookup)
-            ignored_errors.append((answer.name, _go_valid_utf8(text)))
+            ignored_errors.append((answer.name, text))  # valid UTF-8 already
         elif relevant is None and answer.records:  # parallelCAALookup L251: present
             relevant = answer
     if relevant is None:  # validateCAA L342: "no records", can issue

@@ -2,11 +2,16 @@
 
 Rule: pure data and one lookup function; no I/O. Every block listed in the IPv4
 and IPv6 special-purpose address registries counts as reserved, whatever its
-"globally reachable" column says, plus the multicast ranges (which the
-registries do not list). The most specific block wins, so ``0.0.0.0`` is
+"globally reachable" column says, and nothing else (Boulder ``iana/ip.go``
+``IsReservedAddr``). The most specific block wins, so ``0.0.0.0`` is
 "This host on this network", not "This network". The RFC and name columns are
 kept verbatim because they appear in Let's Encrypt's error text:
 ``IP address is in a reserved address block: [RFC1918]: Private-Use``.
+
+Multicast (``224.0.0.0/4``, ``ff00::/8``) is in neither registry and is not
+reserved: Boulder dropped its hard-coded multicast rows in commit 12d5d1ce
+(PR #8456, 2025-10). A multicast address is kept and dialled, and the kernel
+refuses a TCP connect to it (ENETUNREACH): ``Network unreachable``.
 """
 
 from __future__ import annotations
@@ -72,9 +77,6 @@ _REGISTRY: tuple[tuple[str, str, str], ...] = (
     ("5f00::/16", "[RFC9602]", "Segment Routing (SRv6) SIDs"),
     ("fc00::/7", "[RFC4193] [RFC8190]", "Unique-Local"),
     ("fe80::/10", "[RFC4291]", "Link-Local Unicast"),
-    # Not in the registries; Let's Encrypt adds them.
-    ("224.0.0.0/4", "[RFC3171]", "Multicast Addresses"),
-    ("ff00::/8", "[RFC4291]", "Multicast Addresses"),
 )
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -22,6 +22,7 @@ The rules, in the order a validation meets them:
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import ipaddress
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(frozen=True, slots=True)
 class AddressPolicy:
-    """Which addresses may be contacted. Production: no special-purpose address at all.
+    """Which addresses may be contacted. Production: no special-purpose address at all
+    (:func:`exporter.iana.reserved_block`); multicast is not one, so it is dialled.
 
     ``allow_loopback`` and ``allow_reserved`` are lab switches (Boulder has the same
     idea as ``allowRestrictedAddrs``); ``lab_addresses`` are addresses an operator
@@ -271,20 +273,24 @@ def dns_error_text(host: str, rrtype: str, failure: DnsFailure) -> str:
 
     Without an Extended DNS Error: ``DNS problem: <detail> looking up <type> for
     <host><hint>``; with one (an rcode failure only): ``DNS problem: looking up <type>
-    for <host>: <summary>[: <extra text>]``, the resolver's text verbatim.
+    for <host>: <summary>[: <extra text>]``, the resolver's text verbatim, except that
+    bytes that are not UTF-8 become U+FFFD (:func:`valid_utf8`), as in every problem.
     """
     if failure.kind is DnsFailureKind.RCODE and failure.ede is not None:
         code, extra = failure.ede
         summary = _EDE_SUMMARIES.get(code, f"Unknown Extended DNS Error code {code}")
         text = f"DNS problem: looking up {rrtype} for {host}: {summary}"
-        return f"{text}: {extra}" if extra else text
-    if failure.kind is DnsFailureKind.RCODE:
-        detail = failure.rcode
-        hint = _RCODE_EXPLANATIONS.get(failure.rcode, "")
+        if extra:
+            text = f"{text}: {extra}"
     else:
-        detail = _FAILURE_DETAIL[failure.kind]
-        hint = ""
-    return f"DNS problem: {detail} looking up {rrtype} for {host}{hint}"
+        if failure.kind is DnsFailureKind.RCODE:
+            detail = failure.rcode
+            hint = _RCODE_EXPLANATIONS.get(failure.rcode, "")
+        else:
+            detail = _FAILURE_DETAIL[failure.kind]
+            hint = ""
+        text = f"DNS problem: {detail} looking up {rrtype} for {host}{hint}"
+    return valid_utf8(text)
 
 
 def is_dnssec_failure(failure: DnsFailure | None) -> bool:
@@ -602,10 +608,47 @@ def redirect_problem(*, ip: str, location: str, refusal: RedirectRefusal | Probl
     return Problem(refusal.type, refusal.reason, valid_utf8(detail))
 
 
+def _go_rune_error(error: UnicodeError) -> tuple[str | bytes, int]:
+    """The codec error handler behind :func:`valid_utf8` (registered as :data:`_GO_UTF8`).
+
+    Encoding: a ``surrogateescape`` surrogate (U+DC80-U+DCFF) is the byte it stands for;
+    any other lone surrogate cannot come from UTF-8 and becomes 0xFF, a byte that is
+    never valid, so it reads as one U+FFFD. Decoding: one U+FFFD, then go on at the next
+    byte, as Go's ``range`` over a string does (not Python's ``replace``, which gives one
+    U+FFFD for a whole truncated sequence).
+    """
+    if isinstance(error, UnicodeEncodeError):
+        chunk = error.object[error.start : error.end]
+        raw = bytes(ord(ch) - 0xDC00 if 0xDC80 <= ord(ch) <= 0xDCFF else 0xFF for ch in chunk)
+        return raw, error.end
+    if isinstance(error, UnicodeDecodeError):
+        return "\ufffd", error.start + 1
+    raise error
+
+
+_GO_UTF8 = "exporter.go-rune-error"
+codecs.register_error(_GO_UTF8, _go_rune_error)
+
+
 def valid_utf8(text: str) -> str:
-    """Boulder's filterProblemDetails: bytes that are not UTF-8 (held as surrogate escapes,
-    as a ``Location`` arrives) become U+FFFD in a problem's detail."""
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    """A problem's text as an ACME client reads it: each byte that is not part of valid
+    UTF-8 becomes one U+FFFD.
+
+    Bytes arrive as ``surrogateescape`` surrogates (a ``Location`` header, a resolver's
+    EXTRA-TEXT). Boulder's VA passes every problem through ``filterProblemDetails``
+    (``va/utf8filter.go``; ``DoDCV`` in ``va/va.go`` and ``DoCAA`` in ``va/caa.go`` call it
+    before the problem leaves the VA), whose ``replaceInvalidUTF8`` ranges over the Go
+    string: an invalid byte yields ``utf8.RuneError`` and the range advances by one byte.
+    So ``a\\xe2\\x82b`` is ``a\\ufffd\\ufffdb`` (``strings.ToValidUTF8`` would give one
+    U+FFFD per run; Python's ``replace`` one per maximal subpart: neither is it). Nothing
+    later changes the text: protobuf (VA to RA, RA to SA) needs valid UTF-8 and gets it, the
+    SA stores it with ``encoding/json`` and the WFE sends it with ``encoding/json``, whose
+    own coercion (one U+FFFD per invalid byte) finds nothing left to replace. Measured
+    with Boulder 2d00c8e's own functions on Go 1.26.
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-8", _GO_UTF8).decode("utf-8", _GO_UTF8)
 
 
 def challenge_url(host: str, token: str) -> str:

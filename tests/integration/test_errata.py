@@ -1,4 +1,4 @@
-"""HTTP-01 errata 13 to 20: what Let's Encrypt's code was measured to do, against the lab.
+"""HTTP-01 errata 13 to 21: what Let's Encrypt's code was measured to do, against the lab.
 
 Each test runs real servers on loopback (raw TCP servers that misbehave on purpose, TLS
 servers with their own contexts) and asserts the verdict as Let's Encrypt gives it: the
@@ -10,18 +10,22 @@ source is the "Verified by running Boulder's own code" list at the top of
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 import struct
+import time
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from exporter import fetch, gocompat
 from exporter.lab import servers as L
+from exporter.lab.routing import AddressMap
 from exporter.lab.tls import lab_certificate, lab_ssl_context
-from exporter.records import Outcome, ProblemType, Reason, ValidationResult
+from exporter.records import Family, Outcome, PassWarning, ProblemType, Reason, ValidationResult
 from tests.integration.lab_validation import (
     KA,
     PATH,
@@ -674,3 +678,139 @@ async def test_chunked_framing_after_128_bytes_is_never_read(lab: L.Lab) -> None
         Reason.BODY_TOO_LARGE,
         f"{v4}: Invalid response from {url('chunked.example.com')}: " + '"' + "z" * 128 + '"',
     )
+
+
+# ------------------------------------------------ erratum 21: multicast is dialled
+
+UNREACHABLE = Reason.NETWORK_UNREACHABLE
+
+
+@dataclass
+class KernelForMulticast:
+    """The lab's router, except that a multicast address goes to the kernel as it is.
+
+    The kernel refuses a TCP connect to multicast at once (ENETUNREACH) without sending a
+    packet. Any other address outside the lab is refused here and noted: a dial to it
+    would be a bug (nothing may leave loopback).
+    """
+
+    lab: AddressMap
+    dialled: list[str] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)
+
+    def route(self, address: str, port: int) -> tuple[str, int] | None:
+        self.dialled.append(address)
+        if address in self.lab.endpoints:
+            return self.lab.route(address, port)
+        if ipaddress.ip_address(address).is_multicast:
+            return address, port
+        self.stray.append(address)
+        return None
+
+
+async def validate_multicast(lab: L.Lab, name: str) -> tuple[ValidationResult, KernelForMulticast]:
+    # A long dial timeout: the kernel's refusal must be immediate, not a timeout.
+    router = KernelForMulticast(lab.routes)
+    result = await validate(lab, name, routes=router, dial=5.0, budget=8.0)
+    assert router.stray == []
+    return result, router
+
+
+@pytest.mark.parametrize(
+    ("family", "address"), [("a", "224.0.0.1"), ("aaaa", "ff0e::1")], ids=["ipv4", "ipv6"]
+)
+async def test_a_multicast_only_address_is_dialled_and_unreachable(
+    lab: L.Lab, family: str, address: str
+) -> None:
+    name = "mcast.example.com"
+    if family == "a":
+        lab.zone.add(name, a=[address])
+    else:
+        lab.zone.add(name, aaaa=[address])
+    started = time.monotonic()
+    result, router = await validate_multicast(lab, name)
+    assert time.monotonic() - started < 2.0  # refused at once, no dial timeout
+    # A connection problem against the address, not "no valid A records found".
+    assert problem(result) == (
+        ProblemType.CONNECTION,
+        UNREACHABLE,
+        f"{address}: Fetching {url(name)}: Network unreachable",
+    )
+    assert records(result) == [(0, url(name), address, FAILED, None, UNREACHABLE)]
+    assert summary(result) == failed(0)
+    assert router.dialled == [address]
+
+
+async def test_a_multicast_aaaa_falls_back_to_a_working_a(lab: L.Lab) -> None:
+    v4 = await lab.host(4, L.serve(), L.serve())
+    name = "mcast6.example.com"
+    lab.zone.add(name, a=[v4], aaaa=["ff0e::1"])
+    result, _ = await validate_multicast(lab, name)
+    assert summary(result) == ok()
+    assert (result.ipv4_fallback, result.aaaa_mismatch) == (True, True)
+    assert records(result) == [
+        (0, url(name), "ff0e::1", FAILED, None, UNREACHABLE),
+        (0, url(name), v4, RESP, 200, None),
+    ]
+    assert [(f.family, f.address, f.error) for f in result.families] == [
+        (Family.IPV6, "ff0e::1", UNREACHABLE),
+        (Family.IPV4, v4, None),
+    ]
+    assert result.warnings == (PassWarning.IPV4_FALLBACK, PassWarning.AAAA_MISMATCH)
+
+
+async def test_a_multicast_first_aaaa_hands_over_to_the_first_a(lab: L.Lab) -> None:
+    good6 = await lab.host(6, L.serve(), L.serve())  # would work: never asked
+    v4 = await lab.host(4, L.serve(), L.serve())
+    name = "mcast6.example.com"
+    lab.zone.add(name, a=[v4], aaaa=["ff0e::1", good6])
+    result, router = await validate_multicast(lab, name)
+    assert summary(result) == ok()
+    assert result.ipv4_fallback is True
+    assert records(result) == [
+        (0, url(name), "ff0e::1", FAILED, None, UNREACHABLE),
+        (0, url(name), v4, RESP, 200, None),
+    ]
+    assert result.records[0].addresses_resolved == ("ff0e::1", good6, v4)
+    assert good6 not in router.dialled
+
+
+@pytest.mark.parametrize(
+    ("location", "address"),
+    [("http://224.0.0.1/x", "224.0.0.1"), ("http://[ff0e::1]/x", "ff0e::1")],
+    ids=["ipv4", "ipv6"],
+)
+async def test_a_redirect_to_a_multicast_literal_is_followed(
+    lab: L.Lab, location: str, address: str
+) -> None:
+    name = "redirect.example.com"
+    v4 = await site(lab, name, L.redirect(location))
+    result, _ = await validate_multicast(lab, name)
+    # Prefixed with the target's address, naming the Location: not a reserved-address refusal.
+    assert problem(result) == (
+        ProblemType.CONNECTION,
+        UNREACHABLE,
+        f"{address}: Fetching {location}: Network unreachable",
+    )
+    assert records(result) == [
+        (0, url(name), v4, REDIR, 301, None),
+        (1, location, address, FAILED, None, UNREACHABLE),
+    ]
+    assert summary(result) == failed(1, redirects=1)
+
+
+async def test_other_special_purpose_answers_are_dropped_before_any_dial(lab: L.Lab) -> None:
+    name = "special.example.com"
+    lab.zone.add(
+        name,
+        a=["0.0.0.0", "169.254.1.1", "192.0.0.9", "192.31.196.1"],
+        aaaa=["::ffff:203.0.113.7", "::", "fe80::1", "64:ff9b::808:808", "2002:808:808::1"],
+    )
+    result, router = await validate_multicast(lab, name)
+    assert problem(result) == (
+        ProblemType.DNS,
+        Reason.DNS_NO_ADDRESSES,
+        f"no valid A records found for {name}; no valid AAAA records found for {name}",
+    )
+    assert records(result) == []
+    assert router.dialled == []

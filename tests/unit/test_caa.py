@@ -615,6 +615,23 @@ def test_invalid_utf8_in_the_detail_becomes_replacement_characters(
     )
 
 
+def test_a_truncated_sequence_gives_one_replacement_character_per_byte() -> None:
+    # Boulder's filterProblemDetails (va/utf8filter.go) ranges over the Go string: b"\xe2\x82"
+    # followed by "b" is two invalid bytes, so two U+FFFD (not Python's one).
+    extra = b"a\xe2\x82b".decode("utf-8", errors="surrogateescape")
+    check = run({"www": servfail(6, extra)})
+    assert check.problem is not None
+    assert check.problem.detail == (
+        "While processing CAA for www.example.com: "
+        "DNS problem: looking up CAA for www.example.com: DNSSEC: Bogus: a\ufffd\ufffdb"
+    )
+    # An error above the relevant set is shown with the same replacement.
+    check = run({"www": (LE,), "com": servfail(6, extra)})
+    assert check.ignored_errors == (
+        ("com", "DNS problem: looking up CAA for com: DNSSEC: Bogus: a\ufffd\ufffdb"),
+    )
+
+
 def test_the_identifier_is_lowercased() -> None:
     zone: Zone = {"example.com": ('0 issue "digicert.com"',)}
     check = check_caa("WWW.Example.COM", answers(zone), account_uris=ACCOUNTS)

@@ -47,7 +47,9 @@ ROOT = Path(__file__).resolve().parents[2]
         ("192.0.0.9", "[RFC7723]: Port Control Protocol Anycast"),
         ("192.0.0.100", "[RFC6890], Section 2.1: IETF Protocol Assignments"),
         ("192.0.2.1", "[RFC5737]: Documentation (TEST-NET-1)"),
-        ("224.0.0.1", "[RFC3171]: Multicast Addresses"),
+        ("224.0.0.1", None),  # multicast: in neither registry (erratum 21)
+        ("239.255.255.255", None),
+        ("240.0.0.0", "[RFC1112], Section 4: Reserved"),
         ("255.255.255.255", "[RFC8190] [RFC919], Section 7: Limited Broadcast"),
         ("8.8.8.8", None),
         ("::1", "[RFC4291]: Loopback Address"),
@@ -58,7 +60,9 @@ ROOT = Path(__file__).resolve().parents[2]
         ("2002::1", "[RFC3056]: 6to4"),
         ("fc00::1", "[RFC4193] [RFC8190]: Unique-Local"),
         ("fe80::1", "[RFC4291]: Link-Local Unicast"),
-        ("ff02::1", "[RFC4291]: Multicast Addresses"),
+        ("ff02::1", None),  # multicast: in neither registry (erratum 21)
+        ("ff0e::1", None),
+        ("ff00::", None),
         ("3fff::1", "[RFC9637]: Documentation"),
         ("2606:4700::1111", None),
     ],
@@ -228,6 +232,116 @@ def test_dns_verdict_fatal_only_when_both_fail(
 ) -> None:
     assert policy.resolve_verdict(H, a_answer, aaaa_answer, AddressPolicy()) == Problem(
         ProblemType.DNS, reason, detail
+    )
+
+
+# ------------------------------------------------- erratum 21: multicast is dialled
+
+MULTICAST = ["224.0.0.1", "239.255.255.250", "ff02::1", "ff0e::1"]
+
+#: The special-purpose blocks erratum 21 names as still dropped before any dial.
+STILL_RESERVED = [
+    ("::ffff:203.0.113.7", "[RFC4291]: IPv4-mapped Address"),
+    ("::", "[RFC4291]: Unspecified Address"),
+    ("0.0.0.0", '[RFC1122], Section 3.2.1.3: "This host on this network"'),
+    ("169.254.1.1", "[RFC3927]: Link Local"),
+    ("fe80::1", "[RFC4291]: Link-Local Unicast"),
+    ("64:ff9b::808:808", "[RFC6052]: IPv4-IPv6 Translat."),
+    ("2002:808:808::1", "[RFC3056]: 6to4"),
+    ("192.31.196.1", "[RFC7535]: AS112-v4"),
+    ("2001:4:112::1", "[RFC7535]: AS112-v6"),
+    ("192.0.0.9", "[RFC7723]: Port Control Protocol Anycast"),
+]
+
+
+@pytest.mark.parametrize("address", MULTICAST)
+def test_multicast_is_not_reserved(address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    assert AddressPolicy().refusal(ip) is None
+    assert policy.usable_address(AddressPolicy(), address, ip.version) == address
+
+
+@pytest.mark.parametrize(("address", "block"), STILL_RESERVED, ids=[a for a, _ in STILL_RESERVED])
+def test_other_special_purpose_blocks_are_still_dropped(address: str, block: str) -> None:
+    ip = ipaddress.ip_address(address)
+    assert AddressPolicy().refusal(ip) == f"IP address is in a reserved address block: {block}"
+    answers = (a(address), aaaa()) if ip.version == 4 else (a(), aaaa(address))
+    assert policy.resolve_verdict(H, *answers, AddressPolicy()) == Problem(
+        ProblemType.DNS,
+        Reason.DNS_NO_ADDRESSES,
+        f"no valid A records found for {H}; no valid AAAA records found for {H}",
+    )
+    assert isinstance(
+        redirect(f"http://{address}/x" if ip.version == 4 else f"http://[{address}]/x"),
+        RedirectRefusal,
+    )
+
+
+@pytest.mark.parametrize(
+    ("a_answer", "aaaa_answer", "candidates", "addresses"),
+    [
+        (a("224.0.0.1"), aaaa(), ("224.0.0.1",), ("224.0.0.1",)),
+        (a(), aaaa("ff0e::1"), ("ff0e::1",), ("ff0e::1",)),
+        (a("1.1.1.1"), aaaa("ff0e::1"), ("ff0e::1", "1.1.1.1"), ("ff0e::1", "1.1.1.1")),
+        (
+            a("1.1.1.1"),
+            aaaa("ff0e::1", "2606::1"),
+            ("ff0e::1", "1.1.1.1"),
+            ("ff0e::1", "2606::1", "1.1.1.1"),
+        ),
+        (
+            a("239.1.2.3", "1.1.1.1"),
+            aaaa(),
+            ("239.1.2.3",),
+            ("239.1.2.3", "1.1.1.1"),
+        ),
+    ],
+    ids=[
+        "only-a-multicast",
+        "only-aaaa-multicast",
+        "multicast-aaaa-then-a",
+        "first-aaaa-multicast-second-never-used",
+        "first-a-multicast",
+    ],
+)
+def test_multicast_answers_are_dialled(
+    a_answer: DnsAnswer,
+    aaaa_answer: DnsAnswer,
+    candidates: tuple[str, ...],
+    addresses: tuple[str, ...],
+) -> None:
+    result = policy.resolve_verdict(H, a_answer, aaaa_answer, AddressPolicy())
+    assert isinstance(result, policy.Resolution)
+    assert (result.candidates, result.addresses, result.hidden) == (candidates, addresses, ())
+
+
+@pytest.mark.parametrize(
+    ("location", "host"),
+    [("http://224.0.0.1/x", "224.0.0.1"), ("https://[FF0E::1]/x", "ff0e::1")],
+    ids=["ipv4", "ipv6"],
+)
+def test_redirect_to_a_multicast_literal_is_followed(location: str, host: str) -> None:
+    target = redirect(location)
+    assert isinstance(target, RedirectTarget)
+    assert (target.host, target.is_ip) == (host, True)
+
+
+def test_multicast_with_a_zone_is_refused_for_the_zone() -> None:
+    assert redirect("http://[ff02::1%25eth0]/x") == RedirectRefusal(
+        Reason.BAD_REDIRECT_HOST, "Invalid host in redirect target: contains scope zone"
+    )
+
+
+def test_the_kernels_refusal_is_a_dial_failure_that_falls_back() -> None:
+    # The kernel refuses a TCP connect to multicast with ENETUNREACH: the dial seam's
+    # NETWORK_UNREACHABLE, a fallback error, worded as Let's Encrypt words it.
+    assert policy.may_fall_back(Reason.NETWORK_UNREACHABLE)
+    problem = policy.transport_problem(
+        Reason.NETWORK_UNREACHABLE, ip="224.0.0.1", url="http://x.example/p"
+    )
+    assert (problem.type, problem.detail) == (
+        ProblemType.CONNECTION,
+        "224.0.0.1: Fetching http://x.example/p: Network unreachable",
     )
 
 
@@ -602,6 +716,52 @@ def test_redirect_problem_replaces_bytes_that_are_not_utf8() -> None:
     refusal = RedirectRefusal(Reason.REDIRECT_LOOP, "Redirect loop detected")
     problem = policy.redirect_problem(ip="192.0.2.1", location="/\udcff", refusal=refusal)
     assert problem.detail == "192.0.2.1: Fetching /\ufffd: Redirect loop detected"
+
+
+#: Bytes -> what an ACME client reads. Measured by running Boulder 2d00c8e's own path on
+#: Go 1.26: va/utf8filter.go filterProblemDetails, protobuf to the RA, encoding/json into
+#: the SA's column and back, encoding/json in the WFE. Go's range over a string gives
+#: one U+FFFD per invalid byte, so a truncated sequence gives one per byte.
+GO_UTF8 = [
+    (b"a\xe2\x82b", "a\ufffd\ufffdb"),
+    (b"\xff\xfe", "\ufffd\ufffd"),
+    (b"a\xc3", "a\ufffd"),
+    (b"x\xf0\x9f\x98y", "x\ufffd\ufffd\ufffdy"),
+    (b"\xed\xa0\x80", "\ufffd\ufffd\ufffd"),  # an encoded surrogate
+    (b"\xc3\xa9", "\u00e9"),
+    (b"\xe2\x82\xe2\x82\xac", "\ufffd\ufffd\u20ac"),
+    (b"plain", "plain"),
+]
+
+
+@pytest.mark.parametrize(("raw", "shown"), GO_UTF8, ids=[go_quote(r) for r, _ in GO_UTF8])
+def test_valid_utf8_as_go_prints_it(raw: bytes, shown: str) -> None:
+    assert policy.valid_utf8(raw.decode("utf-8", errors="surrogateescape")) == shown
+
+
+def test_valid_utf8_replaces_a_surrogate_that_is_no_byte() -> None:
+    assert policy.valid_utf8("a\ud800b\udc41") == "a\ufffdb\ufffd"
+
+
+def test_redirect_problem_replaces_each_invalid_byte() -> None:
+    refusal = RedirectRefusal(Reason.REDIRECT_LOOP, "Redirect loop detected")
+    location = b"http://example.com/a\xe2\x82b".decode("utf-8", errors="surrogateescape")
+    problem = policy.redirect_problem(ip="192.0.2.1", location=location, refusal=refusal)
+    assert problem.detail == (
+        "192.0.2.1: Fetching http://example.com/a\ufffd\ufffdb: Redirect loop detected"
+    )
+
+
+def test_dns_problem_replaces_each_invalid_byte_of_the_extra_text() -> None:
+    extra = b"bad \xe2\x82 sig".decode("utf-8", errors="surrogateescape")
+    bogus = DnsFailure(DnsFailureKind.RCODE, "SERVFAIL", ede=(6, extra))
+    result = policy.resolve_verdict(H, a(failure=bogus), aaaa(), AddressPolicy())
+    assert result == Problem(
+        ProblemType.DNS,
+        Reason.DNS_DNSSEC,
+        f"DNS problem: looking up A for {H}: DNSSEC: Bogus: bad \ufffd\ufffd sig; "
+        f"no valid AAAA records found for {H}",
+    )
 
 
 def test_path_of_exactly_2000_is_accepted() -> None:
