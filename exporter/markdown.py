@@ -1,95 +1,69 @@
-"""A small Markdown-to-HTML renderer for the runbook served at ``/runbook``.
+"""The runbook served at ``/runbook``, rendered from Markdown by markdown-it-py.
 
-Rule: pure, and only what the runbook uses: ``#`` headings (each with an ``id``,
-its text lowercased with spaces as dashes, so an alert's heading is its anchor),
-paragraphs, ``-``/``*`` bullet lists, fenced code blocks, and inline ``code``,
-``**bold**`` and ``[links](url)``. Everything else is escaped text.
+Rule: CommonMark as markdown-it-py parses it, with raw HTML in the source shown as
+text, never passed through, and links to ``javascript:``, ``vbscript:``, ``file:`` or
+``data:`` left as text (markdown-it-py's own link check). Each heading carries an
+``id``: its slug as GitHub makes it for a Markdown file, so that an alert's section
+has the same anchor on the page as in the repository, where the alert rules'
+``runbook_url`` points (``## AcmeHttp01RenewalAtRisk`` -> ``#acmehttp01renewalatrisk``).
+
+markdown-it-py is imported on the first render, not with the exporter: the page is
+rendered once, when it is first asked for.
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.rules_core import StateCore
 
 __all__ = ["anchor", "render"]
 
-_INLINE = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*|\[([^\]]+)\]\(([^)\s]+)\)")
+# What GitHub drops from a heading's text to make its anchor: all but letters, digits,
+# underscores, hyphens and spaces.
+_NOT_IN_SLUG = re.compile(r"[^\w\- ]")
 
 
 def anchor(heading: str) -> str:
-    """The ``id`` of a heading: ``AcmeHttp01RenewalAtRisk`` -> ``acmehttp01renewalatrisk``."""
-    return re.sub(r"[^a-z0-9_-]", "", heading.strip().lower().replace(" ", "-"))
+    """The slug of a heading's text: ``What it means`` -> ``what-it-means``."""
+    return _NOT_IN_SLUG.sub("", heading.strip().lower()).replace(" ", "-")
 
 
-def _inline(text: str) -> str:
-    out, last = [], 0
-    for match in _INLINE.finditer(text):
-        out.append(html.escape(text[last : match.start()]))
-        code, bold, label, url = match.groups()
-        if code is not None:
-            out.append(f"<code>{html.escape(code)}</code>")
-        elif bold is not None:
-            out.append(f"<b>{html.escape(bold)}</b>")
-        elif url.startswith(("http://", "https://", "#", "/")):
-            out.append(f'<a href="{html.escape(url)}">{html.escape(label)}</a>')
-        else:
-            out.append(html.escape(match.group(0)))
-        last = match.end()
-    out.append(html.escape(text[last:]))
-    return "".join(out)
+def _heading_ids(state: StateCore) -> None:
+    """Give each heading its ``id``; a repeated slug gets ``-1``, ``-2``... as on GitHub."""
+    seen: dict[str, int] = {}
+    tokens = state.tokens
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open":
+            continue
+        inline = tokens[index + 1]
+        text = "".join(
+            " " if child.type in ("softbreak", "hardbreak") else child.content
+            for child in inline.children or []
+            if child.type in ("text", "code_inline", "softbreak", "hardbreak")
+        )
+        slug = base = anchor(text)
+        while slug in seen:
+            seen[base] += 1
+            slug = f"{base}-{seen[base]}"
+        seen[slug] = 0
+        token.attrSet("id", slug)
+
+
+@functools.cache
+def _parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": False, "xhtmlOut": False})
+    parser.core.ruler.push("heading_ids", _heading_ids)
+    return parser
 
 
 def render(text: str) -> str:
-    """The HTML body for ``text``."""
-    out: list[str] = []
-    paragraph: list[str] = []
-    in_list = False
-    in_code = False
-
-    def flush() -> None:
-        nonlocal in_list
-        if paragraph:
-            out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
-            paragraph.clear()
-        if in_list:
-            out.append("</ul>")
-            in_list = False
-
-    for line in text.splitlines():
-        if in_code:
-            if line.startswith("```"):
-                out.append("</code></pre>")
-                in_code = False
-            else:
-                out.append(html.escape(line))
-            continue
-        stripped = line.strip()
-        if stripped.startswith("```"):
-            flush()
-            out.append("<pre><code>")
-            in_code = True
-        elif heading := re.match(r"^(#{1,6})\s+(.*)$", stripped):
-            flush()
-            level, title = len(heading.group(1)), heading.group(2)
-            out.append(f'<h{level} id="{anchor(title)}">{_inline(title)}</h{level}>')
-        elif item := re.match(r"^[-*]\s+(.*)$", stripped):
-            if paragraph:
-                out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
-                paragraph.clear()
-            if not in_list:
-                out.append("<ul>")
-                in_list = True
-            out.append(f"<li>{_inline(item.group(1))}</li>")
-        elif not stripped:
-            flush()
-        elif in_list and line.startswith((" ", "\t")):
-            out[-1] = out[-1].removesuffix("</li>") + " " + _inline(stripped) + "</li>"
-        else:
-            if in_list:
-                out.append("</ul>")
-                in_list = False
-            paragraph.append(stripped)
-    if in_code:
-        out.append("</code></pre>")
-    flush()
-    return "\n".join(out)
+    """The HTML body for the Markdown ``text``."""
+    html: str = _parser().render(text)  # typed Any: the renderer is pluggable
+    return html

@@ -2,8 +2,8 @@
 the lab outside the production path, and no key material shipped.
 
 Each seam the exporter relies on is imported and exercised here, so an upgrade of
-httpx, httpcore, anyio, APScheduler, dnspython or prometheus-client that breaks one
-fails here, loudly, with the seam's name.
+httpx, httpcore, h11, anyio, APScheduler, uvloop, dnspython or prometheus-client that
+breaks one fails here, loudly, with the seam's name.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +54,9 @@ def top_level_imports(path: Path) -> set[str]:
 
 # ---------------------------------------------------------------------- public seams
 
-PRIVATE = re.compile(r"^(httpx|httpcore|anyio|h11|apscheduler|dns|prometheus_client)(\..*)?\._")
+PRIVATE = re.compile(
+    r"^(httpx|httpcore|anyio|h11|apscheduler|dns|prometheus_client|markdown_it)(\..*)?\._"
+)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -64,59 +68,118 @@ def test_no_private_module_or_attribute_of_a_library(path: Path) -> None:
     assert private == []
 
 
-def test_httpcore_and_h11_seam() -> None:
-    import h11
+def test_httpcore_seam() -> None:
     import httpcore
 
+    # fetch._Stream is an AsyncNetworkStream: the same coroutines, the same extra-info call.
     for name in ("read", "write", "aclose", "start_tls"):
         assert inspect.iscoroutinefunction(getattr(httpcore.AsyncNetworkStream, name)), name
-    assert callable(httpcore.AsyncNetworkStream.get_extra_info)
+    extra_info = inspect.signature(httpcore.AsyncNetworkStream.get_extra_info)
+    assert list(extra_info.parameters) == ["self", "info"]
     url = httpcore.URL(scheme=b"https", host=b"example.com", port=None, target=b"/x")
     assert (url.origin.scheme, url.origin.host, url.origin.port) == (b"https", b"example.com", 443)
     assert url.target == b"/x"
-    # httpcore's HTTP/1.1 connection speaks h11 with these; the fetch seam does the same.
+    # What the fetch seam raises is what a body read catches and what _classify tells apart.
+    caught = (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException)
+    for raised in (
+        httpcore.ConnectTimeout,
+        httpcore.ConnectError,
+        httpcore.RemoteProtocolError,
+        httpcore.LocalProtocolError,
+        httpcore.ReadError,
+        httpcore.WriteError,
+        httpcore.ReadTimeout,
+        httpcore.WriteTimeout,
+    ):
+        assert issubclass(raised, caught), raised
+    assert not issubclass(httpcore.ConnectTimeout, httpcore.ConnectError)
+    assert not issubclass(httpcore.ReadError, httpcore.ConnectError)
+    assert not issubclass(httpcore.WriteError, httpcore.ConnectError)
+    assert issubclass(httpcore.UnsupportedProtocol, Exception)
+
+
+def test_h11_client_seam() -> None:
+    """fetch._Exchange: httpcore's HTTP/1.1 client loop, spoken with h11."""
+    import h11
+
+    with pytest.raises(h11.LocalProtocolError):  # turned into httpcore's LocalProtocolError
+        h11.Request(method=b"GET", target=b"/x", headers=[(b"Host", b"a\r\nX: y")])
     connection = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=100 * 1024)
     request = h11.Request(method=b"GET", target=b"/x", headers=[(b"Host", b"example.com")])
     assert connection.send(request).startswith(b"GET /x HTTP/1.1\r\n")
-    connection.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok")
+    connection.send(h11.EndOfMessage())
+    # Nothing received yet: more data is needed, and an EOF now is "Server disconnected
+    # without sending a response."
+    assert connection.next_event() is h11.NEED_DATA
+    assert connection.their_state is h11.SEND_RESPONSE
+    connection.receive_data(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok"
+        b"HTTP/1.1 200 OK\r\n"  # a second, unasked-for response
+    )
+    informational = connection.next_event()
+    assert isinstance(informational, h11.InformationalResponse)
+    assert informational.status_code == 100
     response = connection.next_event()
     assert isinstance(response, h11.Response) and response.status_code == 200
-    assert (b"X-A", b"b") in list(response.headers.raw_items())
-    assert isinstance(connection.next_event(), h11.Data)
+    assert (b"X-A", b"b") in list(response.headers.raw_items())  # as sent, not lowercased
+    data = connection.next_event()
+    assert isinstance(data, h11.Data) and bytes(data.data) == b"ok"
     assert isinstance(connection.next_event(), h11.EndOfMessage)
-    for name in ("InformationalResponse", "PAUSED", "NEED_DATA", "SEND_RESPONSE"):
-        assert getattr(h11, name) is not None, name
-    for name in ("RemoteProtocolError", "LocalProtocolError"):
-        assert issubclass(getattr(h11, name), Exception), name
-    # The failure classes the fetch seam tells apart.
-    for name in (
-        "ConnectTimeout",
-        "ConnectError",
-        "RemoteProtocolError",
-        "LocalProtocolError",
-        "ReadError",
-        "WriteError",
-        "ReadTimeout",
-        "WriteTimeout",
-        "ProtocolError",
-        "NetworkError",
-        "TimeoutException",
-        "UnsupportedProtocol",
-    ):
-        assert issubclass(getattr(httpcore, name), Exception), name
+    assert connection.next_event() is h11.PAUSED  # the body ends there
+
+    for garbage in (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/1.1 200 OK\r\n" + b"X" * 200):
+        connection = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=100)
+        connection.send(request)
+        connection.send(h11.EndOfMessage())
+        connection.receive_data(garbage)
+        with pytest.raises(h11.RemoteProtocolError):
+            connection.next_event()
+
+
+def test_h11_server_seam() -> None:
+    """web.Server: one h11 server connection per client, requests read until PAUSED."""
+    import h11
+
+    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=100 * 1024)
+    assert connection.our_state is h11.IDLE
+    connection.receive_data(
+        b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    request = connection.next_event()
+    assert isinstance(request, h11.Request) and request.target == b"/metrics"
+    assert isinstance(connection.next_event(), h11.EndOfMessage)
+    assert connection.next_event() is h11.PAUSED  # the pipelined request waits its turn
+    assert connection.our_state is h11.SEND_RESPONSE
+    connection.send(h11.Response(status_code=200, headers=[("Content-Length", "2")]))
+    connection.send(h11.Data(data=b"ok"))
+    connection.send(h11.EndOfMessage())
+    connection.start_next_cycle()
+    assert isinstance(connection.next_event(), h11.Request)
+    assert isinstance(connection.next_event(), h11.EndOfMessage)
+    connection.send(h11.Response(status_code=200, headers=[("Connection", "close")]))
+    connection.send(h11.EndOfMessage())
+    assert connection.our_state is h11.MUST_CLOSE
+    with pytest.raises(h11.LocalProtocolError):
+        connection.start_next_cycle()
+
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(b"")  # the client closed without a request
+    assert isinstance(connection.next_event(), h11.ConnectionClosed)
 
 
 def test_httpx_models_seam() -> None:
     import httpx
 
-    request = httpx.Request("GET", "http://example.com:8080/a%20b?c", headers={"Accept": "*/*"})
-    assert request.url.raw_scheme == b"http"
-    assert request.url.raw_host == b"example.com"
-    assert request.url.port == 8080
-    assert request.url.raw_path == b"/a%20b?c"
-    assert (b"Host", b"example.com:8080") in request.headers.raw
-    assert httpx.Headers([(b"Location", b"/x")]).get("location") == "/x"
-    assert issubclass(httpx.InvalidURL, Exception)
+    url = httpx.URL("http://Example.COM:8080/a b?c")
+    assert (url.raw_scheme, url.raw_host, url.port) == (b"http", b"example.com", 8080)
+    assert url.raw_path == b"/a%20b?c"
+    assert url.netloc == b"example.com:8080"
+    assert httpx.URL("https://example.com/").port is None  # the scheme's default
+    with pytest.raises(httpx.InvalidURL):
+        httpx.URL("http://[::1/")
+    headers = httpx.Headers([(b"Location", b"/x"), (b"Content-Encoding", b"gzip")])
+    assert headers.get("location") == "/x" and headers.get("content-encoding") == "gzip"
 
 
 def test_anyio_stream_seam() -> None:
@@ -124,27 +187,87 @@ def test_anyio_stream_seam() -> None:
     import anyio.abc
     import anyio.streams.tls
 
-    for name in ("receive", "send", "send_eof", "aclose"):
-        assert name in anyio.abc.ByteStream.__abstractmethods__, name
+    # fetch's _Recorder and _SocketStream implement exactly these: one more, and they
+    # could not be made.
+    assert anyio.abc.ByteStream.__abstractmethods__ == {"receive", "send", "send_eof", "aclose"}
     wrap = inspect.signature(anyio.streams.tls.TLSStream.wrap)
     assert {"ssl_context", "hostname", "standard_compatible", "server_side"} <= set(wrap.parameters)
-    assert anyio.streams.tls.TLSAttribute.ssl_object is not None
-    for name in ("local_address", "remote_address", "raw_socket"):
-        assert getattr(anyio.abc.SocketAttribute, name) is not None
+
+    SocketAttribute = anyio.abc.SocketAttribute
+    ssl_object = anyio.streams.tls.TLSAttribute.ssl_object
+    attributes = [
+        ssl_object,
+        SocketAttribute.local_address,
+        SocketAttribute.remote_address,
+        SocketAttribute.raw_socket,
+    ]
+    assert len({id(attribute) for attribute in attributes}) == len(attributes)
+
+    class Stream(anyio.abc.ByteStream):
+        async def receive(self, max_bytes: int = 65536) -> bytes:
+            raise anyio.EndOfStream
+
+        async def send(self, item: bytes) -> None:
+            pass
+
+        async def send_eof(self) -> None:
+            pass
+
+        async def aclose(self) -> None:
+            pass
+
+        @property
+        def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+            return {SocketAttribute.local_address: lambda: ("127.0.0.1", 1)}
+
+    # get_extra_info's lookups: a stream's own attribute, or the default when it has none.
+    stream = Stream()
+    assert stream.extra(SocketAttribute.local_address, None) == ("127.0.0.1", 1)
+    assert stream.extra(ssl_object, None) is None
+    assert stream.extra(SocketAttribute.remote_address, None) is None
     for name in ("EndOfStream", "BrokenResourceError", "ClosedResourceError"):
         assert issubclass(getattr(anyio, name), Exception)
 
 
 def test_apscheduler_seam() -> None:
+    import datetime as dt
+
     from apscheduler import events
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.base import BaseTrigger
 
-    assert "get_next_fire_time" in BaseTrigger.__abstractmethods__
-    for name in ("add_job", "reschedule_job", "get_jobs", "add_listener", "shutdown"):
-        assert callable(getattr(AsyncIOScheduler, name)), name
-    for name in ("EVENT_JOB_MAX_INSTANCES", "EVENT_JOB_MISSED", "EVENT_JOB_SUBMITTED"):
-        assert isinstance(getattr(events, name), int), name
+    from exporter.scheduler import PhasedInterval
+
+    # PhasedInterval implements exactly this.
+    assert BaseTrigger.__abstractmethods__ == {"get_next_fire_time"}
+    # The calls scheduler.Scheduler makes, as it makes them (on a scheduler not started).
+    scheduler = AsyncIOScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=dt.UTC,
+    )
+    assert scheduler.timezone == dt.UTC
+    now = dt.datetime.now(dt.UTC)
+
+    def trigger() -> PhasedInterval:
+        return PhasedInterval(interval=60, jitter=1, first=now, anchor=now)
+
+    async def run(job_id: str) -> None:
+        pass
+
+    first, second = trigger(), trigger()
+    job = scheduler.add_job(run, trigger=first, args=["v:a"], id="v:a", name="v:a")
+    assert [(j.id, j.name, list(j.args), j.trigger) for j in scheduler.get_jobs()] == [
+        ("v:a", "v:a", ["v:a"], first)
+    ]
+    scheduler.reschedule_job("v:a", trigger=second)
+    assert scheduler.get_jobs()[0].trigger is second
+    job.remove()
+    assert scheduler.get_jobs() == []
+    # The listener for skipped runs is registered on MAX_INSTANCES | MISSED.
+    masks = [events.EVENT_JOB_MAX_INSTANCES, events.EVENT_JOB_MISSED, events.EVENT_JOB_SUBMITTED]
+    assert all(isinstance(mask, int) and mask > 0 for mask in masks)
+    assert masks[0] & masks[1] == masks[0] & masks[2] == masks[1] & masks[2] == 0
+    scheduler.add_listener(lambda event: None, masks[0] | masks[1])
 
 
 def test_uvloop_seam() -> None:
@@ -161,25 +284,52 @@ def test_uvloop_seam() -> None:
         loop.close()
 
 
-def test_dnspython_and_prometheus_client_seams() -> None:
-    import dns.asyncresolver
+def test_dnspython_seam() -> None:
+    """exporter.dns builds its queries with dnspython and parses what it does not read
+    off the wire itself with it."""
+    import dns.exception
+    import dns.flags
     import dns.ipv4
     import dns.ipv6
     import dns.message
-    import dns.nameserver
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.utils import floatToGoString
+    import dns.name
+    import dns.rcode
+    import dns.rdatatype
+    import dns.resolver
 
-    assert inspect.iscoroutinefunction(dns.asyncresolver.Resolver.resolve)
-    assert {"address", "port"} <= set(inspect.signature(dns.nameserver.Do53Nameserver).parameters)
-    assert {"id", "use_edns", "payload"} <= set(
-        inspect.signature(dns.message.make_query).parameters
-    )
-    assert "continue_on_error" in inspect.signature(dns.message.from_wire).parameters
+    name = dns.name.Name([b"example", b"com", b""])
+    assert name.to_text() == "example.com."
+    query = dns.message.make_query(name, dns.rdatatype.AAAA, use_edns=0, payload=4096, id=0)
+    query.flags |= dns.flags.AD
+    wire = query.to_wire()
+    assert wire[:2] == b"\x00\x00"
+    assert wire[2] & 0x01 and wire[3] & 0x20  # RD, AD
+    assert dns.flags.TC == 0x0200  # read off the wire as data[2] & 0x02
+    parsed = dns.message.from_wire(wire, continue_on_error=False)
+    assert parsed.rcode() == dns.rcode.NOERROR and parsed.flags & dns.flags.AD
+    assert parsed.edns == 0 and parsed.payload == 4096
+    with pytest.raises(dns.exception.DNSException):
+        dns.message.from_wire(wire[:-3])
     assert dns.ipv4.inet_ntoa(b"\xc0\x00\x02\x01") == "192.0.2.1"
     assert dns.ipv6.inet_ntoa(b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01") == "2001:db8::1"
+    # The system's nameservers, as exporter.dns reads them (not read here: configure=False).
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ["192.0.2.53", "2001:db8::53"]
+    assert [str(ns) for ns in resolver.nameservers] == ["192.0.2.53", "2001:db8::53"]
+    assert issubclass(dns.resolver.NoResolverConfiguration, Exception)
+
+
+def test_prometheus_client_seam() -> None:
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+    from prometheus_client.utils import floatToGoString
+
     assert floatToGoString(1.0) == "1.0" and floatToGoString(float("inf")) == "+Inf"
-    assert "auto_describe" in inspect.signature(CollectorRegistry).parameters
+    registry = CollectorRegistry(auto_describe=False)
+    Gauge("a", "A.", registry=registry).set(1)
+    assert generate_latest(registry).endswith(b"\na 1.0\n")
+    # metrics.Exposition joins two registries' OpenMetrics, each without its end marker.
+    assert generate_openmetrics(registry).endswith(b"\na 1.0\n# EOF\n")
 
 
 # ------------------------------------------------------------------------- dependencies
