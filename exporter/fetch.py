@@ -16,9 +16,11 @@ connection, as Let's Encrypt's has.
 
 It speaks like Let's Encrypt's Go client, not like Python's defaults: the Host
 header is the URL's host as written (``host:80`` stays), the TLS ClientHello
-offers Go's cipher suites and no ALPN, TLS alerts are reported in Go's words, and
-a chunked body is decoded by Go's reader (``exporter.gocompat``) so that the
-framings Go refuses are refused with Go's texts.
+offers Go's cipher suites and no ALPN, TLS alerts are reported in Go's words, a
+``101`` is a final response, each response is framed by its Transfer-Encoding and
+Content-Length as Go frames it (what Go refuses is refused), and a chunked body and
+a gzip body (Go asks for gzip and decodes it) are decoded by Go's readers
+(``exporter.gocompat``), so that what Go refuses is refused with Go's texts.
 
 How errors are told apart (only the first kind may fall back)::
 
@@ -50,8 +52,7 @@ import errno
 import re
 import socket
 import ssl
-import zlib
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -294,32 +295,49 @@ class _Exchange:
     exceptions: a write error is ignored so that a response sent early is still read; a
     server that closes before responding is "Server disconnected without sending a
     response."), without what a pooled, reusable connection needs (state locks, traces).
+
+    Two things are Go's, not h11's. A ``101`` is the final response even though the
+    request proposed no protocol switch: the response is parsed by an h11 connection
+    whose copy of the request proposes one (the request on the wire does not). And each
+    response head reaches h11 with its framing as Go reads it
+    (``gocompat.response_head``): where Go refuses the Transfer-Encoding or the
+    Content-Length, the response is refused; where Go ignores one, h11 does not see it.
     """
 
     READ_NUM_BYTES = 64 * 1024
     MAX_INCOMPLETE_EVENT_SIZE = 100 * 1024
 
-    __slots__ = ("_h11", "_stream")
+    __slots__ = ("_h11", "_heads", "_pending", "_stream")
 
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
         self._h11 = h11.Connection(
             our_role=h11.CLIENT, max_incomplete_event_size=self.MAX_INCOMPLETE_EVENT_SIZE
         )
+        self._pending = bytearray()  # received, not yet given to h11: part of a head
+        self._heads = True  # the final response's head is still to come
 
     async def request(
         self, target: bytes, headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, list[tuple[bytes, bytes]]]:
         """Send a GET (no body); the final response's status and raw headers."""
         try:
-            event = h11.Request(method=b"GET", target=target, headers=headers)
+            switch = [*headers, _UPGRADE]
+            data = self._h11.send(h11.Request(method=b"GET", target=target, headers=switch))
+            data += self._h11.send(h11.EndOfMessage())
+            # h11 writes the header lines in order: the proposal is the last one, and the
+            # request on the wire is the same without it.
+            if data.endswith(_UPGRADE_END):
+                wire = data[: -len(_UPGRADE_END)] + b"\r\n"
+            else:  # never with h11 0.16; a writer of its own then
+                writer = h11.Connection(our_role=h11.CLIENT)
+                wire = writer.send(h11.Request(method=b"GET", target=target, headers=headers))
+                wire += writer.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:
             raise httpcore.LocalProtocolError(exc) from exc
-        try:
-            await self._send(event)
-            await self._send(h11.EndOfMessage())
-        except httpcore.WriteError:
-            pass  # a server may answer (and close) before reading the request
+        with contextlib.suppress(httpcore.WriteError):
+            # a server may answer (and close) before reading the request
+            await self._stream.write(wire)
         while True:
             received = await self._receive()
             if isinstance(received, h11.Response) or (
@@ -335,11 +353,6 @@ class _Exchange:
             elif isinstance(received, h11.EndOfMessage) or received is h11.PAUSED:
                 return
 
-    async def _send(self, event: h11.Event) -> None:
-        data = self._h11.send(event)
-        if data:
-            await self._stream.write(data)
-
     async def _receive(self) -> h11.Event | type[h11.PAUSED]:
         while True:
             try:
@@ -353,7 +366,41 @@ class _Exchange:
                 raise httpcore.RemoteProtocolError(
                     "Server disconnected without sending a response."
                 )
+            self._give(data)
+
+    def _give(self, data: bytes) -> None:
+        """Hand received bytes to h11, each response head as Go frames it."""
+        if not self._heads:
             self._h11.receive_data(data)
+            return
+        pending = self._pending
+        pending += data
+        while self._heads and pending and pending[0] >= 0x21:
+            end = _BLANK_LINE.search(pending)
+            if end is None:
+                if len(pending) <= self.MAX_INCOMPLETE_EVENT_SIZE and data:
+                    return  # the rest of the head is to come
+                break  # h11 refuses it (too long, or cut by the end of the stream)
+            head = bytes(pending[: end.end()])
+            try:
+                head, final = gocompat.response_head(head)
+            except gocompat.ResponseHeadError as exc:
+                raise httpcore.RemoteProtocolError(str(exc)) from exc
+            del pending[: end.end()]
+            self._h11.receive_data(head)
+            self._heads = not final
+        # Not a head (h11 refuses a first byte below 0x21 at once), or the body.
+        rest = bytes(pending)
+        pending.clear()
+        if rest:
+            self._h11.receive_data(rest)
+        if not data:
+            self._h11.receive_data(b"")
+
+
+#: The protocol switch the parser's copy of the request proposes, and how h11 writes it.
+_UPGRADE = (b"Upgrade", b"any")
+_UPGRADE_END = b"Upgrade: any\r\n\r\n"
 
 
 # ---------------------------------------------------------------------- the fetcher
@@ -438,9 +485,11 @@ class Fetcher:
                 # Let's Encrypt reads the body of a 200 response only.
                 return Response(status, location, b"")
             progress.phase = Phase.BODY
-            parsed = httpx.Headers(raw_headers)
-            gzipped = parsed.get("content-encoding", "").strip().lower() == "gzip"
-            chunked = parsed.get("transfer-encoding", "").strip().lower() == "chunked"
+            # Header.Get: the first line's value. The exchange gave h11 Go's framing: a
+            # Transfer-Encoding line is there only when Go reads the body as chunked.
+            coding = _first(raw_headers, b"content-encoding")
+            gzipped = coding is not None and coding.strip().lower() == b"gzip"
+            chunked = _first(raw_headers, b"transfer-encoding") is not None
             whole = len(tap.head) < _HEAD_CAPTURE  # never short in practice
             start = _body_start(bytes(tap.head)) if chunked and whole else None
             if start is not None and tap.stream is not None:
@@ -486,12 +535,18 @@ def _target(url: str) -> tuple[httpcore.URL, bytes]:
     return core_url, host
 
 
+def _first(headers: list[tuple[bytes, bytes]], field: bytes) -> bytes | None:
+    """Header.Get: the value of the first line named ``field`` (lower case), if any."""
+    for name, value in headers:
+        if name.lower() == field:
+            return value
+    return None
+
+
 def _location(headers: list[tuple[bytes, bytes]]) -> str | None:
     """Header.Get("Location"): the first one, its bytes as sent (UTF-8, else escaped)."""
-    for name, value in headers:
-        if name.lower() == b"location":
-            return value.decode("utf-8", errors="surrogateescape")
-    return None
+    value = _first(headers, b"location")
+    return None if value is None else value.decode("utf-8", errors="surrogateescape")
 
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")  # h11's end of a head
@@ -519,34 +574,64 @@ def _body_start(received: bytes) -> int | None:
 async def _read_body(chunks: AsyncGenerator[bytes, None], gzipped: bool) -> bytes:
     """At most MAX_RESPONSE_SIZE bytes of the body, never buffering more.
 
-    Like Go's transport, a gzip body (which we asked for) is decoded, and decoded only
-    as far as needed: a decompression bomb costs 128 bytes of output, not gigabytes.
+    Like Go's transport, a gzip body (which we asked for) is decoded by Go's gzip reader
+    (``gocompat.GzipBody``), and decoded only as far as needed: a decompression bomb
+    costs 128 bytes of output, not gigabytes.
     """
     limit = policy.MAX_RESPONSE_SIZE
-    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-    body = bytearray()
-    try:
-        async with contextlib.aclosing(chunks):
+    async with contextlib.aclosing(chunks):
+        if gzipped:
+
+            async def pull() -> tuple[bytes, str | None, bool]:
+                try:
+                    return await anext(chunks), None, False
+                except StopAsyncIteration:
+                    return b"", None, True
+                except (
+                    httpcore.ProtocolError,
+                    httpcore.NetworkError,
+                    httpcore.TimeoutException,
+                ) as exc:
+                    return b"", _body_error_text(exc), False
+
+            return await _read_gzip(pull)
+        body = bytearray()
+        try:
             async for chunk in chunks:
-                if decoder is not None:
-                    chunk = decoder.decompress(chunk, limit - len(body))
                 body += chunk[: limit - len(body)]
                 if len(body) >= limit:
                     break
-    except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
-        raise BodyError(_body_error_text(exc)) from None
-    except zlib.error:
-        raise BodyError("gzip: invalid header") from None
-    return bytes(body)
+        except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.TimeoutException) as exc:
+            raise BodyError(_body_error_text(exc)) from None
+        return bytes(body)
+
+
+async def _read_gzip(pull: Callable[[], Awaitable[tuple[bytes, str | None, bool]]]) -> bytes:
+    """Go's gzip reader over a body: ``pull`` gives the body's next bytes, its error (Go's
+    text) or its end, and is called only when the reader needs more."""
+    reader = gocompat.GzipBody()
+    step = reader.read_all(policy.MAX_RESPONSE_SIZE)
+    try:
+        step.send(None)
+        while True:
+            data, error, at_end = await pull()
+            reader.feed(data)
+            if error is not None or at_end:
+                reader.end(error)
+            step.send(None)
+    except StopIteration as done:
+        body, failure = done.value
+    if failure is not None:
+        raise BodyError(failure)
+    return body  # type: ignore[no-any-return]
 
 
 async def _read_chunked_body(stream: _Stream, prefix: bytes, gzipped: bool) -> bytes:
     """A chunked body read by Go's reader: the bytes h11 buffered after the head, then
     the connection itself, until Let's Encrypt's 128 bytes are read or Go would fail.
 
-    With gzip, Go's decompressor pulls the chunked body 4 KiB at a time; here it is fed
-    one Go read at a time, so a framing error after the first 128 decoded bytes may be
-    seen where Go's buffering would not reach it (or the reverse).
+    With gzip, Go's gzip reader pulls the chunked body through a 4 KiB bufio.Reader,
+    4 KiB at most and only when it needs more; so does this one.
     """
     limit = policy.MAX_RESPONSE_SIZE
     reader = gocompat.ChunkedBody()
@@ -557,20 +642,13 @@ async def _read_chunked_body(stream: _Stream, prefix: bytes, gzipped: bool) -> b
             if error is not None:
                 raise BodyError(error)
             return body
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = bytearray()
-        while len(out) < limit:
-            data, error, at_end = await _drive(reader.read(4096), reader, stream)
-            out += decoder.decompress(data, limit - len(out))
-            if error is not None:
-                raise BodyError(error)
-            if at_end:
-                break
-        return bytes(out[:limit])
+
+        async def pull() -> tuple[bytes, str | None, bool]:
+            return await _drive(reader.read(4096), reader, stream)
+
+        return await _read_gzip(pull)
     except (httpcore.NetworkError, httpcore.TimeoutException) as exc:
         raise BodyError(_body_error_text(exc)) from None
-    except zlib.error:
-        raise BodyError("gzip: invalid header") from None
 
 
 async def _drive(

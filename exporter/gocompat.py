@@ -12,7 +12,10 @@ version Boulder is built with):
 * ``net/url``: parsing a ``Location``, resolving it and printing the result
   (:class:`GoURL`);
 * ``net/http``: the client's reader of a chunked body and its error texts
-  (:class:`ChunkedBody`);
+  (:class:`ChunkedBody`), and how it frames a response from its Transfer-Encoding and
+  Content-Length (:func:`response_framing`, :func:`response_head`);
+* ``compress/gzip``: the reader the client puts under a body it asked to be gzipped, and
+  its error texts (:class:`GzipBody`);
 * ``crypto/tls``: alert texts (:func:`tls_remote_error`) and the client's default
   cipher suites (:data:`TLS12_CIPHER_SUITES`).
 """
@@ -20,6 +23,8 @@ version Boulder is built with):
 from __future__ import annotations
 
 import ipaddress
+import re
+import zlib
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 
@@ -29,9 +34,14 @@ __all__ = [
     "TLS12_CIPHER_SUITES",
     "TLS_ALERT_TEXT",
     "ChunkedBody",
+    "Framing",
     "GoURL",
     "GoURLError",
+    "GzipBody",
+    "ResponseHeadError",
     "go_quote",
+    "response_framing",
+    "response_head",
     "tls_remote_error",
     "to_lower",
     "trim_right_space",
@@ -753,3 +763,283 @@ class ChunkedBody:
 
 class _ChunkError(Exception):
     pass
+
+
+# ------------------------------------------------------------ net/http response framing
+
+
+class ResponseHeadError(ValueError):
+    """http.ReadResponse failed on the framing headers; the message is Go's (Boulder
+    never shows it: the verdict is "Error getting validation data")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How Go's client reads a response's body: chunked, ``length`` bytes, or until the
+    connection closes (neither); no body at all for 1xx, 204 and 304."""
+
+    chunked: bool = False
+    length: int | None = None
+
+
+#: strconv.ParseUint(s, 10, 63): decimal digits only, at most 2**63 - 1.
+_MAX_CONTENT_LENGTH = 2**63 - 1
+_TEXTPROTO_SPACE = b" \t\r\n"  # textproto.TrimString
+
+
+def response_framing(
+    version: tuple[int, int],
+    status: int,
+    transfer_encodings: list[bytes],
+    content_lengths: list[bytes],
+) -> Framing:
+    """net/http transfer.go readTransfer for a response to a GET (Go 1.26, default GODEBUG).
+
+    ``transfer_encodings`` and ``content_lengths`` are the values of every such header
+    line, in order. Go keeps one ``Transfer-Encoding`` only, and only ``chunked`` (any
+    case); HTTP/1.0 ignores Transfer-Encoding. Content-Length is checked whatever the
+    status and the Transfer-Encoding: several lines must agree, and the value must be
+    decimal digits (no list, no sign, no hex) up to 2**63 - 1. Then a 1xx, 204 or 304 has
+    no body, chunked wins over the (valid) Content-Length, and a response with neither
+    is read until the connection closes. Raises :class:`ResponseHeadError` where Go
+    refuses the response.
+    """
+    chunked = False
+    if transfer_encodings and version >= (1, 1):
+        if len(transfer_encodings) != 1:
+            raise ResponseHeadError(f"too many transfer encodings: {transfer_encodings!r}")
+        if transfer_encodings[0].strip(_TEXTPROTO_SPACE).lower() != b"chunked":
+            raise ResponseHeadError(f"unsupported transfer encoding: {transfer_encodings[0]!r}")
+        chunked = True
+    lengths = [value.strip(_TEXTPROTO_SPACE) for value in content_lengths]
+    if len(set(lengths)) > 1:
+        raise ResponseHeadError(
+            f"http: message cannot contain multiple Content-Length headers; got {lengths!r}"
+        )
+    if lengths and lengths[0] == b"":
+        raise ResponseHeadError("invalid empty Content-Length")
+    if lengths and (not lengths[0].isdigit() or int(lengths[0]) > _MAX_CONTENT_LENGTH):
+        raise ResponseHeadError(f"bad Content-Length {lengths[0]!r}")
+    if 100 <= status < 200 or status in (204, 304):
+        return Framing()
+    if chunked:
+        return Framing(chunked=True)
+    return Framing(length=int(lengths[0]) if lengths else None)
+
+
+_STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: |$)")
+
+
+def response_head(head: bytes) -> tuple[bytes, bool]:
+    """One response head (status line to blank line) with its framing as Go reads it.
+
+    Returns the head with its Transfer-Encoding and Content-Length lines replaced by the
+    one line that says what :func:`response_framing` decided (nothing else changes; a
+    head without such lines comes back as it is), and whether the response is final (not
+    1xx, or 101, which Go's client returns as the response). A head whose status line this
+    does not recognise comes back as it is, final, for the HTTP parser to judge. Raises
+    :class:`ResponseHeadError` where Go refuses the response.
+    """
+    lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
+    status_line = _STATUS_LINE.match(lines[0])
+    if status_line is None:
+        return head, True
+    version = (int(status_line[1]), int(status_line[2]))
+    status = int(status_line[3])
+    final = not 100 <= status < 200 or status == 101
+    groups: list[list[bytes]] = []  # a header line and its obsolete continuation lines
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and groups:
+            groups[-1].append(line)
+        elif line:
+            groups.append([line])
+    encodings: list[bytes] = []
+    lengths: list[bytes] = []
+    kept: list[bytes] = []
+    for group in groups:
+        name, colon, value = group[0].partition(b":")
+        field = name.lower()
+        if colon and field in (b"transfer-encoding", b"content-length"):
+            joined = b" ".join([value.strip(_TEXTPROTO_SPACE), *(g.strip() for g in group[1:])])
+            (encodings if field == b"transfer-encoding" else lengths).append(joined.strip())
+        else:
+            kept += group
+    if not encodings and not lengths:
+        return head, final
+    framing = response_framing(version, status, encodings, lengths)
+    if framing.chunked:
+        kept.append(b"Transfer-Encoding: chunked")
+    elif framing.length is not None:
+        kept.append(b"Content-Length: %d" % framing.length)
+    return b"\r\n".join([lines[0], *kept, b"", b""]), final
+
+
+# --------------------------------------------------------------------------- compress/gzip
+
+_GZIP_FLAG_HCRC, _GZIP_FLAG_EXTRA, _GZIP_FLAG_NAME, _GZIP_FLAG_COMMENT = 0x02, 0x04, 0x08, 0x10
+#: gzip.Reader's z.buf: a name or comment of 512 bytes or more (NUL included) is refused.
+_GZIP_STRING_MAX = 512
+_UNEXPECTED_EOF = "unexpected EOF"
+
+
+class _CleanEnd:
+    """io.EOF where a gzip member could start: the body ended between members."""
+
+
+class GzipBody:
+    """Go's ``gzip.Reader`` (compress/gzip, Go 1.26, multistream) over a response body, as
+    net/http's transport reads a body it asked to be gzipped, fed with the body's bytes.
+
+    Pure: the caller does the I/O. :meth:`read_all` is a generator that yields
+    :data:`NEED_MORE` wherever Go's reader would block on the body; the caller then
+    :meth:`feed`\\ s the next bytes of the body, or :meth:`end`\\ s it (cleanly, or with
+    the error Go's body reader returned), and resumes. Errors are Go's texts:
+    ``gzip: invalid header`` (not gzip, a bad header CRC, a name over 511 bytes, bytes after
+    a member that do not start another), ``gzip: invalid checksum`` (CRC-32 or size),
+    ``unexpected EOF`` (a member cut short, or 1 to 9 bytes after one), ``flate: corrupt
+    input before offset N`` (N: bytes of the member's DEFLATE data read when the error was
+    found); a body error met on the way is returned as it is.
+
+    The DEFLATE data is inflated by zlib; the offset of a corrupt input is where zlib,
+    fed one byte at a time, finds the error, which is where Go's reader does (both read
+    the bits a code needs and no more). Not reproduced: (1) a dynamic block whose
+    Huffman header is degenerate (a code-length code with no code, a literal code with
+    no end-of-block, a distance code with no code that is used): Go reports it where it
+    reads it, zlib later or not at all (then "unexpected EOF" here); no compressor
+    writes one. (2) Go's inflater hands out data at the end of the stream, at an empty
+    stored block or every 32 KiB, and decodes ahead until then; here output is counted
+    as it is decoded, so a server that stops sending after 128 decoded bytes is a full
+    body here, while Go would wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ended = False
+        self._error: str | None = None  # the body's own error, after its data
+
+    # ------------------------------------------------------------------ input
+
+    def feed(self, data: bytes) -> None:
+        self._data += data
+
+    def end(self, error: str | None = None) -> None:
+        """The body ended: cleanly (``error`` None, io.EOF) or with Go's error text."""
+        self._ended = True
+        self._error = error
+
+    # ---------------------------------------------------------------- reading
+
+    def _wait(self, n: int) -> Generator[None, None, bool]:
+        while len(self._data) < n:
+            if self._ended:
+                return False
+            yield NEED_MORE
+        return True
+
+    def _short(self) -> str:
+        """io.ReadFull's error when the body ended first, through gzip's noEOF."""
+        return _UNEXPECTED_EOF if self._error is None else self._error
+
+    def _take(self, n: int) -> bytes:
+        out = bytes(self._data[:n])
+        del self._data[:n]
+        return out
+
+    def _header(self) -> Generator[None, None, str | _CleanEnd | None]:
+        """gzip.Reader.readHeader: None when a member starts, else why not."""
+        if not (yield from self._wait(10)):
+            if self._error is not None:
+                return self._error
+            return _UNEXPECTED_EOF if self._data else _CleanEnd()
+        fixed = self._take(10)
+        if fixed[:3] != b"\x1f\x8b\x08":
+            return "gzip: invalid header"
+        flags, digest = fixed[3], zlib.crc32(fixed)
+        if flags & _GZIP_FLAG_EXTRA:
+            if not (yield from self._wait(2)):
+                return self._short()
+            size = self._take(2)
+            if not (yield from self._wait(int.from_bytes(size, "little"))):
+                return self._short()
+            digest = zlib.crc32(size + self._take(int.from_bytes(size, "little")), digest)
+        for flag in (_GZIP_FLAG_NAME, _GZIP_FLAG_COMMENT):
+            if flags & flag:
+                while (end := self._data.find(0, 0, _GZIP_STRING_MAX)) < 0:
+                    if len(self._data) >= _GZIP_STRING_MAX:
+                        return "gzip: invalid header"
+                    if self._ended:
+                        return self._short()
+                    yield NEED_MORE
+                digest = zlib.crc32(self._take(end + 1), digest)
+        if flags & _GZIP_FLAG_HCRC:
+            if not (yield from self._wait(2)):
+                return self._short()
+            if int.from_bytes(self._take(2), "little") != digest & 0xFFFF:
+                return "gzip: invalid header"
+        return None
+
+    def _inflate(self, out: bytearray, room: int) -> Generator[None, None, str | None]:
+        """One member's DEFLATE data and trailer, decoded into ``out`` until it holds more
+        than ``room`` bytes; None when the member ended and checked out, or filled ``out``."""
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        offset = crc = size = 0
+        while not inflater.eof:
+            if not self._data:
+                if self._ended:
+                    return self._short()
+                yield NEED_MORE
+                continue
+            chunk = bytes(self._data)
+            before = inflater.copy()
+            try:
+                produced = inflater.decompress(chunk, room + 1 - len(out))
+            except zlib.error:
+                at, produced = _corrupt_at(before, chunk)
+                out += produced[: room - len(out)]
+                return f"flate: corrupt input before offset {offset + at}"
+            consumed = len(chunk) - len(inflater.unconsumed_tail) - len(inflater.unused_data)
+            del self._data[:consumed]
+            offset += consumed
+            crc, size = zlib.crc32(produced, crc), size + len(produced)
+            out += produced
+            if len(out) > room:
+                return None
+        if not (yield from self._wait(8)):
+            return self._short()
+        trailer = self._take(8)
+        if trailer != crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little"):
+            return "gzip: invalid checksum"
+        return None
+
+    def read_all(self, limit: int) -> Generator[None, None, tuple[bytes, str | None]]:
+        """io.ReadAll(io.LimitedReader{N: limit}) of the decoded body: what Let's Encrypt
+        reads, and the error it met, if any."""
+        out = bytearray()
+        error = yield from self._header()
+        if isinstance(error, _CleanEnd):
+            return b"", None  # no member at all: gzip.NewReader's io.EOF, an empty body
+        while error is None:
+            error = yield from self._inflate(out, limit)
+            if error is not None or len(out) > limit:
+                break
+            # A member ended at or under the limit: gzip.Reader looks for the next one in
+            # the same Read, and the read goes on only while the limit is not reached.
+            error = yield from self._header()
+            if isinstance(error, _CleanEnd):
+                error = None
+                break
+            if error is None and len(out) == limit:
+                break
+        return bytes(out[:limit]), error
+
+
+def _corrupt_at(inflater: zlib._Decompress, chunk: bytes) -> tuple[int, bytes]:
+    """How many bytes of ``chunk`` the inflater reads before it finds the error in them,
+    and what it decodes before that."""
+    produced = bytearray()
+    for at in range(len(chunk)):
+        try:
+            produced += inflater.decompress(chunk[at : at + 1])
+        except zlib.error:
+            return at + 1, bytes(produced)
+    return len(chunk), bytes(produced)
