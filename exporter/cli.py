@@ -423,7 +423,7 @@ async def _serve(
         from exporter.lab.showcase import SHOWCASE, start_showcase
 
         showcase = await start_showcase()
-        bundle = build_bundle(showcase.config)
+        bundle = build_bundle(showcase.with_demo_files())
     else:
         bundle = await asyncio.to_thread(load_bundle, args.config_file)
     exporter = Exporter(

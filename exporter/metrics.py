@@ -45,7 +45,7 @@ from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
 from exporter import __version__
 from exporter.discovery.kinds import Origin
-from exporter.discovery.status import Status, StatusBook
+from exporter.discovery.status import Reason, SourceName, Status, StatusBook
 from exporter.records import CertificateCheck, Family, ValidationResult
 from exporter.resources import ResourceReason
 
@@ -672,7 +672,11 @@ def render_discovery(state: ServiceState, *, openmetrics: bool = False) -> str:
             Metric.DISCOVERY_ERRORS,
             "counter",
             "Failed lists, watches and reads of the source, by reason.",
-            lambda st: [(labels(st, ("reason", str(r))), n) for r, n in sorted(st.errors.items())],
+            lambda st: [
+                (labels(st, ("reason", str(r))), st.errors.get(r, 0))
+                for r in sorted(Reason)
+                if st.source is not SourceName.STATIC
+            ],
         ),
     )
     for metric, kind, doc, samples in families:

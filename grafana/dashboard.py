@@ -893,12 +893,9 @@ def discovery() -> list[dict[str, Any]]:
         )
     )
     failing = of_perspective(f"acme_http01_validation_success{{{SEL}}} == 0")
-    origin = (
-        f"max by ({SERIES}, namespace) "
-        f'(acme_http01_domain_source_info{{{SEL}, source="kubernetes"}})'
-    )
+    origin = f"max by ({SERIES}, source, namespace) (acme_http01_domain_source_info{{{SEL}}})"
     by_namespace = (
-        f"topk({NAMESPACE_ROWS}, count by (namespace) "
+        f"topk({NAMESPACE_ROWS}, count by (source, namespace) "
         f"(({failing}) * on ({SERIES}) group_right () {origin}))"
     )
     out.append(
@@ -906,12 +903,13 @@ def discovery() -> list[dict[str, Any]]:
             "Failing domains by namespace",
             (16, 95, 8, 8),
             [instant(by_namespace, table=True)],
-            "Failing domains found in Kubernetes, counted by the namespace of the object "
-            "that names them (a domain named in two namespaces counts in both), the "
-            f"{NAMESPACE_ROWS} namespaces with the most: who to call.",
+            "Failing domains counted by where they were found: the namespace of the "
+            "Kubernetes object that names them (a domain named in two namespaces counts in "
+            "both), or the static list, or the files; the "
+            f"{NAMESPACE_ROWS} with the most: who to call.",
             sort_by=("Value", True),
             hide=[],
-            order=["namespace", "Value"],
+            order=["source", "namespace", "Value"],
             rename={"Value": "failing domains"},
             overrides=[],
         )

@@ -7,11 +7,14 @@ sees is what the tests assert.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.config import Config, parse
+from exporter.config import Config, FileSource, Sources, parse
 from exporter.lab import servers as L
 from exporter.lab.tls import lab_ssl_context
 
@@ -203,13 +206,32 @@ SHOWCASE: tuple[ShowcaseDomain, ...] = (
 )
 
 
+#: The demo's file of names (a files source): a showcase name found there too, and a
+#: wildcard that Let's Encrypt never validates over HTTP-01 (listed as skipped).
+DEMO_FILE_NAMES = ("healthy.example.com", "*.example.com")
+
+
 @dataclass
 class Showcase:
     lab: L.Lab
     config: Config
+    #: A directory the demo's files source reads (removed on stop).
+    files: str | None = None
+
+    def with_demo_files(self) -> Config:
+        """The config with a files source of :data:`DEMO_FILE_NAMES` added, so that the demo
+        shows discovery (where each name came from, a skipped wildcard) too."""
+        self.files = tempfile.mkdtemp(prefix="acme-http01-demo-")
+        path = os.path.join(self.files, "names.yaml")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("".join(f"- '{name}'\n" for name in DEMO_FILE_NAMES))
+        sources = Sources(files=[FileSource(files=[path])])
+        return self.config.model_copy(update={"sources": sources})
 
     async def stop(self) -> None:
         await self.lab.stop()
+        if self.files is not None:
+            shutil.rmtree(self.files, ignore_errors=True)
 
 
 def lab_config(lab: L.Lab, domains: list[Any], **overrides: Any) -> dict[str, Any]:

@@ -192,17 +192,49 @@ def test_no_ip_url_or_free_text_in_labels(showcase_exporter: ExporterProcess) ->
         "shard",
         "shards",
         "le",
+        "source",  # where names come from: static, file, kubernetes
+        "kind",  # Ingress, Certificate, ...; File
+        "namespace",
+        "name",  # an object's name; a file's path (as Prometheus' __meta_filepath)
     }
     for name, labels in samples:
         if name.startswith(("process_", "python_")):
             continue  # the runtime collectors' own labels (python_info, gc generation)
         for key, label_value in labels:
             assert key in allowed, (name, key)
+            if key == "name" and dict(labels).get("source") == "file":
+                assert label_value.startswith("/"), (name, label_value)
+                continue
             assert "/" not in label_value and ":" not in label_value.replace("python", ""), (
                 name,
                 key,
                 label_value,
             )
+
+
+def test_the_demo_shows_discovery(demo: ExporterProcess) -> None:
+    """The demo reads a file of names too: a name found twice keeps both origins, and the
+    wildcard in it is skipped with its reason; the file path is the only label value with
+    a slash."""
+    _, samples = demo.scrape()
+    origins = {
+        dict(labels)["source"]
+        for name, labels in samples
+        if name == "acme_http01_domain_source_info"
+        and dict(labels)["domain"] == "healthy.example.com"
+    }
+    assert origins == {"static", "file"}
+    skipped = {
+        dict(labels)["reason"]: count
+        for (name, labels), count in samples.items()
+        if name == "acme_http01_discovery_skipped_names"
+    }
+    assert skipped == {"wildcard": 1}
+    for name, labels in samples:
+        for key, label_value in labels:
+            if "/" in label_value:
+                assert (name, key) == ("acme_http01_domain_source_info", "name"), (name, key)
+                assert dict(labels)["source"] == "file"
 
 
 def test_promtool_check_metrics_on_a_real_scrape(showcase_exporter: ExporterProcess) -> None:
