@@ -270,7 +270,7 @@ class Endpoints:
         except ValueError as exc:
             return WebResponse.text(400, f"{exc}\n")
         exporter = self.exporter
-        domain = exporter.domains.get(name) or exporter.config.domain(name)
+        domain = exporter.every_domain.get(name)
         if domain is None:
             if not exporter.config.probe.allow_any_target:
                 exporter.metrics.probes.labels("refused").inc()

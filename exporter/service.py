@@ -121,6 +121,7 @@ class Exporter:
         #: The domains this replica validates now: the static list and what the sources
         #: found, in this shard; where each came from; what was found and not validated.
         self.domains: dict[str, DomainConfig] = {}
+        self.every_domain: dict[str, DomainConfig] = {}
         self.origins: dict[str, tuple[Origin, ...]] = {}
         self.skipped: list[Found] = []
         #: The ACME server of a name's Certificate issuer (letsencrypt, letsencrypt-staging,
@@ -188,6 +189,7 @@ class Exporter:
                 servers[(name, origin)] = acme_server_label(found.acme_server)
         self._configs = configs
         self.acme_servers = servers
+        self.every_domain = domains  # all shards: /probe may validate any of them
         mine = {name: d for name, d in domains.items() if self.shard.owns(name)}
         self.discovery_settled = self.discovery.settled()
         self.domains = mine

@@ -83,6 +83,7 @@ def test_names_from_files_follow_the_files(lab_process: LabProcess, tmp_path: Pa
         )
         text, _ = exporter.scrape()
         assert text.count(f'acme_http01_validations_total{{domain="{IPV4_ONLY}",result=') == 2
+        assert exporter.request("/probe?target=nxdomain.example.com")[0] == 200
 
         # A bad file keeps its last good list; the failure is counted.
         replace(names / "b.yaml", "[unclosed")

@@ -574,3 +574,6 @@ def test_sharded_replicas_watch_and_validate_disjoint_shares(
     other = replicas[1 - owner("late.example.com", 2)]
     wait_metrics(mine, lambda s: "late.example.com" in listed(s), "the new name in its share")
     assert "late.example.com" not in listed(other.scrape()[1])
+    # /probe validates any discovered name, on any replica (as it does a static one).
+    assert other.request("/probe?target=late.example.com")[0] == 200
+    assert other.request("/probe?target=unknown.example.com")[0] == 403
