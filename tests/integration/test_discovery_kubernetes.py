@@ -56,7 +56,7 @@ def ingress(ns: str, name: str, *hosts: str, tls: tuple[str, ...] = ()) -> dict[
 def config_for(
     lab: LabProcess, directory: Path, kubernetes: dict[str, Any], **overrides: Any
 ) -> Path:
-    document = lab.config(interval="60s", jitter="0s", domains=[], **overrides)
+    document = lab.config(**{"interval": "60s", "jitter": "0s", "domains": [], **overrides})
     document["sources"] = {"kubernetes": kubernetes}
     document.setdefault("certificates", {})["enabled"] = False
     return write_config(directory / "config.yml", document)
@@ -577,3 +577,40 @@ def test_sharded_replicas_watch_and_validate_disjoint_shares(
     # /probe validates any discovered name, on any replica (as it does a static one).
     assert other.request("/probe?target=late.example.com")[0] == 200
     assert other.request("/probe?target=unknown.example.com")[0] == 403
+
+
+def test_a_reload_keeps_the_watches_and_a_bad_kubeconfig_is_refused(
+    kube_api: KubeAPI, lab_process: LabProcess, tmp_path: Path, exporter_factory: Any
+) -> None:
+    ns = namespace(kube_api)
+    kube_api.apply(ingress(ns, "a", HEALTHY))
+    kubernetes = {
+        "kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")),
+        "namespaces": [ns],
+        "certificate": {"enabled": False},
+        "httproute": {"enabled": False},
+    }
+    config = config_for(lab_process, tmp_path, kubernetes)
+    exporter = exporter_factory("--config.file", str(config))
+    exporter.wait_ready(30)
+    lists = kube_api.request_count().get("LIST", 0.0)
+
+    def reloads(result: str) -> float:
+        samples = exporter.scrape()[1]
+        return value(samples, "acme_http01_config_reloads_total", result=result) or 0.0
+
+    # Another interval, the same source: the running watch is kept (no list again).
+    config_for(lab_process, tmp_path, kubernetes, interval="120s")
+    assert exporter.request("/-/reload", "POST")[0] == 200
+    assert reloads("success") == 1
+    kube_api.apply(ingress(ns, "b", IPV4_ONLY))
+    wait_metrics(exporter, lambda s: listed(s) == {HEALTHY, IPV4_ONLY}, "the kept watch")
+    assert kube_api.request_count().get("LIST", 0.0) == lists
+
+    # A kubeconfig that cannot be loaded is refused whole: the running source goes on.
+    config_for(lab_process, tmp_path, {**kubernetes, "kubeconfig": str(tmp_path / "absent")})
+    status, body, _ = exporter.request("/-/reload", "POST")
+    assert status == 500 and "sources.kubernetes.kubeconfig" in body
+    kube_api.delete(ingress(ns, "b"))
+    wait_metrics(exporter, lambda s: listed(s) == {HEALTHY}, "the running source still watching")
+    assert reloads("failure") == 1
