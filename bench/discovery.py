@@ -56,6 +56,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.run import free_port
+from tests.kubeobjects import acme_cluster_issuer
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -125,18 +126,7 @@ def _certificate(namespace: str, name: str, names: list[str]) -> dict[str, Any]:
     }
 
 
-CLUSTER_ISSUER = {
-    "apiVersion": "cert-manager.io/v1",
-    "kind": "ClusterIssuer",
-    "metadata": {"name": "letsencrypt"},
-    "spec": {
-        "acme": {
-            "server": "https://acme-v02.api.letsencrypt.org/directory",
-            "privateKeySecretRef": {"name": "letsencrypt-account"},
-            "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
-        }
-    },
-}
+CLUSTER_ISSUER = acme_cluster_issuer()
 
 
 def _namespace(index: int) -> str:

@@ -48,3 +48,19 @@ def ingress(
         "metadata": metadata,
         "spec": spec,
     }
+
+
+def acme_cluster_issuer(name: str = "letsencrypt") -> dict[str, Any]:
+    """A cert-manager ClusterIssuer for Let's Encrypt production, with one HTTP-01 solver."""
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": name},
+        "spec": {
+            "acme": {
+                "server": "https://acme-v02.api.letsencrypt.org/directory",
+                "privateKeySecretRef": {"name": f"{name}-account"},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+            }
+        },
+    }

@@ -62,6 +62,19 @@ def config_for(
     return write_config(directory / "config.yml", document)
 
 
+def source(
+    api: KubeAPI, directory: Path, ns: str, *kinds: str, token: str | None = None
+) -> dict[str, Any]:
+    """``sources.kubernetes`` for ``ns`` through a kubeconfig: the given kinds enabled (all
+    three when none is given), the others off."""
+    every = ("ingress", "certificate", "httproute")
+    return {
+        "kubeconfig": str(api.kubeconfig(directory / "kubeconfig", token)),
+        "namespaces": [ns],
+        **{kind: {"enabled": False} for kind in every if kinds and kind not in kinds},
+    }
+
+
 def sources(samples: Samples, domain: str) -> set[tuple[str, str, str]]:
     return {
         (labels["kind"], labels["namespace"], labels["name"])
@@ -120,7 +133,7 @@ def test_ingresses_created_changed_and_deleted_while_running(
     config = config_for(
         lab_process,
         tmp_path,
-        {"kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")), "namespaces": [ns]},
+        source(kube_api, tmp_path, ns),
     )
     exporter = exporter_factory("--config.file", str(config))
     exporter.wait_ready(30)
@@ -213,12 +226,7 @@ def test_cert_manager_certificates_follow_the_issuers_http01_solver(
     config = config_for(
         lab_process,
         tmp_path,
-        {
-            "kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")),
-            "namespaces": [ns],
-            "ingress": {"enabled": False},
-            "httproute": {"enabled": False},
-        },
+        source(kube_api, tmp_path, ns, "certificate"),
     )
     exporter = exporter_factory("--config.file", str(config))
     exporter.wait_ready(30)
@@ -294,12 +302,7 @@ def test_httproute_hostnames_within_the_gateways_listeners(
     config = config_for(
         lab_process,
         tmp_path,
-        {
-            "kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")),
-            "namespaces": [ns],
-            "ingress": {"enabled": False},
-            "certificate": {"enabled": False},
-        },
+        source(kube_api, tmp_path, ns, "httproute"),
     )
     exporter = exporter_factory("--config.file", str(config))
     exporter.wait_ready(30)
@@ -316,7 +319,7 @@ def test_a_restarted_api_server_keeps_the_names_then_resyncs(
     config = config_for(
         lab_process,
         tmp_path,
-        {"kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")), "namespaces": [ns]},
+        source(kube_api, tmp_path, ns),
     )
     exporter = exporter_factory("--config.file", str(config))
     exporter.wait_ready(30)
@@ -360,7 +363,7 @@ def test_a_compacted_watch_is_answered_gone_and_listed_again(
     config = config_for(
         lab_process,
         tmp_path,
-        {"kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")), "namespaces": [ns]},
+        source(kube_api, tmp_path, ns),
     )
     exporter = exporter_factory("--config.file", str(config))
     exporter.wait_ready(30)
@@ -415,11 +418,7 @@ def test_rbac_forbidding_one_kind_downs_that_source_only(
     config = config_for(
         lab_process,
         tmp_path,
-        {
-            "kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig", token)),
-            "namespaces": [ns],
-            "httproute": {"enabled": False},
-        },
+        source(kube_api, tmp_path, ns, "ingress", "certificate", token=token),
     )
     exporter = exporter_factory("--config.file", str(config))
     exporter.wait_ready(30)  # a forbidden kind does not keep the exporter unready
@@ -460,12 +459,7 @@ def test_two_thousand_ingresses_are_listed_in_pages(
     config = config_for(
         lab_process,
         tmp_path,
-        {
-            "kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")),
-            "namespaces": [ns],
-            "certificate": {"enabled": False},
-            "httproute": {"enabled": False},
-        },
+        source(kube_api, tmp_path, ns, "ingress"),
     )
     exporter = exporter_factory("--config.file", str(config))
     wait_metrics(
@@ -537,12 +531,7 @@ def test_sharded_replicas_watch_and_validate_disjoint_shares(
     config = config_for(
         lab_process,
         tmp_path,
-        {
-            "kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")),
-            "namespaces": [ns],
-            "certificate": {"enabled": False},
-            "httproute": {"enabled": False},
-        },
+        source(kube_api, tmp_path, ns, "ingress"),
     )
     replicas = [
         exporter_factory(
@@ -584,12 +573,7 @@ def test_a_reload_keeps_the_watches_and_a_bad_kubeconfig_is_refused(
 ) -> None:
     ns = namespace(kube_api)
     kube_api.apply(ingress(ns, "a", HEALTHY))
-    kubernetes = {
-        "kubeconfig": str(kube_api.kubeconfig(tmp_path / "kubeconfig")),
-        "namespaces": [ns],
-        "certificate": {"enabled": False},
-        "httproute": {"enabled": False},
-    }
+    kubernetes = source(kube_api, tmp_path, ns, "ingress")
     config = config_for(lab_process, tmp_path, kubernetes)
     exporter = exporter_factory("--config.file", str(config))
     exporter.wait_ready(30)

@@ -97,18 +97,7 @@ def test_ingress_certificate_and_httproute_are_validated_by_the_real_schemas(
     stored = kube_api.apply(ingress(ns, "shop", "shop.example"))
     assert stored["spec"]["rules"][0]["host"] == "shop.example"
 
-    issuer = {
-        "apiVersion": CERT_MANAGER,
-        "kind": "ClusterIssuer",
-        "metadata": {"name": "letsencrypt"},
-        "spec": {
-            "acme": {
-                "server": "https://acme-v02.api.letsencrypt.org/directory",
-                "privateKeySecretRef": {"name": "letsencrypt-account"},
-                "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
-            }
-        },
-    }
+    issuer = kubeobjects.acme_cluster_issuer()
     assert kube_api.apply(issuer)["metadata"]["name"] == "letsencrypt"
     certificate: dict[str, Any] = {
         "apiVersion": CERT_MANAGER,
