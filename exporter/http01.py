@@ -29,7 +29,7 @@ import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from exporter import caa, names, policy
 from exporter.dial import Dialer
@@ -166,13 +166,30 @@ class _Chain:
         return self.records[-1].address_used
 
 
-class Validator:
-    """Validates domains the way Let's Encrypt does. One instance serves many validations."""
+class Fetch(Protocol):
+    """The fetch seam as the validator uses it (``exporter.fetch.Fetcher``)."""
 
-    def __init__(self, settings: Settings, resolver: Resolver, dialer: Dialer) -> None:
+    async def fetch(self, url: str, address: str, progress: Progress) -> Response: ...
+
+
+class Validator:
+    """Validates domains the way Let's Encrypt does. One instance serves many validations.
+
+    Its seams: ``resolver`` (DNS), ``dialer`` (TCP), and the fetcher built over the
+    dialer, which a test may replace with its own ``fetcher``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        resolver: Resolver,
+        dialer: Dialer,
+        *,
+        fetcher: Fetch | None = None,
+    ) -> None:
         self.settings = settings
         self.resolver = resolver
-        self.fetcher = Fetcher(
+        self.fetcher: Fetch = fetcher or Fetcher(
             dialer,
             dial_timeout=settings.dial_timeout,
             tls_timeout=settings.tls_timeout,
