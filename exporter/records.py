@@ -12,6 +12,7 @@ one maps to exactly one ``type`` (see ``policy.REASON_TYPES``).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,6 +60,18 @@ class Mode(StrEnum):
 class Family(StrEnum):
     IPV4 = "ipv4"
     IPV6 = "ipv6"
+
+    @classmethod
+    def of(cls, address: str) -> Family:
+        """The family of an IP address literal: ``192.0.2.1``, ``2001:db8::1``, or a scoped
+        ``fe80::1%eth0``; the one place that tells an IPv6 address from an IPv4 one.
+
+        Anything else (a host name, a bracketed ``[::1]``, ``host:port``, the empty
+        string) raises :class:`ValueError`: every caller holds an address that a lookup,
+        a config check or a bound socket produced, so a non-address is a bug to surface,
+        not a family to guess.
+        """
+        return cls.IPV6 if ipaddress.ip_address(address).version == 6 else cls.IPV4
 
 
 class ProblemType(StrEnum):
@@ -183,7 +196,7 @@ class Record:
 
     @property
     def family(self) -> Family:
-        return Family.IPV6 if ":" in self.address_used else Family.IPV4
+        return Family.of(self.address_used)
 
     def to_json(self) -> dict[str, Any]:
         return {
