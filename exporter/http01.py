@@ -477,7 +477,7 @@ class Validator:
         outcome = chain.first_outcomes.get(first)
         if outcome is None:
             outcome = Failed(chain.records[0].error or Reason.READ_TIMEOUT)
-        family = Family.IPV6 if ":" in first else Family.IPV4
+        family = Family.of(first)
         families = [_family_probe(family, first, outcome, key_authorization)]
         if probe is not None:
             families.append(

@@ -35,6 +35,7 @@ import dns.rrset
 
 from exporter.lab.routing import AddressMap
 from exporter.lab.tls import lab_ssl_context
+from exporter.records import Family
 
 __all__ = [
     "CANARY_KA",
@@ -502,7 +503,7 @@ class Blackhole:
     """
 
     def __init__(self, host: str) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        family = Family.of(host).socket_family
         self.host = host
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.bind((host, 0))
@@ -525,7 +526,7 @@ class Refuser:
     """A loopback port that refuses connections: bound, never listening."""
 
     def __init__(self, host: str) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        family = Family.of(host).socket_family
         self.host = host
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.bind((host, 0))
