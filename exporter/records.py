@@ -13,7 +13,6 @@ one maps to exactly one ``type`` (see ``policy.REASON_TYPES``).
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -73,11 +72,6 @@ class Family(StrEnum):
         not a family to guess.
         """
         return cls.IPV6 if ipaddress.ip_address(address).version == 6 else cls.IPV4
-
-    @property
-    def socket_family(self) -> socket.AddressFamily:
-        """The socket family to open for an address of this family."""
-        return socket.AF_INET6 if self is Family.IPV6 else socket.AF_INET
 
 
 class ProblemType(StrEnum):

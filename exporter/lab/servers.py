@@ -503,7 +503,7 @@ class Blackhole:
     """
 
     def __init__(self, host: str) -> None:
-        family = Family.of(host).socket_family
+        family = socket.AF_INET6 if Family.of(host) is Family.IPV6 else socket.AF_INET
         self.host = host
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.bind((host, 0))
@@ -526,7 +526,7 @@ class Refuser:
     """A loopback port that refuses connections: bound, never listening."""
 
     def __init__(self, host: str) -> None:
-        family = Family.of(host).socket_family
+        family = socket.AF_INET6 if Family.of(host) is Family.IPV6 else socket.AF_INET
         self.host = host
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.bind((host, 0))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from exporter.records import Family
@@ -34,8 +32,3 @@ def test_an_ip_literal_has_its_family(address: str, family: Family) -> None:
 def test_anything_but_an_ip_literal_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
         Family.of(text)
-
-
-def test_each_family_opens_its_own_socket_family() -> None:
-    assert Family.of("2001:db8::1").socket_family is socket.AF_INET6
-    assert Family.of("192.0.2.1").socket_family is socket.AF_INET
