@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import (
@@ -57,8 +57,10 @@ __all__ = [
     "parse",
     "parse_duration",
     "parse_endpoint",
+    "problems_of",
     "read_document",
     "render",
+    "validated",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -503,39 +505,53 @@ def render(config: Config) -> bytes:
     return text.encode()
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith(("function-", "function_")):
-            continue
-        else:
-            out += ("." if out else "") + part
-    return out or "(top level)"
-
-
+#: pydantic's texts replaced by ours, by error type.
 _MESSAGES = {
     "extra_forbidden": "unknown key",
     "missing": "required key is missing",
 }
+#: A part of an error's location that names a validator, not a key (pydantic puts one in
+#: for a member of a union, e.g. ``function-after[check(), float]``).
+_VALIDATOR_PART = re.compile(r"^function-(?:after|before|wrap|plain)\[")
 
 
-def parse(data: object, source: str = "<config>") -> Config:
-    """Validate already-parsed YAML data."""
-    if data is None:
-        data = {}
+def _location(loc: Sequence[int | str]) -> str:
+    """``("domains", 0, "name")`` -> ``domains[0].name``; an empty one is the top level."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _VALIDATOR_PART.match(part):
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def problems_of(exc: ValidationError) -> list[str]:
+    """One ``<key>: <reason>`` line per error pydantic found, in its order."""
+    return [
+        f"{_location(error['loc'])}: "
+        + _MESSAGES.get(error["type"], error["msg"]).removeprefix("Value error, ")
+        for error in exc.errors()
+    ]
+
+
+_Model_T = TypeVar("_Model_T", bound=BaseModel)
+
+
+def validated(model: type[_Model_T], data: object, source: str) -> _Model_T:
+    """A YAML document as ``model``, or a :class:`ConfigError` naming every problem as
+    ``<key>: <reason>`` (the configuration file's and the web configuration file's rule)."""
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): expected a mapping of keys to values"])
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = _MESSAGES.get(error["type"], error["msg"])
-            message = message.removeprefix("Value error, ")
-            problems.append(f"{_location(tuple(error['loc']))}: {message}")
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, problems_of(exc)) from None
+
+
+def parse(data: object, source: str = "<config>") -> Config:
+    """Validate already-parsed YAML data (``None``, an empty document: every default)."""
+    return validated(Config, {} if data is None else data, source)
 
 
 #: A file last changed less than this long ago is read again after this long; it is used

@@ -53,11 +53,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
 )
 
-from exporter.config import ConfigError, read_document
+from exporter.config import ConfigError, read_document, validated
 
 __all__ = [
     "BasicAuth",
@@ -233,35 +232,13 @@ class WebConfig:
         return {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1}.get(self.ssl_context.verify_mode, 2)
 
 
-_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out or "(top level)"
-
-
 def parse_web_config(data: object, source: str, directory: Path | None = None) -> WebConfig:
     """Validate parsed YAML and build the TLS context; ConfigError if anything is wrong.
 
     ``data`` is the file's one document: a file without any is refused by
     :func:`load_web_config` (exporter-toolkit reads it as "no TLS, no auth").
     """
-    if not isinstance(data, dict):
-        raise ConfigError(source, ["(top level): expected a mapping of keys to values"])
-    try:
-        document = WebConfigFile.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = _MESSAGES.get(error["type"], error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{_location(tuple(error['loc']))}: {message}")
-        raise ConfigError(source, problems) from None
+    document = validated(WebConfigFile, data, source)
     problems = []
     for name, content in document.http_server_config.headers.items():
         key = f"http_server_config.headers.{_escaped(name)}"
@@ -296,7 +273,8 @@ def parse_web_config(data: object, source: str, directory: Path | None = None) -
         if tls.client_allowed_sans is None
         else frozenset(tls.client_allowed_sans),
         files=tuple(files),
-        keys=frozenset(data) | {f"tls_server_config.{k}" for k in tls.model_fields_set},
+        keys=frozenset(document.model_fields_set)
+        | {f"tls_server_config.{k}" for k in tls.model_fields_set},
     )
 
 

@@ -6,12 +6,14 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 import exporter.config
 from exporter.compose import build_router, build_settings
-from exporter.config import ConfigError, load, parse, parse_duration, read_stable
+from exporter.config import ConfigError, load, parse, parse_duration, read_stable, validated
 from exporter.records import FallbackPolicy
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "configs"
@@ -205,6 +207,28 @@ def test_every_limit_admits_its_own_bounds() -> None:
     low, high = exporter.config.LIMITS["interval"]
     assert parse({"interval": low, "jitter": low}).interval == low
     assert parse({"interval": high, "jitter": high}).jitter == high
+
+
+def test_a_problem_names_keys_whole_and_validators_never() -> None:
+    """A map's key is part of the location however it is spelt; the part pydantic adds
+    for a union's member with a validator of its own is not a key, and is left out."""
+
+    def refuse(value: object) -> object:
+        raise ValueError("refused")
+
+    class Model(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        users: dict[str, Annotated[str, AfterValidator(refuse)]] = {}
+        either: int | Annotated[str, AfterValidator(refuse)] = 0
+
+    with pytest.raises(ConfigError) as caught:
+        validated(Model, {"users": {"function-x": "a"}, "either": "b", "other": 1}, "f.yml")
+    assert caught.value.problems == [
+        "users.function-x: refused",
+        "either.int: Input should be a valid integer, unable to parse string as an integer",
+        "either: refused",
+        "other: unknown key",
+    ]
 
 
 def _load_text(tmp_path: Path, text: str) -> list[str]:

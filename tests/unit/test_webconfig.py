@@ -193,6 +193,16 @@ def test_header_that_cannot_be_sent_is_refused(name: str, tmp_path: Path) -> Non
     assert "\r" not in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_user_name_is_named_whole_in_a_problem(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"basic_auth_users": {"function-after": "plain"}})
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(path)
+    assert caught.value.problems == [
+        'basic_auth_users.function-after: not a bcrypt hash (make one with: htpasswd -nBC 10 "" '
+        "| tr -d ':\\n')"
+    ]
+
+
 def test_users_and_headers() -> None:
     config = load_web_config(DATA / "good-auth-headers.yml")
     assert config.ssl_context is None
