@@ -15,6 +15,7 @@ import exporter.config
 from exporter.compose import build_router, build_settings
 from exporter.config import ConfigError, load, parse, parse_duration, read_stable, validated
 from exporter.records import FallbackPolicy
+from tests.badfiles import assert_refused, bad_file_tests, refusal
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "configs"
 
@@ -79,24 +80,9 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD), ids=lambda n: n.removesuffix(".yml"))
-def test_bad_config(name: str) -> None:
-    path = DATA / name
-    with pytest.raises(ConfigError) as caught:
-        load(path)
-    assert caught.value.problems == BAD[name]
-    assert str(caught.value) == "\n".join(f"{path}: {p}" for p in BAD[name])
-
-
-def test_every_invalid_file_is_in_the_table() -> None:
-    assert {p.name for p in DATA.glob("invalid-*.yml")} == set(BAD)
-
-
-def test_unreadable_file(tmp_path: Path) -> None:
-    missing = tmp_path / "nope.yml"
-    with pytest.raises(ConfigError) as caught:
-        load(missing)
-    assert str(caught.value) == f"{missing}: cannot read the file: No such file or directory"
+test_bad_config, test_every_invalid_file_is_in_the_table, test_unreadable_file = bad_file_tests(
+    load, DATA, BAD
+)
 
 
 def test_good_config() -> None:
@@ -147,17 +133,13 @@ def test_defaults() -> None:
 def test_a_file_without_a_document_is_not_a_config(tmp_path: Path, text: str) -> None:
     path = tmp_path / "empty.yml"
     path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load(path)
-    assert str(caught.value) == f"{path}: (top level): the file holds no YAML document (empty?)"
+    assert_refused(load, path, ["(top level): the file holds no YAML document (empty?)"])
 
 
 def test_two_documents_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "two.yml"
     path.write_text("interval: 1m\n---\ninterval: 2m\n")
-    with pytest.raises(ConfigError) as caught:
-        load(path)
-    assert caught.value.problems == ["(top level): the file holds more than one YAML document"]
+    assert_refused(load, path, ["(top level): the file holds more than one YAML document"])
 
 
 def test_an_explicit_empty_domain_list_is_valid(tmp_path: Path) -> None:
@@ -234,9 +216,7 @@ def test_a_problem_names_keys_whole_and_validators_never() -> None:
 def _load_text(tmp_path: Path, text: str) -> list[str]:
     path = tmp_path / "c.yml"
     path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load(path)
-    return caught.value.problems
+    return refusal(load, path).problems
 
 
 def test_yaml_nesting_is_bounded(tmp_path: Path) -> None:

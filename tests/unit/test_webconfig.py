@@ -24,7 +24,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from prometheus_client import CollectorRegistry
 
 from exporter import webconfig
-from exporter.config import ConfigError
 from exporter.webconfig import (
     BAD_CACHE_SIZE,
     GOOD_CACHE_SIZE,
@@ -34,6 +33,7 @@ from exporter.webconfig import (
     load_web_config,
     peer_sans,
 )
+from tests.badfiles import assert_refused, bad_file_tests, refusal
 
 DATA = Path(__file__).resolve().parents[1] / "testdata" / "web"
 
@@ -81,24 +81,9 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD), ids=lambda n: n.removesuffix(".yml"))
-def test_bad_web_config(name: str) -> None:
-    path = DATA / name
-    with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
-    assert caught.value.problems == BAD[name]
-    assert str(caught.value) == "\n".join(f"{path}: {p}" for p in BAD[name])
-
-
-def test_every_invalid_file_is_in_the_table() -> None:
-    assert {p.name for p in DATA.glob("invalid-*.yml")} == set(BAD)
-
-
-def test_unreadable_file(tmp_path: Path) -> None:
-    missing = tmp_path / "nope.yml"
-    with pytest.raises(ConfigError) as caught:
-        load_web_config(missing)
-    assert str(caught.value) == f"{missing}: cannot read the file: No such file or directory"
+test_bad_web_config, test_every_invalid_file_is_in_the_table, test_unreadable_file = bad_file_tests(
+    load_web_config, DATA, BAD
+)
 
 
 NO_DOCUMENT = "(top level): the file holds no YAML document (empty?)"
@@ -118,10 +103,7 @@ def test_file_without_one_document_is_refused(name: str, tmp_path: Path) -> None
     text, expected = REFUSED_TEXT[name]
     path = tmp_path / "web.yml"
     path.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
-    assert caught.value.problems == expected
-    assert str(caught.value) == "\n".join(f"{path}: {p}" for p in expected)
+    assert_refused(load_web_config, path, expected)
 
 
 HEADERS_BAD: dict[str, tuple[str, str, str]] = {
@@ -186,21 +168,19 @@ def test_header_that_cannot_be_sent_is_refused(name: str, tmp_path: Path) -> Non
     the key named (escaped: the message is one line)."""
     header, content, reason = HEADERS_BAD[name]
     path = _write(tmp_path, {"http_server_config": {"headers": {header: content}}})
-    with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
+    caught = refusal(load_web_config, path)
     key = header.encode("unicode_escape").decode() if not header.isprintable() else header
-    assert caught.value.problems == [f"http_server_config.headers.{key}: {reason}"]
-    assert "\r" not in str(caught.value) and "\n" not in str(caught.value)
+    assert caught.problems == [f"http_server_config.headers.{key}: {reason}"]
+    assert "\r" not in str(caught) and "\n" not in str(caught)
 
 
 def test_a_user_name_is_named_whole_in_a_problem(tmp_path: Path) -> None:
     path = _write(tmp_path, {"basic_auth_users": {"function-after": "plain"}})
-    with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
-    assert caught.value.problems == [
+    problem = (
         'basic_auth_users.function-after: not a bcrypt hash (make one with: htpasswd -nBC 10 "" '
         "| tr -d ':\\n')"
-    ]
+    )
+    assert_refused(load_web_config, path, [problem])
 
 
 def test_users_and_headers() -> None:
@@ -414,9 +394,8 @@ def test_bad_tls(name: str, pki: Pki) -> None:
     tls, expected = TLS_BAD[name]
     document = {"tls_server_config": {"cert_file": "server.pem", "key_file": "server.key", **tls}}
     path = _write(pki.ca.parent, document)
-    with pytest.raises(ConfigError) as caught:
-        load_web_config(path)
-    problems = [p.split(" (_ssl.c")[0] for p in caught.value.problems]  # OpenSSL's location
+    caught = refusal(load_web_config, path)
+    problems = [p.split(" (_ssl.c")[0] for p in caught.problems]  # OpenSSL's location
     assert problems == expected
 
 
