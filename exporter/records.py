@@ -12,10 +12,11 @@ one maps to exactly one ``type`` (see ``policy.REASON_TYPES``).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, ClassVar
 
 __all__ = [
     "FallbackPolicy",
@@ -155,6 +156,49 @@ class Reason(StrEnum):
     INTERNAL = "internal"
 
 
+class _Json:
+    """A record's JSON (a contract: ``/domains/<name>``, ``check --json``, ``/probe?debug``):
+    its fields in declaration order, each value made plain by :func:`_plain`.
+
+    A record whose JSON differs says how, and only that: ``_json_keys`` names its keys in
+    order, space-separated, when they are not its fields (a property may be one, a field
+    left out is not shown); ``_json_values`` gives the values ``_plain`` would get wrong.
+    """
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    _json_keys: ClassVar[str] = ""
+
+    def _json_values(self) -> dict[str, Any]:
+        return {}
+
+    def to_json(self) -> dict[str, Any]:
+        values = self._json_values()
+        return {
+            key: values[key] if key in values else _plain(getattr(self, key))
+            for key in self._json_keys.split() or [f.name for f in dataclasses.fields(self)]
+        }
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: object) -> Any:
+    """A value as JSON: a record by its own JSON, an enum by its value, a tuple as a list,
+    a mapping sorted by key with its keys as text; anything else (None included) as it is."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, _Json):
+        return value.to_json()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(_plain(key)): _plain(item) for key, item in sorted(value.items())}
+    return value
+
+
 class Outcome(StrEnum):
     """What happened to one request (one record)."""
 
@@ -167,17 +211,14 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(_Json):
     type: ProblemType
     reason: Reason
     detail: str
 
-    def to_json(self) -> dict[str, str]:
-        return {"type": str(self.type), "reason": str(self.reason), "detail": self.detail}
-
 
 @dataclass(frozen=True, slots=True)
-class Record:
+class Record(_Json):
     """One request, as Let's Encrypt's ``core.ValidationRecord`` plus its outcome.
 
     A fallback shows up as a further record with the same ``url`` and the IPv4
@@ -194,27 +235,19 @@ class Record:
     status: int | None = None
     error: Reason | None = None
 
+    # The family after the address it is of; the port as text (Let's Encrypt's JSON).
+    _json_keys = "url hostname port addresses_resolved address_used family hop outcome status error"
+
     @property
     def family(self) -> Family:
         return Family.of(self.address_used)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "hostname": self.hostname,
-            "port": str(self.port),
-            "addresses_resolved": list(self.addresses_resolved),
-            "address_used": self.address_used,
-            "family": str(self.family),
-            "hop": self.hop,
-            "outcome": str(self.outcome),
-            "status": self.status,
-            "error": None if self.error is None else str(self.error),
-        }
+    def _json_values(self) -> dict[str, Any]:
+        return {"port": str(self.port)}
 
 
 @dataclass(frozen=True, slots=True)
-class FamilyProbe:
+class FamilyProbe(_Json):
     """The first request sent to one family's first address, no fallback, no redirects."""
 
     family: Family
@@ -229,20 +262,9 @@ class FamilyProbe:
         """What must agree between the two families for them to count as the same."""
         return (self.responded, self.error, self.status, self.location, self.body_matches)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "family": str(self.family),
-            "address": self.address,
-            "responded": self.responded,
-            "status": self.status,
-            "location": self.location,
-            "body_matches": self.body_matches,
-            "error": None if self.error is None else str(self.error),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class DnsFamilyError:
+class DnsFamilyError(_Json):
     """A lookup that failed while the other family's succeeded: Let's Encrypt goes on with
     the family it has and drops this error; the exporter keeps it to show it."""
 
@@ -252,18 +274,9 @@ class DnsFamilyError:
     reason: Reason
     detail: str  # the text Let's Encrypt built and dropped
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hop": self.hop,
-            "host": self.host,
-            "family": str(self.family),
-            "reason": str(self.reason),
-            "detail": self.detail,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class CaaCheck:
+class CaaCheck(_Json):
     """Let's Encrypt's CAA check of a domain (va/caa.go), as the exporter saw it."""
 
     #: The names queried, from the domain up to its TLD.
@@ -281,20 +294,12 @@ class CaaCheck:
     #: False when a record pins ``accounturi`` but no account URI was configured to compare.
     account_checked: bool = True
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "names": list(self.names),
-            "permitted": self.permitted,
-            "problem": None if self.problem is None else self.problem.to_json(),
-            "relevant_name": self.relevant_name,
-            "records": list(self.records),
-            "ignored_errors": [{"name": n, "detail": d} for n, d in self.ignored_errors],
-            "account_checked": self.account_checked,
-        }
+    def _json_values(self) -> dict[str, Any]:
+        return {"ignored_errors": [{"name": n, "detail": d} for n, d in self.ignored_errors]}
 
 
 @dataclass(frozen=True, slots=True)
-class Certificate:
+class Certificate(_Json):
     """The leaf certificate a domain serves on port 443, read as a browser would."""
 
     address: str  # the address it was read from (the first AAAA, else the first A)
@@ -308,21 +313,9 @@ class Certificate:
     #: When a standard ACME client renews it (a fraction of the lifetime left).
     renewal_due: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "not_before": self.not_before,
-            "not_after": self.not_after,
-            "issuer": self.issuer,
-            "subject": self.subject,
-            "chain_valid": self.chain_valid,
-            "chain_error": self.chain_error,
-            "renewal_due": self.renewal_due,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class CertificateCheck:
+class CertificateCheck(_Json):
     """One reading of a domain's certificate: the certificate, or why there is none."""
 
     domain: str
@@ -331,12 +324,7 @@ class CertificateCheck:
     error: str | None
     checked_at: float
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "certificate": None if self.certificate is None else self.certificate.to_json(),
-            "error": self.error,
-            "checked_at": self.checked_at,
-        }
+    _json_keys = "certificate error checked_at"  # the domain is the caller's key
 
 
 class PassWarning(StrEnum):
@@ -353,7 +341,7 @@ class PassWarning(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ValidationResult:
+class ValidationResult(_Json):
     domain: str
     policy: FallbackPolicy
     mode: Mode
@@ -424,26 +412,15 @@ class ValidationResult:
                 return probe
         return None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "domain": self.domain,
-            "success": self.success,
-            "policy": str(self.policy),
-            "mode": str(self.mode),
-            "problem": None if self.problem is None else self.problem.to_json(),
-            "ipv4_fallback": self.ipv4_fallback,
-            "failed_hop": self.failed_hop,
-            "redirects": self.redirects,
-            "aaaa_mismatch": self.aaaa_mismatch,
-            "dns_addresses": {str(k): v for k, v in sorted(self.dns_addresses.items())},
-            "records": [r.to_json() for r in self.records],
-            "families": [f.to_json() for f in self.families],
-            "other_policy": None
-            if self.other_policy is None
-            else {"policy": str(self.other_policy), "success": self.other_policy_success},
-            "caa": None if self.caa is None else self.caa.to_json(),
-            "dns_family_errors": [e.to_json() for e in self.dns_family_errors],
-            "warnings": [str(w) for w in self.warnings],
-            "duration_seconds": round(self.duration_seconds, 6),
-            "finished_at": self.finished_at,
-        }
+    # The verdict first, the details after it; the other policy as one object.
+    _json_keys = (
+        "domain success policy mode problem ipv4_fallback failed_hop redirects aaaa_mismatch "
+        "dns_addresses records families other_policy caa dns_family_errors warnings "
+        "duration_seconds finished_at"
+    )
+
+    def _json_values(self) -> dict[str, Any]:
+        other = None
+        if self.other_policy is not None:
+            other = {"policy": self.other_policy.value, "success": self.other_policy_success}
+        return {"other_policy": other, "duration_seconds": round(self.duration_seconds, 6)}
