@@ -29,8 +29,10 @@ Let's Encrypt's rules (pure: no I/O)
     ``records``       the result records: the one output of a validation
 The edges (I/O, one seam each)
     ``dns``           A, AAAA and CAA lookups, as Let's Encrypt's resolver client sees them
+    ``dnswire``       DNS messages (pure): the query built, the answer read, in one place
     ``dial``          one TCP connect to one chosen address
-    ``fetch``         one HTTP/1.1 GET over it
+    ``fetch``         one HTTP/1.1 GET over it, its failure in Let's Encrypt's terms
+    ``connection``    the request and response on that socket: TLS, h11, Go's body readers
     ``certs``         the certificate a domain serves on 443
     ``http01``        one validation, request by request, through the seams above
 The service

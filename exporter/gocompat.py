@@ -1,10 +1,10 @@
 """Go standard-library behaviour that Let's Encrypt's texts and decisions depend on.
 
-Rule: pure functions, no I/O and no Let's Encrypt policy. Boulder is written in
-Go, so the words it sends to users are formatted by Go's runtime, and what it
-accepts is what Go's standard library accepts. Python's own libraries differ in
-small ways that users would see; this module reproduces Go's (Go 1.26, the
-version Boulder is built with):
+Rule: pure functions, no I/O, and of Let's Encrypt's policy only how Boulder sorts
+the errors Go's client returns. Boulder is written in Go, so the words it sends to
+users are formatted by Go's runtime, and what it accepts is what Go's standard
+library accepts. Python's own libraries differ in small ways that users would see;
+this module reproduces Go's (Go 1.26, the version Boulder is built with):
 
 * ``fmt``/``strconv``/``strings``/``unicode``: ``%q`` quoting (:func:`go_quote`),
   ``unicode.IsSpace`` trimming (:func:`trim_right_space`), ``strings.ToLower``
@@ -16,8 +16,12 @@ version Boulder is built with):
   Content-Length (:func:`response_framing`, :func:`response_head`);
 * ``compress/gzip``: the reader the client puts under a body it asked to be gzipped, and
   its error texts (:class:`GzipBody`);
-* ``crypto/tls``: alert texts (:func:`tls_remote_error`) and the client's default
-  cipher suites (:data:`TLS12_CIPHER_SUITES`).
+* ``crypto/tls``: alert texts (:func:`tls_remote_error`, with the alert read from
+  OpenSSL's report: :func:`tls_alert`) and the client's defaults (:data:`TLS12_CIPHER_SUITES`,
+  :data:`TLS_GROUPS`, :data:`TLS_SIGNATURE_ALGORITHMS`);
+* what Go's client returns when a request fails, in its words, and how Boulder's
+  ``detailedError`` sorts it (:func:`client_error`, :func:`read_error`): the one
+  translation of a failed request into Let's Encrypt's terms.
 """
 
 from __future__ import annotations
@@ -27,21 +31,31 @@ import re
 import zlib
 from collections.abc import Generator
 from dataclasses import dataclass, replace
+from typing import Protocol
+
+from exporter.records import Reason
 
 __all__ = [
     "GO_SPACES",
     "NEED_MORE",
     "TLS12_CIPHER_SUITES",
     "TLS_ALERT_TEXT",
+    "TLS_GROUPS",
+    "TLS_SIGNATURE_ALGORITHMS",
     "ChunkedBody",
+    "ClientFailure",
     "Framing",
     "GoURL",
     "GoURLError",
     "GzipBody",
     "ResponseHeadError",
+    "client_error",
     "go_quote",
+    "join_host_port",
+    "read_error",
     "response_framing",
     "response_head",
+    "tls_alert",
     "tls_remote_error",
     "to_lower",
     "trim_right_space",
@@ -150,6 +164,135 @@ def tls_remote_error(alert: int) -> str:
     return f"remote error: tls: {text}"
 
 
+#: OpenSSL's reasons for "the peer sent alert N" (reason code 1000 + N, ssl/sslerr.h), by
+#: name. ``ssl.SSLError.reason`` carries the name when Python knows it; otherwise the
+#: message carries OpenSSL's reason string, the same name in lower case with spaces
+#: (Python 3.11 has no name for 115 and 120). ``_ssl``'s own table is private.
+_OPENSSL_ALERTS = {
+    "SSLV3_ALERT_UNEXPECTED_MESSAGE": 10,
+    "SSLV3_ALERT_BAD_RECORD_MAC": 20,
+    "TLSV1_ALERT_DECRYPTION_FAILED": 21,
+    "TLSV1_ALERT_RECORD_OVERFLOW": 22,
+    "SSLV3_ALERT_DECOMPRESSION_FAILURE": 30,
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": 40,
+    "SSLV3_ALERT_NO_CERTIFICATE": 41,
+    "SSLV3_ALERT_BAD_CERTIFICATE": 42,
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": 43,
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": 44,
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": 45,
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": 46,
+    "SSLV3_ALERT_ILLEGAL_PARAMETER": 47,
+    "TLSV1_ALERT_UNKNOWN_CA": 48,
+    "TLSV1_ALERT_ACCESS_DENIED": 49,
+    "TLSV1_ALERT_DECODE_ERROR": 50,
+    "TLSV1_ALERT_DECRYPT_ERROR": 51,
+    "TLSV1_ALERT_EXPORT_RESTRICTION": 60,
+    "TLSV1_ALERT_PROTOCOL_VERSION": 70,
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY": 71,
+    "TLSV1_ALERT_INTERNAL_ERROR": 80,
+    "TLSV1_ALERT_INAPPROPRIATE_FALLBACK": 86,
+    "TLSV1_ALERT_USER_CANCELLED": 90,
+    "TLSV1_ALERT_NO_RENEGOTIATION": 100,
+    "TLSV13_ALERT_MISSING_EXTENSION": 109,
+    "TLSV1_UNSUPPORTED_EXTENSION": 110,
+    "TLSV1_CERTIFICATE_UNOBTAINABLE": 111,
+    "TLSV1_UNRECOGNIZED_NAME": 112,
+    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE": 113,
+    "TLSV1_BAD_CERTIFICATE_HASH_VALUE": 114,
+    "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY": 115,
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": 116,
+    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": 120,
+}
+_SSL_MESSAGE = re.compile(r"^\[SSL(?:: [A-Z0-9_]+)?\] (.*?) \(_ssl\.c:\d+\)$")
+
+
+def _plaintext_alert(received: bytes) -> int | None:
+    """The last fatal alert sent in the clear (a 2-byte record of type 21), if any.
+
+    Alerts during a handshake are plaintext until encryption starts (TLS 1.2: the
+    server's Finished; TLS 1.3: after ServerHello); this finds the number of one
+    that OpenSSL has no name for.
+    """
+    alert, pos = None, 0
+    while pos + 5 <= len(received):
+        kind, length = received[pos], int.from_bytes(received[pos + 3 : pos + 5], "big")
+        if kind == 21 and length == 2 and pos + 7 <= len(received) and received[pos + 5] == 2:
+            alert = received[pos + 6]
+        pos += 5 + length
+    return alert
+
+
+def tls_alert(reason: str | None, message: str, handshake: bytes = b"") -> int | None:
+    """The alert the server sent, from OpenSSL's report of a failure (an ``ssl.SSLError``'s
+    ``reason`` and message), else from the plaintext ``handshake`` bytes when OpenSSL
+    named no reason; ``None`` when the failure was not an alert from the peer."""
+    name = reason
+    if name is None:
+        match = _SSL_MESSAGE.match(message)
+        name = match.group(1).upper().replace(" ", "_") if match else None
+    if name in _OPENSSL_ALERTS:
+        return _OPENSSL_ALERTS[name]
+    return _plaintext_alert(handshake) if reason is None else None
+
+
+class ClientFailure(Protocol):
+    """A request that failed, as facts (``exporter.connection.Failure``): where it failed
+    (``handshake``, ``response``: before the final response head was read, or ``body``),
+    and what the socket, TLS or the parser said."""
+
+    @property
+    def stage(self) -> str: ...
+
+    timeout: bool  # the TLS handshake outlasted its timeout
+    reset: bool  # ECONNRESET
+    alert: int | None  # a TLS alert the server sent
+    received: int  # bytes of the response received before the failure
+    http2: bool  # the response's first bytes were an HTTP/2 frame
+    text: str  # Go's own words, where one of Go's readers (above) said them
+    local: str  # our end, host:port as Go prints it
+    remote: str  # the address dialled, host:port
+
+
+def join_host_port(host: str, port: int) -> str:
+    """net.JoinHostPort: ``host:port``, the host in brackets when it has a colon."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def read_error(failure: ClientFailure) -> str:
+    """Go's text for a body read that failed (what ``io.ReadAll`` returns): the TLS alert,
+    the reset as ``net.OpError`` prints it (our address and port, then the server's), a
+    reader's own words, else ``unexpected EOF``."""
+    if failure.alert is not None:
+        return tls_remote_error(failure.alert)
+    if failure.reset:
+        return f"read tcp {failure.local}->{failure.remote}: read: connection reset by peer"
+    return failure.text or "unexpected EOF"
+
+
+def client_error(failure: ClientFailure) -> tuple[Reason, str]:
+    """How Boulder's ``detailedError`` sorts what Go's client returned for ``failure``, and
+    the words it keeps (the alert text; a body read's error).
+
+    Only a reset before any byte of the response is ``Connection reset by peer``; once
+    any has arrived Go reports a broken response (erratum 13). An alert on the first read
+    after a TLS 1.3 handshake (a client certificate required) is reported as the
+    handshake's would be.
+    """
+    if failure.alert is not None and failure.stage != "body":
+        return Reason.TLS_ALERT, tls_remote_error(failure.alert)
+    if failure.stage == "handshake":
+        if failure.timeout:
+            return Reason.TLS_HANDSHAKE_TIMEOUT, ""
+        return (Reason.CONNECTION_RESET if failure.reset else Reason.TLS_ERROR), failure.text
+    if failure.stage == "response":
+        if failure.reset and failure.received == 0:
+            return Reason.CONNECTION_RESET, ""
+        if failure.http2:
+            return Reason.HTTP2_OVER_HTTP, ""
+        return Reason.PROTOCOL_ERROR, failure.text
+    return Reason.BODY_READ_ERROR, read_error(failure)
+
+
 #: crypto/tls defaults.go (Go 1.26, GODEBUG defaults): the TLS 1.2 cipher suites a Go client
 #: offers, in OpenSSL's names. No RSA key exchange (Go 1.22), no 3DES (Go 1.23), no
 #: CBC-SHA256 and no DHE (never). TLS 1.3 suites are the same three everywhere.
@@ -164,6 +307,28 @@ TLS12_CIPHER_SUITES = (
     "ECDHE-RSA-AES128-SHA",
     "ECDHE-ECDSA-AES256-SHA",
     "ECDHE-RSA-AES256-SHA",
+)
+
+#: crypto/tls defaults.go (Go 1.26): the key-exchange groups a Go client offers, in
+#: OpenSSL's names, less X25519MLKEM768 where the local OpenSSL has no ML-KEM (before
+#: 3.5). No X448 and no finite-field groups, which OpenSSL offers by default.
+TLS_GROUPS = ("X25519MLKEM768", "X25519", "P-256", "P-384", "P-521")
+
+#: crypto/tls defaults.go (Go 1.26): the signature algorithms a Go client offers, in
+#: OpenSSL's names. The SHA-1 ones are in Go's list but refused in TLS 1.2 since Go 1.25
+#: (``tlssha1=0``) and never allowed in TLS 1.3; no Ed448, no RSA-PSS with PSS keys
+#: (``rsa_pss_pss_*``), no SHA-224, which OpenSSL offers by default.
+TLS_SIGNATURE_ALGORITHMS = (
+    "rsa_pss_rsae_sha256",
+    "ecdsa_secp256r1_sha256",
+    "ed25519",
+    "rsa_pss_rsae_sha384",
+    "rsa_pss_rsae_sha512",
+    "rsa_pkcs1_sha256",
+    "rsa_pkcs1_sha384",
+    "rsa_pkcs1_sha512",
+    "ecdsa_secp384r1_sha384",
+    "ecdsa_secp521r1_sha512",
 )
 
 
@@ -830,20 +995,22 @@ def response_framing(
 _STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: |$)")
 
 
-def response_head(head: bytes) -> tuple[bytes, bool]:
+def response_head(head: bytes) -> tuple[bytes, bool, bool]:
     """One response head (status line to blank line) with its framing as Go reads it.
 
-    Returns the head with its Transfer-Encoding and Content-Length lines replaced by the
-    one line that says what :func:`response_framing` decided (nothing else changes; a
-    head without such lines comes back as it is), and whether the response is final (not
-    1xx, or 101, which Go's client returns as the response). A head whose status line this
-    does not recognise comes back as it is, final, for the HTTP parser to judge. Raises
-    :class:`ResponseHeadError` where Go refuses the response.
+    Returns ``(head, final, chunked)``: the head with its Transfer-Encoding and
+    Content-Length lines replaced by what :func:`response_framing` decided (a
+    ``Content-Length`` line; none for a chunked body, which the caller reads through
+    :class:`ChunkedBody` until the connection closes; a head without such lines comes
+    back as it is), whether the response is final (not 1xx, or 101, which Go's client
+    returns as the response), and whether its body is chunked. A head whose status line
+    this does not recognise comes back as it is, final, for the HTTP parser to judge.
+    Raises :class:`ResponseHeadError` where Go refuses the response.
     """
     lines = [line[:-1] if line.endswith(b"\r") else line for line in head.split(b"\n")]
     status_line = _STATUS_LINE.match(lines[0])
     if status_line is None:
-        return head, True
+        return head, True, False
     version = (int(status_line[1]), int(status_line[2]))
     status = int(status_line[3])
     final = not 100 <= status < 200 or status == 101
@@ -865,13 +1032,11 @@ def response_head(head: bytes) -> tuple[bytes, bool]:
         else:
             kept += group
     if not encodings and not lengths:
-        return head, final
+        return head, final, False
     framing = response_framing(version, status, encodings, lengths)
-    if framing.chunked:
-        kept.append(b"Transfer-Encoding: chunked")
-    elif framing.length is not None:
+    if framing.length is not None:
         kept.append(b"Content-Length: %d" % framing.length)
-    return b"\r\n".join([lines[0], *kept, b"", b""]), final
+    return b"\r\n".join([lines[0], *kept, b"", b""]), final, framing.chunked
 
 
 # --------------------------------------------------------------------------- compress/gzip

@@ -17,13 +17,13 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.x509.oid import NameOID
 
 __all__ = ["lab_certificate", "lab_ssl_context"]
 
 
-Algorithm = Literal["ec", "rsa"]
+Algorithm = Literal["ec", "rsa", "ed448"]
 
 
 #: The lab certificate's validity: a day ago to 89 days ahead (a 90-day certificate).
@@ -36,7 +36,8 @@ def lab_certificate(
     """A self-signed certificate for the lab's names: ``(cert PEM, key PEM)``.
 
     ``ec`` (P-256, the default) is quick to make; ``rsa`` (2048 bits) is for servers that
-    must offer RSA key exchange suites (ECDHE-RSA-...). ``validity``: notBefore and
+    must offer RSA key exchange suites (ECDHE-RSA-...); ``ed448`` for a server whose
+    signature Go's client cannot accept (Go offers no Ed448). ``validity``: notBefore and
     notAfter in seconds from now (rounded to the minute, so that the cache can serve it).
     """
     return _certificate(algorithm, validity)
@@ -44,9 +45,11 @@ def lab_certificate(
 
 @functools.cache  # keyed on both arguments, however the caller passed them
 def _certificate(algorithm: Algorithm, validity: tuple[float, float]) -> tuple[bytes, bytes]:
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed448.Ed448PrivateKey
     if algorithm == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == "ed448":
+        key = ed448.Ed448PrivateKey.generate()
     else:
         key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "acme-http01-exporter lab")])
@@ -65,7 +68,7 @@ def _certificate(algorithm: Algorithm, validity: tuple[float, float]) -> tuple[b
         )
         # Its own issuer: a test can trust it as a root to see a chain that verifies.
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .sign(key, None if algorithm == "ed448" else hashes.SHA256())
     )
     cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from exporter import fetch, gocompat
+from exporter import gocompat
 from exporter.lab import servers as L
 from exporter.lab.routing import AddressMap
 from exporter.lab.tls import lab_certificate, lab_ssl_context
@@ -367,12 +367,12 @@ async def test_handshake_ended_without_an_alert(lab: L.Lab) -> None:
 
 
 def test_openssl_alert_names_match_this_openssl() -> None:
-    # The fetch seam maps OpenSSL's reason names (code 1000 + alert) without touching
+    # gocompat maps OpenSSL's reason names (code 1000 + alert) without touching
     # ssl's private table; this checks the map against that table where it has a name.
     import _ssl  # private, on purpose: only to check the public route's table
 
     codes: dict[str, tuple[int, int]] = _ssl.err_names_to_codes  # type: ignore[attr-defined]
-    for name, alert in fetch._OPENSSL_ALERTS.items():
+    for name, alert in gocompat._OPENSSL_ALERTS.items():
         if name in codes:
             assert codes[name][1] == 1000 + alert, name
     assert gocompat.tls_remote_error(41) == "remote error: tls: alert(41)"  # SSL 3.0 only
