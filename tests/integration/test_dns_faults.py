@@ -4,40 +4,20 @@ from __future__ import annotations
 
 import time
 
-from exporter.dial import Dialer
-from exporter.dns import DnspythonResolver
-from exporter.http01 import Settings, Validator
 from exporter.lab import servers as L
-from exporter.policy import AddressPolicy
-from exporter.records import FallbackPolicy, ProblemType, Reason, ValidationResult
-
-TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
+from exporter.records import ProblemType, Reason, ValidationResult
+from tests.integration import lab_validation
+from tests.integration.lab_validation import problem
 
 
 async def validate(
     lab: L.Lab, name: str, resolver_timeout: float = 1.0
 ) -> tuple[ValidationResult, float]:
-    validator = Validator(
-        Settings(
-            policy=FallbackPolicy.BOULDER,
-            dial_timeout=1.0,
-            validation_timeout=5.0,
-            tls_timeout=10.0,
-            caa=False,
-            account_uris=frozenset(),
-            addresses=AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
-        ),
-        DnspythonResolver([lab.dns.host], lab.dns.port, timeout=resolver_timeout),
-        Dialer(lab.routes),
-    )
     started = time.monotonic()
-    result = await validator.validate(name, token=TOKEN, key_authorization=KA)
+    result = await lab_validation.validate(
+        lab, name, dial=1.0, budget=5.0, resolver_timeout=resolver_timeout
+    )
     return result, time.monotonic() - started
-
-
-def problem(result: ValidationResult) -> tuple[ProblemType, Reason, str] | None:
-    p = result.problem
-    return None if p is None else (p.type, p.reason, p.detail)
 
 
 async def test_refused(lab: L.Lab) -> None:

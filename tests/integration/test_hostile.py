@@ -22,36 +22,15 @@ import pytest
 
 from exporter.compose import build_resolver, build_router, build_settings, build_validator
 from exporter.dial import Dialer
-from exporter.dns import DnspythonResolver
-from exporter.http01 import Settings, Validator
+from exporter.http01 import Validator
 from exporter.lab import servers as L
-from exporter.policy import AddressPolicy
-from exporter.records import FallbackPolicy, ProblemType, Reason, ValidationResult
-from tests.integration.lab_validation import site
+from exporter.records import ProblemType, Reason, ValidationResult
+from tests.integration.lab_validation import KA, TOKEN, site, validator
 
 BUDGET = 1.5  # the validation deadline used here
 SLACK = 0.75
-TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
 
 Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def validator(lab: L.Lab, **settings: Any) -> Validator:
-    merged: dict[str, Any] = {
-        "policy": FallbackPolicy.BOULDER,
-        "tls_timeout": 10.0,
-        "caa": False,
-        "account_uris": frozenset(),
-        "dial_timeout": 1.0,
-        "validation_timeout": BUDGET,
-        "addresses": AddressPolicy(lab_addresses=frozenset(lab.routes.endpoints)),
-    }
-    merged.update(settings)
-    return Validator(
-        Settings(**merged),
-        DnspythonResolver([lab.dns.host], lab.dns.port, timeout=1.0),
-        Dialer(lab.routes),
-    )
 
 
 def max_rss_mib() -> float:
@@ -64,7 +43,7 @@ async def judge(
     """Validate ``name`` next to a healthy domain; returns (result, seconds, healthy result)."""
     healthy = await lab.host(4, L.serve(), L.serve())
     lab.zone.add("healthy.example.net", a=[healthy])
-    v = validator(lab, **settings)
+    v = validator(lab, dial=1.0, budget=BUDGET, **settings)
     started = time.monotonic()
 
     async def timed_healthy() -> ValidationResult:
@@ -93,24 +72,14 @@ async def drain(reader: asyncio.StreamReader) -> None:
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
 
 
-def trickle_headers() -> Raw:
+def trickle(head: bytes, byte: bytes) -> Raw:
+    """Read the request, send ``head``, then ``byte`` every 0.1 s, without end."""
+
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await drain(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        writer.write(head)
         while True:
-            writer.write(b"a")
-            await writer.drain()
-            await asyncio.sleep(0.1)
-
-    return run
-
-
-def trickle_body() -> Raw:
-    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await drain(reader)
-        writer.write(HEAD_200 + b"Content-Length: 100\r\n\r\n")
-        while True:
-            writer.write(b"x")
+            writer.write(byte)
             await writer.drain()
             await asyncio.sleep(0.1)
 
@@ -180,7 +149,9 @@ def stall() -> Raw:
 
 
 async def test_trickling_headers_stop_at_the_deadline(lab: L.Lab) -> None:
-    address = await site(lab, "slow.example.com", L.raw(trickle_headers()))
+    address = await site(
+        lab, "slow.example.com", L.raw(trickle(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"))
+    )
     result, elapsed, _ = await judge(lab, "slow.example.com")
     assert reason(result) == (ProblemType.CONNECTION, Reason.READ_TIMEOUT)
     assert result.problem is not None and result.problem.detail == (
@@ -191,7 +162,9 @@ async def test_trickling_headers_stop_at_the_deadline(lab: L.Lab) -> None:
 
 
 async def test_trickling_body_stops_at_the_deadline(lab: L.Lab) -> None:
-    address = await site(lab, "slowbody.example.com", L.raw(trickle_body()))
+    address = await site(
+        lab, "slowbody.example.com", L.raw(trickle(HEAD_200 + b"Content-Length: 100\r\n\r\n", b"x"))
+    )
     result, elapsed, _ = await judge(lab, "slowbody.example.com")
     assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_READ_ERROR)
     assert result.problem is not None and result.problem.detail == (
@@ -313,7 +286,7 @@ async def test_tls_handshake_stalled_past_the_deadline(lab: L.Lab) -> None:
 
 async def test_tls_handshake_timeout(lab: L.Lab) -> None:
     await site(lab, "stall.example.com", L.redirect("https://{host}{path}"), L.raw(stall()))
-    result, elapsed, _ = await judge(lab, "stall.example.com", tls_timeout=0.5)
+    result, elapsed, _ = await judge(lab, "stall.example.com", tls=0.5)
     assert reason(result) == (ProblemType.CONNECTION, Reason.TLS_HANDSHAKE_TIMEOUT)
     assert result.problem is not None and result.problem.detail.endswith(
         "Timeout after connect (your server may be slow or overloaded)"

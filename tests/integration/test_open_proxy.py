@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from exporter.dial import Dialer
-from exporter.dns import DnspythonResolver
-from exporter.http01 import Settings, Validator
 from exporter.lab import servers as L
 from exporter.lab.routing import AddressMap
 from exporter.policy import AddressPolicy
-from exporter.records import FallbackPolicy, ProblemType, Reason
-
-TOKEN, KA = L.CANARY_TOKEN, L.CANARY_KA
-
-
-def validator(lab: L.Lab, addresses: AddressPolicy, routes: AddressMap) -> Validator:
-    return Validator(
-        Settings(
-            policy=FallbackPolicy.BOULDER,
-            dial_timeout=1.0,
-            validation_timeout=3.0,
-            tls_timeout=10.0,
-            caa=False,
-            account_uris=frozenset(),
-            addresses=addresses,
-        ),
-        DnspythonResolver([lab.dns.host], lab.dns.port, timeout=1.0),
-        Dialer(routes),
-    )
+from exporter.records import ProblemType, Reason
+from tests.integration.lab_validation import KA, TOKEN, validator
 
 
 async def trap(lab: L.Lab) -> tuple[L.WebServer, dict[str, dict[int, tuple[str, int]]]]:
@@ -45,9 +25,10 @@ async def test_dns_pointing_at_private_and_metadata_addresses_is_never_contacted
         lab.zone.add(
             "internal.example.com", a=["10.0.0.1", "169.254.169.254"], aaaa=["fe80::1", "::1"]
         )
-        result = await validator(lab, AddressPolicy(), AddressMap(endpoints=routes)).validate(
-            "internal.example.com", token=TOKEN, key_authorization=KA
+        checker = validator(
+            lab, dial=1.0, addresses=AddressPolicy(), routes=AddressMap(endpoints=routes)
         )
+        result = await checker.validate("internal.example.com", token=TOKEN, key_authorization=KA)
     finally:
         await server.stop()
     assert result.problem is not None
@@ -70,7 +51,10 @@ async def test_redirects_to_reserved_literals_are_never_followed(lab: L.Lab) -> 
         lab.zone.add("redir.example.com", a=[public])
         routes = {**routes, **lab.routes.endpoints}
         checker = validator(
-            lab, AddressPolicy(lab_addresses=frozenset({public})), AddressMap(endpoints=routes)
+            lab,
+            dial=1.0,
+            addresses=AddressPolicy(lab_addresses=frozenset({public})),
+            routes=AddressMap(endpoints=routes),
         )
         result = await checker.validate("redir.example.com", token=TOKEN, key_authorization=KA)
     finally:
