@@ -21,27 +21,27 @@ from exporter.records import (
     FallbackPolicy,
     Family,
     Mode,
-    Outcome,
     ProblemType,
     Reason,
     ValidationResult,
 )
 from tests.integration.lab_validation import (
+    FAILED,
     KA,
     PATH,
+    REDIR,
+    REFUSED_REDIR,
+    RESP,
+    dual_site,
     problem,
     records,
+    site,
     url,
     validate,
 )
 
 CT, REFUSED = Reason.CONNECT_TIMEOUT, Reason.CONNECTION_REFUSED
-RESP, REDIR, FAILED, REFUSED_REDIR = (
-    Outcome.RESPONSE,
-    Outcome.REDIRECT,
-    Outcome.FAILED,
-    Outcome.REFUSED_REDIRECT,
-)
+TO_HTTPS = L.redirect("https://{host}{path}")  # the same URL over HTTPS
 
 
 def summary(result: ValidationResult) -> dict[str, Any]:
@@ -80,9 +80,7 @@ def failed(
 
 
 async def test_dual_stack_healthy(lab: L.Lab) -> None:
-    v6 = await lab.host(6, L.serve(), L.serve())
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("healthy.example.com", a=[v4], aaaa=[v6])
+    v6, v4 = await dual_site(lab, "healthy.example.com", L.serve(), L.serve())
     result = await validate(lab, "healthy.example.com")
     assert summary(result) == ok()
     assert problem(result) is None
@@ -96,22 +94,18 @@ async def test_dual_stack_healthy(lab: L.Lab) -> None:
     assert result.other_policy is None
 
 
-async def test_ipv4_only(lab: L.Lab) -> None:
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("v4.example.com", a=[v4])
-    result = await validate(lab, "v4.example.com")
+@pytest.mark.parametrize(
+    ("family", "record"), [(Family.IPV4, "a"), (Family.IPV6, "aaaa")], ids=["ipv4", "ipv6"]
+)
+async def test_one_family_only(lab: L.Lab, family: Family, record: str) -> None:
+    address = await lab.host(4 if family is Family.IPV4 else 6, L.serve(), L.serve())
+    name = f"{record}-only.example.com"
+    lab.zone.add(name, **{record: [address]})
+    result = await validate(lab, name)
     assert summary(result) == ok()
-    assert records(result) == [(0, url("v4.example.com"), v4, RESP, 200, None)]
-    assert [f.family for f in result.families] == [Family.IPV4]
-
-
-async def test_ipv6_only(lab: L.Lab) -> None:
-    v6 = await lab.host(6, L.serve(), L.serve())
-    lab.zone.add("v6.example.com", aaaa=[v6])
-    result = await validate(lab, "v6.example.com")
-    assert summary(result) == ok()
-    assert records(result) == [(0, url("v6.example.com"), v6, RESP, 200, None)]
-    assert result.dns_addresses == {Family.IPV4: 0, Family.IPV6: 1}
+    assert records(result) == [(0, url(name), address, RESP, 200, None)]
+    assert [f.family for f in result.families] == [family]
+    assert result.dns_addresses == {f: int(f is family) for f in Family}
 
 
 async def test_only_first_address_of_each_family_is_used(lab: L.Lab) -> None:
@@ -130,9 +124,7 @@ async def test_only_first_address_of_each_family_is_used(lab: L.Lab) -> None:
 
 
 async def test_wrong_aaaa_answering_404_fails_without_fallback(lab: L.Lab) -> None:
-    v6 = await lab.host(6, L.status(404), L.status(404))
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("wrong.example.com", a=[v4], aaaa=[v6])
+    v6, _ = await dual_site(lab, "wrong.example.com", L.status(404), L.status(404))
     result = await validate(lab, "wrong.example.com")
     assert summary(result) == failed(0, mismatch=True)
     assert problem(result) == (
@@ -148,9 +140,7 @@ async def test_wrong_aaaa_answering_404_fails_without_fallback(lab: L.Lab) -> No
 
 
 async def test_aaaa_connect_timeout_falls_back_to_working_a(lab: L.Lab) -> None:
-    v6 = await lab.host(6, "timeout", "timeout")
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("slow6.example.com", a=[v4], aaaa=[v6])
+    v6, v4 = await dual_site(lab, "slow6.example.com", "timeout", "timeout")
     started = time.monotonic()
     result = await validate(lab, "slow6.example.com", dial=0.5)
     elapsed = time.monotonic() - started
@@ -164,9 +154,7 @@ async def test_aaaa_connect_timeout_falls_back_to_working_a(lab: L.Lab) -> None:
 
 
 async def test_aaaa_refused_falls_back(lab: L.Lab) -> None:
-    v6 = await lab.host(6, "refused", "refused")
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("refused6.example.com", a=[v4], aaaa=[v6])
+    v6, v4 = await dual_site(lab, "refused6.example.com", "refused", "refused")
     result = await validate(lab, "refused6.example.com")
     assert summary(result) == ok(fallback=True, mismatch=True)
     assert records(result) == [
@@ -176,10 +164,8 @@ async def test_aaaa_refused_falls_back(lab: L.Lab) -> None:
 
 
 async def test_aaaa_timeout_and_https_redirect_fails_on_hop_1(lab: L.Lab) -> None:
-    v6 = await lab.host(6, "timeout", "timeout")
-    v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.serve())
     name = "redir.example.com"
-    lab.zone.add(name, a=[v4], aaaa=[v6])
+    v6, v4 = await dual_site(lab, name, "timeout", "timeout", TO_HTTPS)
     result = await validate(lab, name)
     assert summary(result) == failed(1, fallback=True, mismatch=True, redirects=1)
     assert problem(result) == (
@@ -198,10 +184,8 @@ async def test_aaaa_timeout_and_https_redirect_fails_on_hop_1(lab: L.Lab) -> Non
 
 
 async def test_ipv6_dead_on_443_boulder_replays_into_redirect_loop(lab: L.Lab) -> None:
-    v6 = await lab.host(6, L.redirect("https://{host}{path}"), "timeout")
-    v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.serve())
     name = "dead443.example.com"
-    lab.zone.add(name, a=[v4], aaaa=[v6])
+    v6, v4 = await dual_site(lab, name, TO_HTTPS, "timeout", TO_HTTPS)
     result = await validate(lab, name, policy=FallbackPolicy.BOULDER)
     assert summary(result) == failed(1, fallback=True, redirects=1)
     assert problem(result) == (
@@ -218,10 +202,8 @@ async def test_ipv6_dead_on_443_boulder_replays_into_redirect_loop(lab: L.Lab) -
 
 
 async def test_ipv6_dead_on_443_per_hop_succeeds(lab: L.Lab) -> None:
-    v6 = await lab.host(6, L.redirect("https://{host}{path}"), "timeout")
-    v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.serve())
     name = "dead443.example.com"
-    lab.zone.add(name, a=[v4], aaaa=[v6])
+    v6, v4 = await dual_site(lab, name, TO_HTTPS, "timeout", TO_HTTPS)
     result = await validate(lab, name, policy=FallbackPolicy.PER_HOP)
     assert summary(result) == ok(fallback=True, redirects=1)
     assert records(result) == [
@@ -252,6 +234,18 @@ async def test_broken_ipv6_on_hop_of_ipv4_only_host_has_no_fallback(lab: L.Lab) 
     assert summary(result) == failed(1, redirects=1)
 
 
+async def validate_on_loopback(lab: L.Lab, port: int) -> ValidationResult:
+    """Validate loop.example.com (A 127.0.0.1, AAAA ::1), real loopback addresses whose
+    port 80 is dialled as ``port``."""
+    lab.zone.add("loop.example.com", a=["127.0.0.1"], aaaa=["::1"])
+    return await validate(
+        lab,
+        "loop.example.com",
+        addresses=AddressPolicy(allow_loopback=True),
+        routes=PortMap(ports={80: port}),
+    )
+
+
 async def test_real_ipv6_loopback_socket_refused_falls_back_to_ipv4(lab: L.Lab) -> None:
     # Boulder's "Dual homed w/ broken IPv6, working IPv4": a real [::1] that refuses.
     server = L.WebServer(L.serve(), "127.0.0.1")
@@ -260,13 +254,7 @@ async def test_real_ipv6_loopback_socket_refused_falls_back_to_ipv4(lab: L.Lab) 
         probe = socket.socket(socket.AF_INET6)
         try:
             probe.bind(("::1", server.port))  # keep [::1]:port bound but not listening
-            lab.zone.add("loop.example.com", a=["127.0.0.1"], aaaa=["::1"])
-            result = await validate(
-                lab,
-                "loop.example.com",
-                addresses=AddressPolicy(allow_loopback=True),
-                routes=PortMap(ports={80: server.port}),
-            )
+            result = await validate_on_loopback(lab, server.port)
         finally:
             probe.close()
     finally:
@@ -288,13 +276,7 @@ async def test_real_ipv6_loopback_socket_answers(lab: L.Lab) -> None:
         await server6.stop()
         pytest.fail("could not bind 127.0.0.1 on the port of [::1]")
     try:
-        lab.zone.add("loop.example.com", a=["127.0.0.1"], aaaa=["::1"])
-        result = await validate(
-            lab,
-            "loop.example.com",
-            addresses=AddressPolicy(allow_loopback=True),
-            routes=PortMap(ports={80: server6.port}),
-        )
+        result = await validate_on_loopback(lab, server6.port)
     finally:
         await server6.stop()
         await server4.stop()
@@ -309,40 +291,79 @@ async def test_real_ipv6_loopback_socket_answers(lab: L.Lab) -> None:
 # --------------------------------------------------------------------------- redirects
 
 
-async def v4_site(lab: L.Lab, name: str, handler: L.Handler) -> str:
-    address = await lab.host(4, handler, L.serve())
-    lab.zone.add(name, a=[address])
-    return address
-
-
-async def test_redirect_to_port_8080(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "port.example.com", L.redirect("http://{host}:8080/x"))
-    result = await validate(lab, "port.example.com")
-    assert problem(result) == (
+#: A redirect Let's Encrypt refuses: (the host, the redirect it sends, the problem type and
+#: reason, the detail after "<ip>: Fetching ").
+REFUSED_REDIRECTS = [
+    pytest.param(
+        "port.example.com",
+        L.redirect("http://{host}:8080/x"),
         ProblemType.CONNECTION,
         Reason.BAD_REDIRECT_PORT,
-        f"{v4}: Fetching http://port.example.com:8080/x: Invalid port in redirect target. "
+        "http://port.example.com:8080/x: Invalid port in redirect target. "
         "Only ports 80 and 443 are supported, not 8080",
-    )
-    assert records(result) == [
-        (0, url("port.example.com"), v4, REFUSED_REDIR, 301, Reason.BAD_REDIRECT_PORT)
-    ]
-    assert summary(result) == failed(1)
-
-
-async def test_redirect_303_is_refused(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "see.example.com", L.redirect("/x", 303))
-    result = await validate(lab, "see.example.com")
-    assert problem(result) == (
+        id="port-8080",
+    ),
+    pytest.param(
+        "see.example.com",
+        L.redirect("/x", 303),
         ProblemType.CONNECTION,
         Reason.BAD_REDIRECT_STATUS,
-        f"{v4}: Fetching /x: received disallowed redirect status code",
-    )
+        "/x: received disallowed redirect status code",
+        id="303",
+    ),
+    pytest.param(
+        "loop.example.com",
+        L.redirect("{path}"),
+        ProblemType.CONNECTION,
+        Reason.REDIRECT_LOOP,
+        f"{PATH}: Redirect loop detected",
+        id="loop",
+    ),
+    pytest.param(
+        "private.example.com",
+        L.redirect("http://10.0.0.1/x"),
+        ProblemType.CONNECTION,
+        Reason.REDIRECT_RESERVED_IP,
+        "http://10.0.0.1/x: Invalid host in redirect target: "
+        "IP address is in a reserved address block: [RFC1918]: Private-Use",
+        id="reserved-ip-literal",
+    ),
+    pytest.param(
+        "tld.example.com",
+        L.redirect("http://foo.internal/x"),
+        ProblemType.CONNECTION,
+        Reason.REDIRECT_BAD_TLD,
+        "http://foo.internal/x: Invalid host in redirect target, must end in IANA registered TLD",
+        id="non-icann-tld",
+    ),
+    pytest.param(
+        "nxhop.example.com",
+        L.redirect("http://gone.example.com/x"),
+        ProblemType.DNS,
+        Reason.DNS_NXDOMAIN,
+        "http://gone.example.com/x: "
+        "DNS problem: NXDOMAIN looking up A for gone.example.com - check that a DNS record "
+        "exists for this domain; DNS problem: NXDOMAIN looking up AAAA for gone.example.com - "
+        "check that a DNS record exists for this domain",
+        id="target-nxdomain-a-dns-problem-with-prefix",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "handler", "kind", "reason", "detail"), REFUSED_REDIRECTS)
+async def test_refused_redirect(
+    lab: L.Lab, name: str, handler: L.Handler, kind: ProblemType, reason: Reason, detail: str
+) -> None:
+    v4 = await site(lab, name, handler, L.serve())
+    result = await validate(lab, name)
+    assert problem(result) == (kind, reason, f"{v4}: Fetching {detail}")
+    status = 303 if reason is Reason.BAD_REDIRECT_STATUS else 301
+    assert records(result) == [(0, url(name), v4, REFUSED_REDIR, status, reason)]
     assert summary(result) == failed(1)
 
 
 async def test_eleven_redirects_are_followed(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "eleven.example.com", L.chain(11))
+    v4 = await site(lab, "eleven.example.com", L.chain(11), L.serve())
     result = await validate(lab, "eleven.example.com")
     assert summary(result) == ok(redirects=11)
     assert len(result.records) == 12
@@ -350,7 +371,7 @@ async def test_eleven_redirects_are_followed(lab: L.Lab) -> None:
 
 
 async def test_twelfth_redirect_is_too_many(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "twelve.example.com", L.chain(12))
+    v4 = await site(lab, "twelve.example.com", L.chain(12), L.serve())
     result = await validate(lab, "twelve.example.com")
     assert problem(result) == (
         ProblemType.CONNECTION,
@@ -369,32 +390,10 @@ async def test_twelfth_redirect_is_too_many(lab: L.Lab) -> None:
     assert summary(result) == failed(12, redirects=11)
 
 
-async def test_redirect_loop(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "loop.example.com", L.redirect("{path}"))
-    result = await validate(lab, "loop.example.com")
-    assert problem(result) == (
-        ProblemType.CONNECTION,
-        Reason.REDIRECT_LOOP,
-        f"{v4}: Fetching {PATH}: Redirect loop detected",
-    )
-    assert summary(result) == failed(1)
-
-
-async def test_redirect_to_reserved_ip_literal(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "private.example.com", L.redirect("http://10.0.0.1/x"))
-    result = await validate(lab, "private.example.com")
-    assert problem(result) == (
-        ProblemType.CONNECTION,
-        Reason.REDIRECT_RESERVED_IP,
-        f"{v4}: Fetching http://10.0.0.1/x: Invalid host in redirect target: "
-        "IP address is in a reserved address block: [RFC1918]: Private-Use",
-    )
-
-
 async def test_redirect_to_public_ip_literal_is_followed(lab: L.Lab) -> None:
     # IP literals are allowed (here a lab-mapped address stands in for a public one).
     target = await lab.host(4, L.serve(), L.serve())
-    v4 = await v4_site(lab, "literal.example.com", L.redirect(f"http://{target}{PATH}"))
+    v4 = await site(lab, "literal.example.com", L.redirect(f"http://{target}{PATH}"), L.serve())
     result = await validate(lab, "literal.example.com")
     assert summary(result) == ok(redirects=1)
     assert records(result)[1] == (1, f"http://{target}{PATH}", target, RESP, 200, None)
@@ -402,33 +401,8 @@ async def test_redirect_to_public_ip_literal_is_followed(lab: L.Lab) -> None:
     assert records(result)[0][2] == v4
 
 
-async def test_redirect_to_non_icann_tld(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "tld.example.com", L.redirect("http://foo.internal/x"))
-    result = await validate(lab, "tld.example.com")
-    assert problem(result) == (
-        ProblemType.CONNECTION,
-        Reason.REDIRECT_BAD_TLD,
-        f"{v4}: Fetching http://foo.internal/x: "
-        "Invalid host in redirect target, must end in IANA registered TLD",
-    )
-
-
-async def test_redirect_target_nxdomain_is_a_dns_problem_with_prefix(lab: L.Lab) -> None:
-    v4 = await v4_site(lab, "nxhop.example.com", L.redirect("http://gone.example.com/x"))
-    result = await validate(lab, "nxhop.example.com")
-    assert problem(result) == (
-        ProblemType.DNS,
-        Reason.DNS_NXDOMAIN,
-        f"{v4}: Fetching http://gone.example.com/x: "
-        "DNS problem: NXDOMAIN looking up A for gone.example.com - check that a DNS record "
-        "exists for this domain; DNS problem: NXDOMAIN looking up AAAA for gone.example.com - "
-        "check that a DNS record exists for this domain",
-    )
-    assert summary(result) == failed(1)
-
-
 async def test_plain_http_on_the_https_hop(lab: L.Lab) -> None:
-    v4 = await lab.host(4, L.redirect("https://{host}{path}"), L.plain(L.serve()))
+    v4 = await lab.host(4, TO_HTTPS, L.plain(L.serve()))
     lab.zone.add("plain.example.com", a=[v4])
     result = await validate(lab, "plain.example.com")
     assert problem(result) == (
@@ -454,57 +428,62 @@ async def test_https_hop_succeeds(lab: L.Lab) -> None:
 # ----------------------------------------------------------------------------- DNS
 
 
-async def test_nxdomain(lab: L.Lab) -> None:
-    result = await validate(lab, "missing.example.com")
-    assert problem(result) == (
-        ProblemType.DNS,
-        Reason.DNS_NXDOMAIN,
-        "DNS problem: NXDOMAIN looking up A for missing.example.com - check that a DNS record "
-        "exists for this domain; DNS problem: NXDOMAIN looking up AAAA for missing.example.com "
-        "- check that a DNS record exists for this domain",
-    )
+NX_HINT = " - check that a DNS record exists for this domain"
+SERVFAIL_HINT = " - the domain's nameservers may be malfunctioning"
+
+
+@pytest.mark.parametrize(
+    ("name", "zone", "reason", "detail"),
+    [
+        pytest.param(
+            "missing.example.com",
+            None,
+            Reason.DNS_NXDOMAIN,
+            f"DNS problem: NXDOMAIN looking up A for missing.example.com{NX_HINT}; "
+            f"DNS problem: NXDOMAIN looking up AAAA for missing.example.com{NX_HINT}",
+            id="nxdomain",
+        ),
+        pytest.param(
+            "sf2.example.com",
+            {"servfail": {"A", "AAAA"}},
+            Reason.DNS_SERVFAIL,
+            f"DNS problem: SERVFAIL looking up A for sf2.example.com{SERVFAIL_HINT}; "
+            f"DNS problem: SERVFAIL looking up AAAA for sf2.example.com{SERVFAIL_HINT}",
+            id="both-servfail",
+        ),
+        pytest.param(
+            "private.example.com",
+            {"a": ["10.1.2.3"], "aaaa": ["fe80::1"]},
+            Reason.DNS_NO_ADDRESSES,
+            "no valid A records found for private.example.com; "
+            "no valid AAAA records found for private.example.com",
+            id="only-reserved-addresses",
+        ),
+    ],
+)
+async def test_both_families_failing_is_a_dns_problem(
+    lab: L.Lab, name: str, zone: dict[str, Any] | None, reason: Reason, detail: str
+) -> None:
+    if zone is not None:
+        lab.zone.add(name, **zone)
+    result = await validate(lab, name)
+    assert problem(result) == (ProblemType.DNS, reason, detail)
     assert result.records == ()
     assert summary(result) == {**failed(0), "failed_hop": None}
 
 
-async def test_aaaa_servfail_with_good_a_succeeds(lab: L.Lab) -> None:
+@pytest.mark.parametrize(
+    "aaaa",
+    [{"servfail": {"AAAA"}}, {"aaaa": ["fc00::1", "::ffff:192.0.2.1"]}],
+    ids=["aaaa-servfail", "reserved-aaaa-filtered"],
+)
+async def test_a_failing_aaaa_beside_a_good_a_is_dropped(lab: L.Lab, aaaa: dict[str, Any]) -> None:
     v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("sf.example.com", a=[v4], servfail={"AAAA"})
+    lab.zone.add("sf.example.com", a=[v4], **aaaa)
     result = await validate(lab, "sf.example.com")
     assert summary(result) == ok()
     assert records(result) == [(0, url("sf.example.com"), v4, RESP, 200, None)]
-
-
-async def test_both_servfail(lab: L.Lab) -> None:
-    lab.zone.add("sf2.example.com", servfail={"A", "AAAA"})
-    result = await validate(lab, "sf2.example.com")
-    assert problem(result) == (
-        ProblemType.DNS,
-        Reason.DNS_SERVFAIL,
-        "DNS problem: SERVFAIL looking up A for sf2.example.com - the domain's nameservers may "
-        "be malfunctioning; DNS problem: SERVFAIL looking up AAAA for sf2.example.com - the "
-        "domain's nameservers may be malfunctioning",
-    )
-
-
-async def test_reserved_aaaa_is_filtered(lab: L.Lab) -> None:
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("ula.example.com", a=[v4], aaaa=["fc00::1", "::ffff:192.0.2.1"])
-    result = await validate(lab, "ula.example.com")
-    assert summary(result) == ok()
-    assert records(result) == [(0, url("ula.example.com"), v4, RESP, 200, None)]
     assert result.records[0].addresses_resolved == (v4,)
-
-
-async def test_only_reserved_addresses(lab: L.Lab) -> None:
-    lab.zone.add("private.example.com", a=["10.1.2.3"], aaaa=["fe80::1"])
-    result = await validate(lab, "private.example.com")
-    assert problem(result) == (
-        ProblemType.DNS,
-        Reason.DNS_NO_ADDRESSES,
-        "no valid A records found for private.example.com; "
-        "no valid AAAA records found for private.example.com",
-    )
 
 
 async def test_cname_chain(lab: L.Lab) -> None:
@@ -555,27 +534,26 @@ async def test_trailing_whitespace_is_trimmed(lab: L.Lab) -> None:
     assert summary(result) == ok()
 
 
-async def test_leading_whitespace_is_a_mismatch(lab: L.Lab) -> None:
-    await body_site(lab, b" " + KA.encode())
+@pytest.mark.parametrize(
+    ("payload", "got"),
+    [
+        (b" " + KA.encode(), f" {KA}"),
+        (b'wrong "token"\n\x00\xff', 'wrong \\"token\\"\\n\\x00\\xff'),
+    ],
+    ids=["leading-whitespace", "wrong-body"],
+)
+async def test_a_body_that_is_not_the_key_authorization_is_a_mismatch(
+    lab: L.Lab, payload: bytes, got: str
+) -> None:
+    await body_site(lab, payload)
     result = await validate(lab, "body.example.com")
     assert problem(result) == (
         ProblemType.UNAUTHORIZED,
         Reason.KEY_AUTHORIZATION_MISMATCH,
         "The key authorization file from the server did not match this challenge. "
-        f'Expected "{KA}" (got " {KA}")',
+        f'Expected "{KA}" (got "{got}")',
     )
     assert summary(result) == failed(0)
-
-
-async def test_wrong_body(lab: L.Lab) -> None:
-    await body_site(lab, b'wrong "token"\n\x00\xff')
-    result = await validate(lab, "body.example.com")
-    assert problem(result) == (
-        ProblemType.UNAUTHORIZED,
-        Reason.KEY_AUTHORIZATION_MISMATCH,
-        "The key authorization file from the server did not match this challenge. "
-        f'Expected "{KA}" (got "wrong \\"token\\"\\n\\x00\\xff")',
-    )
 
 
 async def test_reachability_mode_accepts_404(lab: L.Lab) -> None:
@@ -603,39 +581,27 @@ async def test_reachability_mode_rejects_500(lab: L.Lab) -> None:
 # -------------------------------------------------------------------------- deadlines
 
 
-async def test_read_timeout_has_no_fallback(lab: L.Lab) -> None:
-    v6 = await lab.host(6, L.hang(), L.hang())
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("hang.example.com", a=[v4], aaaa=[v6])
+@pytest.mark.parametrize(
+    ("name", "v6", "options", "reason"),
+    [
+        ("hang.example.com", L.hang(), {"budget": 1.0}, Reason.READ_TIMEOUT),
+        ("budget.example.com", "timeout", {"dial": 2.0, "budget": 0.5}, Reason.VALIDATION_TIMEOUT),
+    ],
+    ids=["read-timeout", "budget-shorter-than-one-dial"],
+)
+async def test_the_deadline_is_a_timeout_after_connect_without_fallback(
+    lab: L.Lab, name: str, v6: Any, options: dict[str, float], reason: Reason
+) -> None:
+    address, _ = await dual_site(lab, name, v6, v6)
     started = time.monotonic()
-    result = await validate(lab, "hang.example.com", budget=1.0)
+    result = await validate(lab, name, **options)
     elapsed = time.monotonic() - started
     assert problem(result) == (
         ProblemType.CONNECTION,
-        Reason.READ_TIMEOUT,
-        f"{v6}: Fetching {url('hang.example.com')}: "
+        reason,
+        f"{address}: Fetching {url(name)}: "
         "Timeout after connect (your server may be slow or overloaded)",
     )
-    assert records(result) == [(0, url("hang.example.com"), v6, FAILED, None, Reason.READ_TIMEOUT)]
+    assert records(result) == [(0, url(name), address, FAILED, None, reason)]
     assert summary(result) == failed(0, mismatch=True)
-    assert elapsed < 2.5
-
-
-async def test_budget_shorter_than_one_dial_means_no_fallback(lab: L.Lab) -> None:
-    v6 = await lab.host(6, "timeout", "timeout")
-    v4 = await lab.host(4, L.serve(), L.serve())
-    lab.zone.add("budget.example.com", a=[v4], aaaa=[v6])
-    started = time.monotonic()
-    result = await validate(lab, "budget.example.com", dial=2.0, budget=0.5)
-    elapsed = time.monotonic() - started
-    assert problem(result) == (
-        ProblemType.CONNECTION,
-        Reason.VALIDATION_TIMEOUT,
-        f"{v6}: Fetching {url('budget.example.com')}: "
-        "Timeout after connect (your server may be slow or overloaded)",
-    )
-    assert records(result) == [
-        (0, url("budget.example.com"), v6, FAILED, None, Reason.VALIDATION_TIMEOUT)
-    ]
-    assert result.ipv4_fallback is False
     assert elapsed < 2.5
