@@ -91,80 +91,91 @@ RA = "Error creating new order :: Cannot issue for "
 NOT_PUBLIC = "Domain name does not end with a valid public suffix (TLD)"
 INVALID_CHARACTER = "Domain name contains an invalid character"
 
+MALFORMED_PUNYCODE = "Domain name contains malformed punycode"
+INVALID = Reason.POLICY_INVALID_NAME
+
+
+def refused(reason: Reason, text: str, *names: str) -> list[tuple[str, Reason, str]]:
+    """Rows of :data:`REFUSED`: each of ``names`` is refused for ``reason`` with ``text``."""
+    return [(name, reason, text) for name in names]
+
+
 # Every refusal, with Boulder's text (policy/pa.go error variables), checked against
 # Boulder's own policy.WellFormedIdentifiers and web.ProblemDetailsForError.
 REFUSED = [
     # errNonPublic: not under a public suffix of the ICANN section
-    ("foo.local", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),
-    ("foo.internal", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),
-    ("foo.test", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),
-    ("example.invalid", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),
-    ("xn--bcher-kva.example", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),
-    ("router.lan", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),
-    ("xn--r8jz45g.xn--zckzah", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),  # 例え.テスト
+    *refused(
+        Reason.POLICY_NOT_PUBLIC,
+        NOT_PUBLIC,
+        "foo.local",
+        "foo.internal",
+        "foo.test",
+        "example.invalid",
+        "xn--bcher-kva.example",
+        "router.lan",
+        "xn--r8jz45g.xn--zckzah",  # 例え.テスト
+    ),
     # errICANNTLD: a public suffix itself, multi-label and wildcard rules included
-    ("co.uk", Reason.POLICY_PUBLIC_SUFFIX, "Domain name is an ICANN TLD"),
-    ("xn--55qx5d.cn", Reason.POLICY_PUBLIC_SUFFIX, "Domain name is an ICANN TLD"),  # 公司.cn
-    ("foo.ck", Reason.POLICY_PUBLIC_SUFFIX, "Domain name is an ICANN TLD"),  # *.ck
+    *refused(
+        Reason.POLICY_PUBLIC_SUFFIX,
+        "Domain name is an ICANN TLD",
+        "co.uk",
+        "xn--55qx5d.cn",  # 公司.cn
+        "foo.ck",  # *.ck
+    ),
     # errIPAddressInDNS (an IPv6 address fails on ':' first: errInvalidDNSCharacter)
     ("192.0.2.1", Reason.POLICY_IP_ADDRESS, "Identifier type is DNS but value is an IP address"),
     ("01.2.3.4", Reason.POLICY_NOT_PUBLIC, NOT_PUBLIC),  # a leading zero: no address for Go
-    ("2001:db8::1", Reason.POLICY_INVALID_NAME, INVALID_CHARACTER),
+    ("2001:db8::1", INVALID, INVALID_CHARACTER),
     # errInvalidDNSCharacter
-    ("exa mple.com", Reason.POLICY_INVALID_NAME, INVALID_CHARACTER),
-    ("a_b.example.com", Reason.POLICY_INVALID_NAME, INVALID_CHARACTER),
-    ("-a.example.com", Reason.POLICY_INVALID_NAME, INVALID_CHARACTER),
-    ("a-.example.com", Reason.POLICY_INVALID_NAME, INVALID_CHARACTER),
-    ("xn--abc-.com", Reason.POLICY_INVALID_NAME, INVALID_CHARACTER),
+    *refused(
+        INVALID,
+        INVALID_CHARACTER,
+        "exa mple.com",
+        "a_b.example.com",
+        "-a.example.com",
+        "a-.example.com",
+        "xn--abc-.com",
+    ),
     # errNameTooLong: 254 bytes
     (
         ".".join(["a" * 63] * 3 + ["a" * 58]) + ".com",
-        Reason.POLICY_INVALID_NAME,
+        INVALID,
         "Domain name is longer than 253 bytes",
     ),
     # errLabelTooLong: 64 bytes
     (
         "a" * 64 + ".com",
-        Reason.POLICY_INVALID_NAME,
+        INVALID,
         "Domain has a label (component between dots) longer than 63 bytes",
     ),
     # errTooManyLabels: 11
-    (
-        "a.b.c.d.e.f.g.h.i.j.com",
-        Reason.POLICY_INVALID_NAME,
-        "Domain name has more than 10 labels (parts)",
-    ),
+    ("a.b.c.d.e.f.g.h.i.j.com", INVALID, "Domain name has more than 10 labels (parts)"),
     # errTooFewLabels
-    ("localhost", Reason.POLICY_INVALID_NAME, "Domain name needs at least one dot"),
-    ("com", Reason.POLICY_INVALID_NAME, "Domain name needs at least one dot"),
+    *refused(INVALID, "Domain name needs at least one dot", "localhost", "com"),
     # errLabelTooShort
-    ("a..example.com", Reason.POLICY_INVALID_NAME, "Domain name can not have two dots in a row"),
+    ("a..example.com", INVALID, "Domain name can not have two dots in a row"),
     # errNameEndsInDot
-    ("example.com.", Reason.POLICY_INVALID_NAME, "Domain name ends in a dot"),
+    ("example.com.", INVALID, "Domain name ends in a dot"),
     # errInvalidRLDH
     (
         "ab--c.example.com",
-        Reason.POLICY_INVALID_NAME,
+        INVALID,
         "Domain name contains an invalid label in a reserved format (R-LDH: '??--')",
     ),
     # errMalformedIDN: Punycode that does not decode, or decodes to a string not in NFC
-    ("xn--zz.example.com", Reason.POLICY_MALFORMED_IDN, "Domain name contains malformed punycode"),
-    (
+    *refused(
+        Reason.POLICY_MALFORMED_IDN,
+        MALFORMED_PUNYCODE,
+        "xn--zz.example.com",
         "xn---abc.example.com",
-        Reason.POLICY_MALFORMED_IDN,
-        "Domain name contains malformed punycode",
-    ),
-    # e + U+0301 (combining acute): decodes, but NFC would be é
-    (
-        "xn--e-xbb.example.com",
-        Reason.POLICY_MALFORMED_IDN,
-        "Domain name contains malformed punycode",
+        "xn--e-xbb.example.com",  # e + U+0301 (combining acute): decodes, but NFC would be é
     ),
     # Wildcards (never HTTP-01; to_ascii refuses "*." itself, the policy the rest)
-    ("*.*.example.com", Reason.POLICY_INVALID_NAME, "Domain name has more than one wildcard"),
+    ("*.*.example.com", INVALID, "Domain name has more than one wildcard"),
     (
         "a*.example.com",
-        Reason.POLICY_INVALID_NAME,
+        INVALID,
         "Domain name contains an invalid wildcard. A wildcard is only permitted before the "
         "first dot in a domain name",
     ),

@@ -117,52 +117,72 @@ def aaaa(*addresses: str, failure: DnsFailure | None = None) -> DnsAnswer:
     return DnsAnswer(Family.IPV6, addresses, failure)
 
 
-@pytest.mark.parametrize(
-    ("a_answer", "aaaa_answer", "candidates", "addresses"),
-    [
-        (a("1.1.1.1"), aaaa("2606::1"), ("2606::1", "1.1.1.1"), ("2606::1", "1.1.1.1")),
-        (a("1.1.1.1", "1.0.0.1"), aaaa(), ("1.1.1.1",), ("1.1.1.1", "1.0.0.1")),
-        (a(), aaaa("2606::1", "2606::2"), ("2606::1",), ("2606::1", "2606::2")),
-        (
-            a("1.1.1.1", "1.0.0.1"),
-            aaaa("2606::1", "2606::2"),
-            ("2606::1", "1.1.1.1"),
-            ("2606::1", "2606::2", "1.1.1.1", "1.0.0.1"),
-        ),
-        (a("10.0.0.1", "1.1.1.1"), aaaa("fc00::1"), ("1.1.1.1",), ("1.1.1.1",)),
-        (a("1.1.1.1"), aaaa("::ffff:1.1.1.1"), ("1.1.1.1",), ("1.1.1.1",)),
-        (a("1.1.1.1"), aaaa(failure=SERVFAIL), ("1.1.1.1",), ("1.1.1.1",)),
-        (a(failure=TIMEOUT), aaaa("2606::1"), ("2606::1",), ("2606::1",)),
-        (
-            a("2606::9", "1.1.1.1"),
-            aaaa("1.1.1.2", "2606::1"),
-            ("2606::1", "1.1.1.1"),
-            ("2606::1", "1.1.1.1"),
-        ),
-    ],
-    ids=[
-        "dual-stack",
-        "v4-only",
-        "v6-only",
-        "first-of-each",
-        "reserved-dropped",
-        "mapped-aaaa-dropped",
-        "aaaa-servfail-ignored",
-        "a-timeout-ignored",
-        "wrong-family",
-    ],
-)
-def test_address_choice(
-    a_answer: DnsAnswer,
-    aaaa_answer: DnsAnswer,
-    candidates: tuple[str, ...],
-    addresses: tuple[str, ...],
-) -> None:
-    result = policy.resolve_verdict(H, a_answer, aaaa_answer, AddressPolicy())
-    assert isinstance(result, policy.Resolution)
-    assert result.candidates == candidates
-    assert result.addresses == addresses
-    assert result.fallback == (candidates[1] if len(candidates) == 2 else None)
+#: (A answer, AAAA answer, the addresses dialled in order, every usable address, the
+#: families whose failure or refused addresses are hidden by the other family's answer)
+ADDRESS_CHOICE = [
+    pytest.param(
+        a("1.1.1.1"),
+        aaaa("2606::1"),
+        ("2606::1", "1.1.1.1"),
+        ("2606::1", "1.1.1.1"),
+        (),
+        id="dual-stack",
+    ),
+    pytest.param(
+        a("1.1.1.1", "1.0.0.1"), aaaa(), ("1.1.1.1",), ("1.1.1.1", "1.0.0.1"), (), id="v4-only"
+    ),
+    pytest.param(
+        a(), aaaa("2606::1", "2606::2"), ("2606::1",), ("2606::1", "2606::2"), (), id="v6-only"
+    ),
+    pytest.param(
+        a("1.1.1.1", "1.0.0.1"),
+        aaaa("2606::1", "2606::2"),
+        ("2606::1", "1.1.1.1"),
+        ("2606::1", "2606::2", "1.1.1.1", "1.0.0.1"),
+        (),
+        id="first-of-each",
+    ),
+    pytest.param(
+        a("10.0.0.1", "1.1.1.1"),
+        aaaa("fc00::1"),
+        ("1.1.1.1",),
+        ("1.1.1.1",),
+        (Family.IPV6,),
+        id="reserved-dropped",
+    ),
+    pytest.param(
+        a("1.1.1.1"),
+        aaaa("::ffff:1.1.1.1"),
+        ("1.1.1.1",),
+        ("1.1.1.1",),
+        (Family.IPV6,),
+        id="mapped-aaaa-dropped",
+    ),
+    pytest.param(
+        a("1.1.1.1"),
+        aaaa(failure=SERVFAIL),
+        ("1.1.1.1",),
+        ("1.1.1.1",),
+        (Family.IPV6,),
+        id="aaaa-servfail-ignored",
+    ),
+    pytest.param(
+        a(failure=TIMEOUT),
+        aaaa("2606::1"),
+        ("2606::1",),
+        ("2606::1",),
+        (Family.IPV4,),
+        id="a-timeout-ignored",
+    ),
+    pytest.param(
+        a("2606::9", "1.1.1.1"),
+        aaaa("1.1.1.2", "2606::1"),
+        ("2606::1", "1.1.1.1"),
+        ("2606::1", "1.1.1.1"),
+        (),
+        id="wrong-family",
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -277,42 +297,53 @@ def test_other_special_purpose_blocks_are_still_dropped(address: str, block: str
     )
 
 
+#: Multicast answers are dialled like any other (none of them is hidden).
+MULTICAST_CHOICE = [
+    pytest.param(a("224.0.0.1"), aaaa(), ("224.0.0.1",), ("224.0.0.1",), (), id="only-a-multicast"),
+    pytest.param(a(), aaaa("ff0e::1"), ("ff0e::1",), ("ff0e::1",), (), id="only-aaaa-multicast"),
+    pytest.param(
+        a("1.1.1.1"),
+        aaaa("ff0e::1"),
+        ("ff0e::1", "1.1.1.1"),
+        ("ff0e::1", "1.1.1.1"),
+        (),
+        id="multicast-aaaa-then-a",
+    ),
+    pytest.param(
+        a("1.1.1.1"),
+        aaaa("ff0e::1", "2606::1"),
+        ("ff0e::1", "1.1.1.1"),
+        ("ff0e::1", "2606::1", "1.1.1.1"),
+        (),
+        id="first-aaaa-multicast-second-never-used",
+    ),
+    pytest.param(
+        a("239.1.2.3", "1.1.1.1"),
+        aaaa(),
+        ("239.1.2.3",),
+        ("239.1.2.3", "1.1.1.1"),
+        (),
+        id="first-a-multicast",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("a_answer", "aaaa_answer", "candidates", "addresses"),
-    [
-        (a("224.0.0.1"), aaaa(), ("224.0.0.1",), ("224.0.0.1",)),
-        (a(), aaaa("ff0e::1"), ("ff0e::1",), ("ff0e::1",)),
-        (a("1.1.1.1"), aaaa("ff0e::1"), ("ff0e::1", "1.1.1.1"), ("ff0e::1", "1.1.1.1")),
-        (
-            a("1.1.1.1"),
-            aaaa("ff0e::1", "2606::1"),
-            ("ff0e::1", "1.1.1.1"),
-            ("ff0e::1", "2606::1", "1.1.1.1"),
-        ),
-        (
-            a("239.1.2.3", "1.1.1.1"),
-            aaaa(),
-            ("239.1.2.3",),
-            ("239.1.2.3", "1.1.1.1"),
-        ),
-    ],
-    ids=[
-        "only-a-multicast",
-        "only-aaaa-multicast",
-        "multicast-aaaa-then-a",
-        "first-aaaa-multicast-second-never-used",
-        "first-a-multicast",
-    ],
+    ("a_answer", "aaaa_answer", "candidates", "addresses", "hidden"),
+    ADDRESS_CHOICE + MULTICAST_CHOICE,
 )
-def test_multicast_answers_are_dialled(
+def test_address_choice(
     a_answer: DnsAnswer,
     aaaa_answer: DnsAnswer,
     candidates: tuple[str, ...],
     addresses: tuple[str, ...],
+    hidden: tuple[Family, ...],
 ) -> None:
     result = policy.resolve_verdict(H, a_answer, aaaa_answer, AddressPolicy())
     assert isinstance(result, policy.Resolution)
-    assert (result.candidates, result.addresses, result.hidden) == (candidates, addresses, ())
+    assert (result.candidates, result.addresses) == (candidates, addresses)
+    assert result.fallback == (candidates[1] if len(candidates) == 2 else None)
+    assert tuple(h.family for h in result.hidden) == hidden
 
 
 @pytest.mark.parametrize(
