@@ -20,20 +20,39 @@ A test declares zones and records, then starts the hierarchy::
 Each zone's parent is the nearest declared ancestor (the root at least); the parent
 gets the delegation (NS, glue, and the DS unless ``ds="none"`` or the child is
 unsigned). Faults are declared per (owner, type): an expired or not yet valid RRSIG,
-a missing RRSIG, a forced RCODE (``servfail``); and per zone: a DS of another key
-(``ds="wrong"``), a DS with a corrupted digest (``ds="digest"``), no DS.
+a missing RRSIG, an RRSIG whose signature does not verify (``corrupt``), a forced
+RCODE (``servfail``); and per zone: a DS of another key (``ds="wrong"``), a DS with a
+corrupted digest (``ds="digest"``), no DS.
+
+Denial of existence is NSEC (RFC 4034) unless a zone is declared with
+``nsec3=Nsec3(...)`` (RFC 5155): hashed owner names (SHA-1, the salt and iterations
+given), NSEC3PARAM at the apex, empty non-terminals in the chain, and with
+``opt_out=True`` the insecure delegations left out of it (every NSEC3 of such a zone
+carries the Opt-Out flag)::
+
+    dns.zone("com.", nsec3=Nsec3(opt_out=True))  # as the real com.
+    dns.zone("hashed.com.", nsec3=Nsec3(salt=bytes.fromhex("abcd"), iterations=5))
+
+An NSEC3 is named in faults by a name it matches or covers: ``expire("nope",
+"NSEC3")`` expires the NSEC3 an NXDOMAIN for ``nope`` uses for its next closer name;
+``withhold("nope")`` leaves that NSEC3 out of every answer (a proof with a hole).
+:meth:`LabZone.nsec3_owner` gives its owner name (Unbound's texts name it).
 
 The servers implement what a validating resolver needs (RFC 1034 §4.3.2, RFC 4035
-§3.1): authoritative answers with RRSIGs when DO is set, in-zone CNAME chains,
-referrals with DS or the NSEC that proves there is none, NODATA and NXDOMAIN with
-their NSEC proofs, empty non-terminals, DS answered from the parent side of a cut.
-No wildcards, no NSEC3, no zone transfers. Keys are ECDSA P-256 (algorithm 13), DS
-digests SHA-256.
+§3.1, RFC 5155 §7.2): authoritative answers with RRSIGs when DO is set, in-zone CNAME
+chains, referrals with DS or the proof that there is none (the delegation's NSEC or
+NSEC3; under opt-out, the closest provable encloser proof), NODATA (the name's NSEC or
+matching NSEC3) and NXDOMAIN (the covering NSECs; with NSEC3 the closest encloser
+proof: the NSEC3 matching the closest encloser, those covering the next closer name
+and the wildcard at the closest encloser), empty non-terminals, DS answered from the
+parent side of a cut. No wildcards, no zone transfers. Keys are ECDSA P-256
+(algorithm 13), DS digests SHA-256.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import time
 import warnings
@@ -71,6 +90,7 @@ from dns.rdtypes.ANY.CNAME import CNAME
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.NS import NS
+from dns.rdtypes.ANY.RRSIG import RRSIG
 from dns.rdtypes.ANY.SOA import SOA
 from dns.rdtypes.dnskeybase import Flag
 
@@ -81,6 +101,7 @@ __all__ = [
     "DsMode",
     "Hierarchy",
     "LabZone",
+    "Nsec3",
     "caa_rdata",
 ]
 
@@ -98,6 +119,11 @@ PAYLOAD = 1232
 #: ("wrong": no DNSKEY matches), the child KSK's tag and algorithm with a corrupted
 #: digest ("digest"), or none at all ("none": an insecure delegation).
 DsMode = Literal["good", "wrong", "digest", "none"]
+
+#: RFC 5155's one hash algorithm, SHA-1.
+NSEC3_SHA1 = 1
+#: The Opt-Out flag of an NSEC3 (RFC 5155 §3.1.2).
+OPT_OUT = 0x01
 
 #: (inception, expiration) of a signature, UNIX seconds.
 Window = tuple[int, int]
@@ -122,11 +148,66 @@ def caa_rdata(flags: int, tag: bytes, value: bytes) -> dns.rdata.Rdata:
 # ------------------------------------------------------------------ declaring zones
 
 
+@dataclass(frozen=True)
+class Nsec3:
+    """A zone's NSEC3 parameters (RFC 5155): SHA-1 with ``iterations`` extra rounds over
+    the name and ``salt``. The defaults are RFC 9276's advice: no salt, no extra rounds.
+    ``opt_out``: insecure delegations (no DS) get no NSEC3 of their own."""
+
+    salt: bytes = b""
+    iterations: int = 0
+    opt_out: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.iterations <= 0xFFFF:
+            raise ValueError("NSEC3 iterations are 0..65535")
+        if len(self.salt) > 255:
+            raise ValueError("an NSEC3 salt has at most 255 bytes")
+
+    def fields(self, flags: int) -> str:
+        """The fields NSEC3 and NSEC3PARAM share, in master-file syntax."""
+        return f"{NSEC3_SHA1} {flags} {self.iterations} {self.salt.hex() or '-'}"
+
+    def hash(self, name: Name) -> bytes:
+        """The raw hash of ``name`` (RFC 5155 §5)."""
+        text = dns.dnssec.nsec3_hash(name, self.salt, self.iterations, NSEC3_SHA1)
+        return base64.b32hexdecode(text)
+
+
+#: An NSEC3 chain in hash order: (raw hash, the NSEC3's owner name).
+_Chain = list[tuple[bytes, Name]]
+
+
+def _chain_at(chain: _Chain, hashed: bytes) -> tuple[Name, bool]:
+    """The owner of the NSEC3 that matches (True) or covers (False) ``hashed``; before
+    the first hash, the last NSEC3 covers it (the chain is a ring)."""
+    index = bisect.bisect_right(chain, hashed, key=lambda link: link[0]) - 1
+    return chain[index][1], chain[index][0] == hashed
+
+
 @dataclass
 class _Faults:
     windows: dict[tuple[Name, T], Window] = field(default_factory=dict)
     unsigned: set[tuple[Name, T]] = field(default_factory=set)
+    corrupt: set[tuple[Name, T]] = field(default_factory=set)
     rcodes: dict[tuple[Name, T], dns.rcode.Rcode] = field(default_factory=dict)
+    #: Names whose matching or covering NSEC3 the server never sends.
+    withheld: set[Name] = field(default_factory=set)
+
+    def hashed(self, owner: Callable[[Name], Name]) -> _Faults:
+        """The same faults, an NSEC3's named by its owner (``owner`` maps a name to the
+        NSEC3 that matches or covers it) instead of by a name it matches or covers."""
+
+        def key(item: tuple[Name, T]) -> tuple[Name, T]:
+            return (owner(item[0]), item[1]) if item[1] == T.NSEC3 else item
+
+        return _Faults(
+            windows={key(k): w for k, w in self.windows.items()},
+            unsigned={key(k) for k in self.unsigned},
+            corrupt={key(k) for k in self.corrupt},
+            rcodes=dict(self.rcodes),
+            withheld={owner(name) for name in self.withheld},
+        )
 
 
 class LabZone:
@@ -136,7 +217,11 @@ class LabZone:
     (``"www.good.com."``). Every method returns the zone, so declarations chain.
     """
 
-    def __init__(self, origin: str, address: str, *, signed: bool, ds: DsMode) -> None:
+    def __init__(
+        self, origin: str, address: str, *, signed: bool, ds: DsMode, nsec3: Nsec3 | None = None
+    ) -> None:
+        if nsec3 is not None and not signed:
+            raise ValueError(f"{origin}: an unsigned zone has no NSEC3")
         self.origin = dns.name.from_text(origin)
         #: The loopback address its server listens on (the ``from <IP>`` of Unbound's texts).
         self.address = address
@@ -144,8 +229,11 @@ class LabZone:
         self.port = 0
         self.signed = signed
         self.ds: DsMode = ds if signed else "none"
+        #: NSEC3 parameters, or None: NSEC.
+        self.nsec3 = nsec3
         self._records: list[tuple[Name, int, dns.rdata.Rdata]] = []
         self._faults = _Faults()
+        self._chain: _Chain = []
         self.ns = dns.name.from_text(
             "a.lab-root." if self.origin == dns.name.root else "ns", self.origin
         )
@@ -159,6 +247,17 @@ class LabZone:
     def fqdn(self, owner: str = "@") -> str:
         """The owner as the exporter is given a domain: no trailing dot."""
         return self.name(owner).to_text(omit_final_dot=True)
+
+    def nsec3_owner(self, owner: str) -> str:
+        """The owner name (absolute) of the NSEC3 that matches or covers ``owner``, once
+        the hierarchy runs: the record a fault on ``(owner, "NSEC3")`` breaks."""
+        if not self._chain:
+            raise RuntimeError(f"{self.origin}: no NSEC3 chain (not NSEC3, or not started)")
+        return self._nsec3_at(self.name(owner)).to_text()
+
+    def _nsec3_at(self, name: Name) -> Name:
+        assert self.nsec3 is not None
+        return _chain_at(self._chain, self.nsec3.hash(name))[0]
 
     # -- records -----------------------------------------------------------------------
 
@@ -198,8 +297,11 @@ class LabZone:
     # -- faults --------------------------------------------------------------------------
 
     def _signed_fault(self, owner: str, rdtype: str) -> tuple[Name, T]:
+        """(owner, type); for ``NSEC3`` the owner is a name the NSEC3 matches or covers."""
         if not self.signed:
             raise ValueError(f"{self.origin}: an unsigned zone has no signatures to break")
+        if T.make(rdtype) == T.NSEC3 and self.nsec3 is None:
+            raise ValueError(f"{self.origin}: an NSEC zone has no NSEC3 to break")
         return self.name(owner), T.make(rdtype)
 
     def expire(self, owner: str, rdtype: str) -> LabZone:
@@ -217,6 +319,17 @@ class LabZone:
     def unsign(self, owner: str, rdtype: str) -> LabZone:
         """The RRset has no RRSIG at all."""
         self._faults.unsigned.add(self._signed_fault(owner, rdtype))
+        return self
+
+    def corrupt(self, owner: str, rdtype: str) -> LabZone:
+        """The RRset's RRSIG is in date but its signature does not verify."""
+        self._faults.corrupt.add(self._signed_fault(owner, rdtype))
+        return self
+
+    def withhold(self, owner: str) -> LabZone:
+        """The server leaves out the NSEC3 that matches or covers ``owner`` wherever a
+        proof needs it (a denial with a hole)."""
+        self._faults.withheld.add(self._signed_fault(owner, "NSEC3")[0])
         return self
 
     def rcode(self, owner: str, rdtype: str, rcode: str) -> LabZone:
@@ -237,34 +350,116 @@ class _Keys:
     zsk: _Key
 
 
-def _signer(
-    zone: LabZone, keys: _Keys, now: int
-) -> Callable[[dns.transaction.Transaction, dns.rrset.RRset], None]:
+_Signer = Callable[[dns.transaction.Transaction, dns.rrset.RRset], None]
+
+
+def _signer(origin: Name, keys: _Keys, now: int, faults: _Faults) -> _Signer:
     default: Window = (now - DAY, now + 30 * DAY)
 
     def sign(txn: dns.transaction.Transaction, rrset: dns.rrset.RRset) -> None:
-        key = (rrset.name.derelativize(zone.origin), T(rrset.rdtype))
-        if key in zone._faults.unsigned:
+        key = (rrset.name.derelativize(origin), T(rrset.rdtype))
+        if key in faults.unsigned:
             return
-        window = zone._faults.windows.get(key)
+        window = faults.windows.get(key)
         inception, expiration = default if window is None else (now + window[0], now + window[1])
         dns.dnssec.default_rrset_signer(
             txn,
             rrset,
-            signer=zone.origin,
+            signer=origin,
             ksks=[keys.ksk],
             zsks=[keys.zsk],
             inception=inception,
             expiration=expiration,
-            origin=zone.origin,
+            origin=origin,
         )
 
     return sign
 
 
-def _build(
-    zone: LabZone, children: list[LabZone], keys: dict[Name, _Keys], now: int
-) -> dns.zone.Zone:
+def _nsec3_names(built: dns.zone.Zone, params: Nsec3) -> set[Name]:
+    """The names an NSEC3 chain covers (RFC 5155 §7.1): every authoritative name, the
+    delegations, the empty non-terminals above them; under opt-out, not the insecure
+    delegations (their empty non-terminals stay)."""
+    origin = built.origin
+    assert origin is not None
+    cuts = {
+        name
+        for name, node in built.nodes.items()
+        if name != origin and node.get_rdataset(IN, T.NS) is not None
+    }
+    names = {
+        name
+        for name in built.nodes
+        if not any(name != cut and name.is_subdomain(cut) for cut in cuts)
+    }
+    for name in list(names):
+        while name != origin:
+            name = name.parent()
+            names.add(name)
+    if params.opt_out:
+        names -= {cut for cut in cuts if built.nodes[cut].get_rdataset(IN, T.DS) is None}
+    return names
+
+
+def _sign_nsec3(
+    built: dns.zone.Zone, zone: LabZone, keys: _Keys, now: int
+) -> tuple[_Chain, _Faults]:
+    """Sign ``built`` and deny with NSEC3: dnspython signs (it knows no NSEC3), its NSEC
+    chain is dropped unsigned and the NSEC3 chain added in its place."""
+    params, origin = zone.nsec3, zone.origin
+    assert params is not None
+    originals = {params.hash(name): name for name in _nsec3_names(built, params)}
+    chain: _Chain = [
+        (hashed, Name((base64.b32hexencode(hashed).lower(),)).concatenate(origin))
+        for hashed in sorted(originals)
+    ]
+    faults = zone._faults.hashed(lambda name: _chain_at(chain, params.hash(name))[0])
+    sign = _signer(origin, keys, now, faults)
+
+    def sign_all_but_nsec(txn: dns.transaction.Transaction, rrset: dns.rrset.RRset) -> None:
+        if rrset.rdtype != T.NSEC:
+            sign(txn, rrset)
+
+    dns.dnssec.sign_zone(
+        built, keys=[keys.ksk, keys.zsk], dnskey_ttl=3600, rrset_signer=sign_all_but_nsec
+    )
+    soa = built.get_rdataset(origin, T.SOA)
+    assert soa is not None
+    ttl = min(soa.ttl, cast(SOA, soa[0]).minimum)
+    flags = OPT_OUT if params.opt_out else 0  # on every NSEC3 of the zone, as signers do
+    with built.writer() as txn:
+        for name in [name for name, node in built.nodes.items() if node.get_rdataset(IN, T.NSEC)]:
+            txn.delete(name, T.NSEC)
+        for index, (hashed, owner) in enumerate(chain):
+            node = built.get_node(originals[hashed])  # None: an empty non-terminal
+            types = [] if node is None else [r.rdtype for r in node.rdatasets]
+            following = base64.b32hexencode(chain[(index + 1) % len(chain)][0]).decode()
+            bitmap = " ".join(T.to_text(t) for t in sorted(set(types) - {T.NSEC}))
+            text = f"{params.fields(flags)} {following} {bitmap}"
+            rrset = dns.rrset.from_rdata(owner, ttl, dns.rdata.from_text(IN, T.NSEC3, text))
+            txn.add(rrset)
+            sign(txn, rrset)
+    return chain, faults
+
+
+def _corrupt(built: dns.zone.Zone, broken: set[tuple[Name, T]]) -> None:
+    """Every bit of these RRSIGs' signatures flipped: in date, but they do not verify."""
+    with built.writer() as txn:
+        for name, covered in broken:
+            sigs = txn.get(name, T.RRSIG, covered)
+            if sigs is None:
+                raise ValueError(f"{name} {covered.name}: no RRSIG to corrupt")
+            bad = [
+                cast(RRSIG, sig).replace(
+                    signature=bytes(b ^ 0xFF for b in cast(RRSIG, sig).signature)
+                )
+                for sig in sigs
+            ]
+            txn.delete(name, T.RRSIG, covered)
+            txn.add(name, sigs.ttl, *bad)
+
+
+def _build(zone: LabZone, children: list[LabZone], keys: dict[Name, _Keys], now: int) -> _Served:
     origin = zone.origin
     built = dns.zone.Zone(origin, relativize=False)
     hostmaster = dns.name.from_text("hostmaster", origin)
@@ -276,6 +471,9 @@ def _build(
         )
         txn.add(origin, 3600, dns.rdata.from_text(IN, T.NS, zone.ns.to_text()))
         txn.add(zone.ns, 3600, dns.rdata.from_text(IN, T.A, zone.address))
+        if zone.nsec3 is not None:
+            param = zone.nsec3.fields(flags=0)
+            txn.add(origin, 0, dns.rdata.from_text(IN, T.NSEC3PARAM, param))
         for owner, ttl, rdata in zone._records:
             txn.add(owner, ttl, rdata)
         for child in children:
@@ -288,15 +486,19 @@ def _build(
             if child.ds == "digest":
                 ds = cast(DS, ds.replace(digest=bytes(b ^ 0xFF for b in ds.digest)))
             txn.add(child.origin, 3600, ds)
-    if zone.signed:
+    faults = zone._faults
+    if zone.nsec3 is not None:
+        zone._chain, faults = _sign_nsec3(built, zone, keys[origin], now)
+    elif zone.signed:
         zone_keys = keys[origin]
         dns.dnssec.sign_zone(
             built,
             keys=[zone_keys.ksk, zone_keys.zsk],
             dnskey_ttl=3600,
-            rrset_signer=_signer(zone, zone_keys, now),
+            rrset_signer=_signer(origin, zone_keys, now, faults),
         )
-    return built
+    _corrupt(built, faults.corrupt)
+    return _Served(built, faults, zone.nsec3, zone._chain)
 
 
 # ------------------------------------------------------------------ answering
@@ -305,18 +507,22 @@ def _build(
 class _Served:
     """A built zone as its server answers from it."""
 
-    def __init__(self, zone: dns.zone.Zone, rcodes: dict[tuple[Name, T], dns.rcode.Rcode]) -> None:
+    def __init__(
+        self, zone: dns.zone.Zone, faults: _Faults, nsec3: Nsec3 | None, chain: _Chain
+    ) -> None:
         assert zone.origin is not None
         self.zone = zone
         self.origin: Name = zone.origin
-        self.rcodes = rcodes
+        self.rcodes = dict(faults.rcodes)
+        self.withheld = set(faults.withheld)
+        self.nsec3 = nsec3
+        self.chain = chain
+        #: The type that denies existence here.
+        self.denial = T.NSEC if nsec3 is None else T.NSEC3
+        self.signed = self.rdataset(self.origin, T.DNSKEY) is not None
         self.nsec_owners = sorted(
             name for name, node in zone.nodes.items() if node.get_rdataset(IN, T.NSEC) is not None
         )
-
-    @property
-    def signed(self) -> bool:
-        return bool(self.nsec_owners)
 
     def rdataset(self, name: Name, rdtype: T, covers: T = T.NONE) -> dns.rdataset.Rdataset | None:
         node = self.zone.get_node(name)
@@ -351,6 +557,43 @@ class _Served:
                 return candidate
         return self.origin
 
+    def nsec3_at(self, name: Name) -> tuple[Name, bool]:
+        """The NSEC3 that matches (True) or covers (False) ``name``."""
+        assert self.nsec3 is not None
+        return _chain_at(self.chain, self.nsec3.hash(name))
+
+    def nxdomain_proof(self, name: Name) -> list[Name | None]:
+        """The owners of the records that prove ``name`` does not exist: with NSEC, those
+        covering it and the wildcard; with NSEC3, the closest encloser proof and the
+        NSEC3 covering the wildcard at the closest encloser (RFC 5155 §7.2.2)."""
+        if not self.signed:
+            return []
+        encloser = self.closest_encloser(name)
+        wildcard = Name((b"*",)).concatenate(encloser)
+        if self.nsec3 is None:
+            return [self.covering_nsec(name), self.covering_nsec(wildcard)]
+        next_closer = name.split(len(encloser) + 1)[1]
+        return [self.nsec3_at(n)[0] for n in (encloser, next_closer, wildcard)]
+
+    def nodata_proof(self, name: Name) -> list[Name | None]:
+        """The owners of the records that prove ``name`` exists without the type asked:
+        its NSEC (an empty non-terminal has none: the covering one) or its matching NSEC3
+        (RFC 5155 §7.2.3). An opted-out delegation has none: a DS query there gets the
+        closest provable encloser proof, the next closer's NSEC3 Opt-Out (§7.2.4)."""
+        if not self.signed:
+            return []
+        if self.nsec3 is None:
+            has_nsec = self.rdataset(name, T.NSEC) is not None
+            return [name if has_nsec else self.covering_nsec(name)]
+        owner, matches = self.nsec3_at(name)
+        if matches:
+            return [owner]
+        encloser = name.parent()
+        while not self.nsec3_at(encloser)[1]:  # the apex always matches
+            encloser = encloser.parent()
+        next_closer = name.split(len(encloser) + 1)[1]
+        return [self.nsec3_at(encloser)[0], self.nsec3_at(next_closer)[0]]
+
 
 class _Response:
     """One response being built; RRSIGs are added when the query set DO."""
@@ -380,8 +623,13 @@ class _Response:
                 return
         section.append(dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset)))
 
+    def proofs(self, owners: Iterable[Name | None]) -> None:
+        """The zone's NSEC or NSEC3 records at ``owners`` (and their RRSIGs)."""
+        for owner in sorted({o for o in owners if o is not None} - self.zone.withheld):
+            self.add(self.message.authority, owner, self.zone.denial)
+
     def negative(self, proofs: Iterable[Name | None]) -> None:
-        """The SOA with the negative TTL (RFC 2308, RFC 9077) and the NSEC proofs."""
+        """The SOA with the negative TTL (RFC 2308, RFC 9077) and the denial proofs."""
         origin = self.zone.origin
         soa = self.zone.rdataset(origin, T.SOA)
         assert soa is not None
@@ -392,8 +640,7 @@ class _Response:
         sig = self.zone.rdataset(origin, T.RRSIG, T.SOA)
         if sig is not None:
             self._put(self.message.authority, origin, sig)
-        for owner in sorted({p for p in proofs if p is not None}):
-            self.add(self.message.authority, owner, T.NSEC)
+        self.proofs(proofs)
 
 
 def _answer(zone: _Served, query: dns.message.Message) -> dns.message.Message:
@@ -417,7 +664,7 @@ def _answer(zone: _Served, query: dns.message.Message) -> dns.message.Message:
         assert ns is not None
         out.add(message.authority, cut, T.NS, sign=False)
         if dnssec and zone.signed and not out.add(message.authority, cut, T.DS):
-            out.add(message.authority, cut, T.NSEC)  # proves there is no DS: insecure
+            out.proofs(zone.nodata_proof(cut))  # there is no DS: insecure
         for rdata in ns:
             host = cast(NS, rdata).target
             if host.is_subdomain(zone.origin):
@@ -434,11 +681,10 @@ def _answer(zone: _Served, query: dns.message.Message) -> dns.message.Message:
             return message
         if zone.zone.get_node(name) is None:
             if zone.exists(name):  # an empty non-terminal: NODATA
-                out.negative([zone.covering_nsec(name)])
+                out.negative(zone.nodata_proof(name))
                 return message
             message.set_rcode(dns.rcode.NXDOMAIN)
-            wildcard = Name((b"*",)).concatenate(zone.closest_encloser(name))
-            out.negative([zone.covering_nsec(name), zone.covering_nsec(wildcard)])
+            out.negative(zone.nxdomain_proof(name))
             return message
         if out.add(message.answer, name, qtype):
             return message
@@ -450,7 +696,7 @@ def _answer(zone: _Served, query: dns.message.Message) -> dns.message.Message:
                 return message  # out of zone: the resolver follows it
             name = target
             continue
-        out.negative([name] if zone.signed else [])  # NODATA
+        out.negative(zone.nodata_proof(name))
         return message
     return message
 
@@ -535,8 +781,11 @@ class Hierarchy:
         self.sign_seconds = 0.0
         self.root = self.zone(".")
 
-    def zone(self, origin: str, *, signed: bool = True, ds: DsMode = "good") -> LabZone:
-        """Declare a zone (``origin`` absolute or not; a trailing dot is implied)."""
+    def zone(
+        self, origin: str, *, signed: bool = True, ds: DsMode = "good", nsec3: Nsec3 | None = None
+    ) -> LabZone:
+        """Declare a zone (``origin`` absolute or not; a trailing dot is implied), its
+        denials NSEC unless ``nsec3`` gives NSEC3 parameters."""
         if self.servers:
             raise RuntimeError("declare zones before the hierarchy starts")
         name = dns.name.from_text(origin)
@@ -544,7 +793,8 @@ class Hierarchy:
             return self.zones[name]
         if self._next > 254:
             raise ValueError("too many zones")
-        zone = LabZone(name.to_text(), f"{self._base}{self._next}", signed=signed, ds=ds)
+        address = f"{self._base}{self._next}"
+        zone = LabZone(name.to_text(), address, signed=signed, ds=ds, nsec3=nsec3)
         self._next += 1
         self.zones[name] = zone
         return zone
@@ -595,8 +845,7 @@ class Hierarchy:
             if parent is not None:
                 children[parent.origin].append(zone)
         served = {
-            origin: _Served(_build(zone, children[origin], keys, now), dict(zone._faults.rcodes))
-            for origin, zone in self.zones.items()
+            origin: _build(zone, children[origin], keys, now) for origin, zone in self.zones.items()
         }
         try:
             for origin, zone in self.zones.items():
