@@ -366,6 +366,21 @@ class ValidationResult(_Json):
     dns_family_errors: tuple[DnsFamilyError, ...] = ()
 
     @property
+    def failed_record(self) -> Record | None:
+        """The request the fetch failed on: the last one sent, when it is on the failed hop.
+        Its ``address_used`` is the address that failed (the address a transport, response
+        or body problem's detail names).
+
+        ``None`` when no request failed: a success, a failed lookup of the domain, a CAA
+        refusal, a name refused by policy, an internal error; and a refused redirect, whose
+        hop was never requested (the Location was refused, or its host did not resolve):
+        its detail names the address that sent the redirect, which did not fail.
+        """
+        if self.success or not self.records or self.records[-1].hop != self.failed_hop:
+            return None
+        return self.records[-1]
+
+    @property
     def failed_on_redirect_hop(self) -> bool:
         """The validation failed on a redirect hop (not on the initial request)."""
         return not self.success and self.failed_hop is not None and self.failed_hop > 0

@@ -36,13 +36,6 @@ _DOCS = "https://letsencrypt.org/docs/ipv6-support/"
 NOT_ISSUED = "Let's Encrypt will not issue for this name"
 
 
-def _problem_address(result: ValidationResult) -> str | None:
-    if result.problem is None:
-        return None
-    head = result.problem.detail.split(": ", 1)[0]
-    return head if head and (":" in head or head.replace(".", "").isdigit()) else None
-
-
 #: Each warning of a passing validation, in a few words (the hint says what to do).
 _WARNING_TEXTS = {
     PassWarning.IPV4_FALLBACK: "only through its IPv4 fallback",
@@ -150,8 +143,8 @@ def _refusal_hint(result: ValidationResult) -> str | None:
 def fix_hint(result: ValidationResult) -> str | None:
     """What to change, from Let's Encrypt's IPv6 advice; ``None`` when nothing is wrong."""
     problem = result.problem
-    address = _problem_address(result)
-    ipv6_failed = address is not None and ":" in address
+    failed = result.failed_record
+    ipv6_failed = failed is not None and failed.family is Family.IPV6
     if problem is None:
         if result.ipv4_fallback:
             return (
@@ -185,6 +178,8 @@ def fix_hint(result: ValidationResult) -> str | None:
             "hop (ports 80 and 443), fix or remove the AAAA record, or exempt "
             "/.well-known/acme-challenge/ from the redirect."
         )
+    if reason is Reason.KEY_AUTHORIZATION_MISMATCH:  # the content, whichever the address
+        return "The server answered 200 with other content: check the challenge file it serves."
     if ipv6_failed and result.failed_on_redirect_hop:
         return (
             "Redirect hops are dialled over IPv6 with no fallback. Make IPv6 work on the "
@@ -214,8 +209,6 @@ def fix_hint(result: ValidationResult) -> str | None:
         )
     if reason is Reason.TOO_MANY_REDIRECTS:
         return "Let's Encrypt follows at most 11 redirects: shorten the chain."
-    if reason is Reason.KEY_AUTHORIZATION_MISMATCH:
-        return "The server answered 200 with other content: check the challenge file it serves."
     if reason is Reason.BAD_STATUS:
         return (
             "The challenge URL must answer 200 (Let's Encrypt) or at least 2xx/404 "
