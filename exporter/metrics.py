@@ -5,8 +5,11 @@ flight. :class:`ResultStore` holds the latest :class:`ValidationResult` and the
 counters of each configured domain; :class:`Exposition` reads one snapshot of it
 per scrape, so a domain removed from the config disappears at once and a scrape
 never sees half an update. Each domain's lines are rendered once per result and
-cached (a scrape of 10,000 domains only joins strings). Metric names live in
-:class:`Metric`.
+cached (a scrape of 10,000 domains only joins strings): the per-domain families are the
+one part written here by hand. The rest is prometheus_client's, collectors rendered by its
+own exposition: the exporter-level gauges (:class:`ExporterCollector`), the discovery
+sources' states (:class:`DiscoveryCollector`), the self-metrics and the runtime
+registries. Metric names live in :class:`Metric`.
 
 Sample exposition (one domain)::
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import cast
@@ -37,10 +40,13 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
+    metrics_core,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.openmetrics.exposition import (
     generate_latest as _untyped_generate_openmetrics,
 )
+from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString as _untyped_float_to_go
 
 from exporter import __version__
@@ -51,7 +57,9 @@ from exporter.resources import ResourceReason
 
 __all__ = [
     "TEXT_CONTENT_TYPE",
+    "DiscoveryCollector",
     "DomainState",
+    "ExporterCollector",
     "Exposition",
     "Metric",
     "ResultStore",
@@ -60,13 +68,15 @@ __all__ = [
     "accepts_gzip",
     "negotiate_format",
     "openmetrics_content_type",
+    "render_discovery",
     "render_domains",
     "runtime_registry",
+    "source_line",
 ]
 
 #: prometheus_client's own float formatting, so the text matches its exposition exactly.
 floatToGoString = cast(Callable[[float], str], _untyped_float_to_go)
-generate_openmetrics = cast(Callable[[CollectorRegistry], bytes], _untyped_generate_openmetrics)
+generate_openmetrics = cast(Callable[[Collector], bytes], _untyped_generate_openmetrics)
 
 #: Content types as Prometheus expects them (``text/plain`` 0.0.4; OpenMetrics by version).
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -523,83 +533,88 @@ def render_domains(
     return "".join(parts)
 
 
-def _help_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_exporter(state: ServiceState, domains: int, *, openmetrics: bool = False) -> str:
-    """The exporter-level gauges (gauges are named alike in both formats)."""
-    escape_help = _openmetrics_escape if openmetrics else _help_escape
-    gauges = (
-        (Metric.DOMAINS, "Configured domains.", "", domains),
-        (
-            Metric.INTERVAL,
-            "Configured interval between two validations of a domain.",
-            "",
-            state.interval,
-        ),
-        (
-            Metric.TASKS,
-            "asyncio tasks in the exporter (validations, connections, jobs).",
-            "",
-            state.tasks,
-        ),
-        (
-            Metric.IPV6_CAPABLE,
-            "1 if this exporter's host can route IPv6; without it IPv6 results are not measured.",
-            "",
-            1 if state.ipv6_capable else 0,
-        ),
-        (
-            Metric.RESOLVER_VALIDATING,
-            "1 if the configured resolver validates DNSSEC (the AD bit on the signed root), "
-            "as Let's Encrypt's does; 0 if not or if it did not answer the check: predictions "
-            "are then only as good as that resolver's view.",
-            "",
-            1 if state.resolver_validating else 0,
-        ),
-        (
-            Metric.RENEWAL_WINDOW,
-            "Configured window: a failing domain whose certificate renewal is due within it "
-            "(or overdue) is urgent.",
-            "",
-            state.renewal_window,
-        ),
-        (
-            Metric.RELOAD_SUCCESSFUL,
-            "1 if the last configuration reload succeeded.",
-            "",
-            1 if state.reload_successful else 0,
-        ),
-        (
-            Metric.RELOAD_TIMESTAMP,
-            "Unix time of the last successful configuration reload.",
-            "",
-            state.reload_success_timestamp,
-        ),
-        (
-            Metric.BUILD_INFO,
+def _exposition(collector: Collector, openmetrics: bool) -> bytes:
+    """``collector``'s families as prometheus_client renders them: the text format 0.0.4, or
+    OpenMetrics without the closing ``# EOF`` (the exposition ends with one, once)."""
+    if openmetrics:
+        return generate_openmetrics(collector).removesuffix(_EOF)
+    return generate_latest(collector)
+
+
+class ExporterCollector:
+    """The exporter-level gauges, a prometheus_client collector: the service state's facts
+    as they are when it is collected, and ``domains``. Made for each scrape: ``domains`` is
+    the size of the snapshot that scrape renders the domain families from, so
+    ``acme_http01_domains`` counts exactly the domains whose series the scrape holds."""
+
+    def __init__(self, state: ServiceState, domains: int) -> None:
+        self.state = state
+        self.domains = domains
+
+    def collect(self) -> Iterator[metrics_core.Metric]:
+        state = self.state
+        gauges: tuple[tuple[Metric, str, float], ...] = (
+            (Metric.DOMAINS, "Configured domains.", self.domains),
+            (
+                Metric.INTERVAL,
+                "Configured interval between two validations of a domain.",
+                state.interval,
+            ),
+            (
+                Metric.TASKS,
+                "asyncio tasks in the exporter (validations, connections, jobs).",
+                state.tasks,
+            ),
+            (
+                Metric.IPV6_CAPABLE,
+                "1 if this exporter's host can route IPv6; without it IPv6 results are not "
+                "measured.",
+                1 if state.ipv6_capable else 0,
+            ),
+            (
+                Metric.RESOLVER_VALIDATING,
+                "1 if the configured resolver validates DNSSEC (the AD bit on the signed root), "
+                "as Let's Encrypt's does; 0 if not or if it did not answer the check: predictions "
+                "are then only as good as that resolver's view.",
+                1 if state.resolver_validating else 0,
+            ),
+            (
+                Metric.RENEWAL_WINDOW,
+                "Configured window: a failing domain whose certificate renewal is due within it "
+                "(or overdue) is urgent.",
+                state.renewal_window,
+            ),
+            (
+                Metric.RELOAD_SUCCESSFUL,
+                "1 if the last configuration reload succeeded.",
+                1 if state.reload_successful else 0,
+            ),
+            (
+                Metric.RELOAD_TIMESTAMP,
+                "Unix time of the last successful configuration reload.",
+                state.reload_success_timestamp,
+            ),
+        )
+        for metric, doc, value in gauges:
+            yield GaugeMetricFamily(str(metric), doc, value=value)
+        build = GaugeMetricFamily(
+            str(Metric.BUILD_INFO),
             "Build information; always 1.",
-            f'{{python_version="{platform.python_version()}",version="{__version__}"}}',
-            1,
-        ),
-        (
-            Metric.INFO,
+            labels=("python_version", "version"),
+        )
+        build.add_metric((platform.python_version(), __version__), 1)
+        yield build
+        info = GaugeMetricFamily(
+            str(Metric.INFO),
             "This replica: its vantage point (perspective) and its shard of the domain list.",
-            f'{{perspective="{_escape(state.perspective)}",shard="{state.shard}",'
-            f'shards="{state.shards}"}}',
-            1,
-        ),
-    )
-    return "".join(
-        f"# HELP {name} {escape_help(doc)}\n# TYPE {name} gauge\n"
-        f"{name}{labels} {floatToGoString(value)}\n"
-        for name, doc, labels, value in gauges
-    )
+            labels=("perspective", "shard", "shards"),
+        )
+        info.add_metric((state.perspective, str(state.shard), str(state.shards)), 1)
+        yield info
 
 
 def source_line(domain: str, origin: Origin) -> str:
@@ -611,81 +626,77 @@ def source_line(domain: str, origin: Origin) -> str:
     )
 
 
-def render_discovery(state: ServiceState, *, openmetrics: bool = False) -> str:
-    """Where names come from: the per-domain join, and each source's state."""
-    escape_help = _openmetrics_escape if openmetrics else _help_escape
+_SOURCE_INFO_HELP = (
+    "Where a validated domain was found: one series per source object (static list, "
+    "file, or Kubernetes kind/namespace/name); always 1. Join on domain."
+)
+#: acme_http01_domain_source_info is per domain: its lines are made when the names change
+#: (:attr:`ServiceState.source_lines`), and only its family header here.
+_SOURCE_INFO_HEADERS = (
+    _header(Metric.DOMAIN_SOURCE_INFO, "gauge", _SOURCE_INFO_HELP),
+    _openmetrics_header(Metric.DOMAIN_SOURCE_INFO, _SOURCE_INFO_HELP, "gauge"),
+)
 
-    def header(metric: Metric, kind: str, doc: str) -> str:
-        name = f"{metric}_total" if kind == "counter" and not openmetrics else str(metric)
-        return f"# HELP {name} {escape_help(doc)}\n# TYPE {name} {kind}\n"
 
-    statuses = state.discovery.all()
-    parts = [
-        header(
-            Metric.DOMAIN_SOURCE_INFO,
-            "gauge",
-            "Where a validated domain was found: one series per source object (static list, "
-            "file, or Kubernetes kind/namespace/name); always 1. Join on domain.",
-        ),
-        state.source_lines,
-    ]
+class DiscoveryCollector:
+    """Each discovery source's state, a prometheus_client collector. The statuses change on
+    the event loop that owns the sources: they are read when this is made (there), and
+    collecting gives what they were then."""
 
-    def labels(status: Status, *extra: tuple[str, str]) -> str:
-        pairs = (("source", str(status.source)), ("kind", status.kind), *extra)
-        return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+    def __init__(self, statuses: Iterable[Status]) -> None:
+        self._families = _discovery_families(list(statuses))
 
-    families: tuple[tuple[Metric, str, str, Callable[[Status], list[tuple[str, float]]]], ...] = (
-        (
-            Metric.DISCOVERY_UP,
-            "gauge",
-            "1 if the source's last list, watch or read worked; 0 while it fails (its last "
-            "known names are kept).",
-            lambda st: [(labels(st), 1 if st.up else 0)],
-        ),
-        (
-            Metric.DISCOVERY_OBJECTS,
-            "gauge",
-            "Objects (files) the source currently knows.",
-            lambda st: [(labels(st), st.objects)],
-        ),
-        (
-            Metric.DISCOVERY_NAMES,
-            "gauge",
-            "Names the source puts up for validation (all shards).",
-            lambda st: [(labels(st), st.names)],
-        ),
-        (
-            Metric.DISCOVERY_SKIPPED,
-            "gauge",
-            "Names the source found that Let's Encrypt would not validate over HTTP-01, by "
-            "reason (wildcard, DNS-01 solver, not an ACME issuer...).",
-            lambda st: [(labels(st, ("reason", r)), n) for r, n in sorted(st.skipped.items())],
-        ),
-        (
-            Metric.DISCOVERY_LAST_SYNC,
-            "gauge",
-            "Unix time the source was last known to be current (a list, a read, a watch "
-            "event or bookmark); 0: never.",
-            lambda st: [(labels(st), st.last_sync)],
-        ),
-        (
-            Metric.DISCOVERY_ERRORS,
-            "counter",
-            "Failed lists, watches and reads of the source, by reason.",
-            lambda st: [
-                (labels(st, ("reason", str(r))), st.errors.get(r, 0))
-                for r in sorted(Reason)
-                if st.source is not SourceName.STATIC
-            ],
-        ),
+    def collect(self) -> list[metrics_core.Metric]:
+        return self._families
+
+
+def _discovery_families(statuses: list[Status]) -> list[metrics_core.Metric]:
+    where = ("source", "kind")
+
+    def gauge(metric: Metric, doc: str, labels: tuple[str, ...] = where) -> GaugeMetricFamily:
+        return GaugeMetricFamily(str(metric), doc, labels=labels)
+
+    up = gauge(
+        Metric.DISCOVERY_UP,
+        "1 if the source's last list, watch or read worked; 0 while it fails (its last "
+        "known names are kept).",
     )
-    for metric, kind, doc, samples in families:
-        parts.append(header(metric, kind, doc))
-        sample = f"{metric}_total" if kind == "counter" else str(metric)
-        for status in statuses:
-            for label_text, value in samples(status):
-                parts.append(f"{sample}{label_text} {floatToGoString(value)}\n")
-    return "".join(parts)
+    objects = gauge(Metric.DISCOVERY_OBJECTS, "Objects (files) the source currently knows.")
+    names = gauge(Metric.DISCOVERY_NAMES, "Names the source puts up for validation (all shards).")
+    skipped = gauge(
+        Metric.DISCOVERY_SKIPPED,
+        "Names the source found that Let's Encrypt would not validate over HTTP-01, by "
+        "reason (wildcard, DNS-01 solver, not an ACME issuer...).",
+        (*where, "reason"),
+    )
+    last_sync = gauge(
+        Metric.DISCOVERY_LAST_SYNC,
+        "Unix time the source was last known to be current (a list, a read, a watch "
+        "event or bookmark); 0: never.",
+    )
+    errors = CounterMetricFamily(
+        str(Metric.DISCOVERY_ERRORS),
+        "Failed lists, watches and reads of the source, by reason.",
+        labels=(*where, "reason"),
+    )
+    for status in statuses:
+        key = (str(status.source), status.kind)
+        up.add_metric(key, 1 if status.up else 0)
+        objects.add_metric(key, status.objects)
+        names.add_metric(key, status.names)
+        for reason, count in sorted(status.skipped.items()):
+            skipped.add_metric((*key, reason), count)
+        last_sync.add_metric(key, status.last_sync)
+        if status.source is not SourceName.STATIC:
+            for error in sorted(Reason):
+                errors.add_metric((*key, str(error)), status.errors.get(error, 0))
+    return [up, objects, names, skipped, last_sync, errors]
+
+
+def render_discovery(state: ServiceState, *, openmetrics: bool = False) -> str:
+    """Where names come from: the per-domain join, and each source's state (read now)."""
+    families = _exposition(DiscoveryCollector(state.discovery.all()), openmetrics).decode()
+    return _SOURCE_INFO_HEADERS[openmetrics] + state.source_lines + families
 
 
 def runtime_registry() -> CollectorRegistry:
@@ -699,10 +710,10 @@ def runtime_registry() -> CollectorRegistry:
 
 
 class Exposition:
-    """``/metrics``: the domain families from a snapshot, the exporter gauges, the
-    self-metrics registry (histograms and counters without a domain label) and the
-    runtime registry (process and Python collectors), in the text format 0.0.4 or in
-    OpenMetrics."""
+    """``/metrics``: the domain families from a snapshot, the exporter gauges (counting
+    that snapshot's domains), the discovery families, the self-metrics registry (histograms
+    and counters without a domain label) and the runtime registry (process and Python
+    collectors), in the text format 0.0.4 or in OpenMetrics (one ``# EOF``, at the end)."""
 
     def __init__(
         self,
@@ -721,17 +732,18 @@ class Exposition:
         event loop that owns the sources (this may run in a thread); None: made here."""
         snapshot = self.store.snapshot()
         ipv6 = self.state.ipv6_capable
-        text = render_domains(snapshot, ipv6_measured=ipv6, openmetrics=openmetrics)
-        text += render_exporter(self.state, len(snapshot), openmetrics=openmetrics)
         if discovery is None:
             discovery = render_discovery(self.state, openmetrics=openmetrics)
-        text += discovery
-        if not openmetrics:
-            return text.encode() + generate_latest(self.registry) + generate_latest(self.runtime)
-        # prometheus_client ends each registry's exposition with # EOF: once, at the end.
-        own = generate_openmetrics(self.registry).removesuffix(_EOF)
-        runtime = generate_openmetrics(self.runtime).removesuffix(_EOF)
-        return text.encode() + own + runtime + _EOF
+        return b"".join(
+            (
+                render_domains(snapshot, ipv6_measured=ipv6, openmetrics=openmetrics).encode(),
+                _exposition(ExporterCollector(self.state, len(snapshot)), openmetrics),
+                discovery.encode(),
+                _exposition(self.registry, openmetrics),
+                _exposition(self.runtime, openmetrics),
+                _EOF if openmetrics else b"",
+            )
+        )
 
 
 class SelfMetrics:

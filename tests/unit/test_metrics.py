@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import platform
 import re
 
 import pytest
@@ -11,15 +12,23 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
+from exporter import __version__
+from exporter.discovery.kinds import Origin
+from exporter.discovery.status import Reason as DiscoveryReason
+from exporter.discovery.status import SourceName, StatusBook
 from exporter.metrics import (
     DOMAIN_FAMILIES,
+    DiscoveryCollector,
+    DomainState,
     Exposition,
     ResultStore,
     SelfMetrics,
     ServiceState,
     accepts_gzip,
     negotiate_format,
+    render_discovery,
     render_domains,
+    source_line,
 )
 from exporter.records import (
     FallbackPolicy,
@@ -65,6 +74,15 @@ def result(
 def scrape(store: ResultStore, state: ServiceState | None = None) -> dict:  # type: ignore[type-arg]
     exposition = Exposition(store, state or ServiceState(), CollectorRegistry())
     return parse(exposition.render().decode())
+
+
+def parse_openmetrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Samples as ``parse`` gives them, read by prometheus_client's OpenMetrics parser."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for f in openmetrics_families(text)
+        for s in f.samples
+    }
 
 
 def test_counters_accumulate_and_gauges_show_the_latest() -> None:
@@ -280,11 +298,7 @@ def test_openmetrics_counters_named_without_total_and_samples_with_it() -> None:
         and 'acme_http01_validations_total{domain="a.example.com",result="failure"} 1.0\n' in text
     )
     # The same families and values either way (prometheus_client's parsers).
-    om_samples = {
-        (s.name, frozenset(s.labels.items())): s.value
-        for f in openmetrics_families(om)
-        for s in f.samples
-    }
+    om_samples = parse_openmetrics(om)
     text_samples = parse(text)
     runtime = ("process_", "python_gc_")  # they move between the two renders
     assert {k for k in om_samples if not k[0].startswith(runtime)} == {
@@ -386,3 +400,143 @@ def test_content_negotiation(accept: str | None, expected: str) -> None:
 )
 def test_gzip_negotiation(accept_encoding: str | None, gzip: bool) -> None:
     assert accepts_gzip(accept_encoding) is gzip
+
+
+# ------------------------------------------- the exporter gauges and the discovery families
+
+EXPORTER_GAUGES = """\
+# HELP acme_http01_domains Configured domains.
+# TYPE acme_http01_domains gauge
+acme_http01_domains 2.0
+# HELP acme_http01_validation_interval_seconds Configured interval between two validations \
+of a domain.
+# TYPE acme_http01_validation_interval_seconds gauge
+acme_http01_validation_interval_seconds 60.5
+# HELP acme_http01_exporter_tasks asyncio tasks in the exporter (validations, connections, jobs).
+# TYPE acme_http01_exporter_tasks gauge
+acme_http01_exporter_tasks 7.0
+# HELP acme_http01_exporter_ipv6_capable 1 if this exporter's host can route IPv6; without it \
+IPv6 results are not measured.
+# TYPE acme_http01_exporter_ipv6_capable gauge
+acme_http01_exporter_ipv6_capable 0.0
+# HELP acme_http01_resolver_dnssec_validating 1 if the configured resolver validates DNSSEC \
+(the AD bit on the signed root), as Let's Encrypt's does; 0 if not or if it did not answer the \
+check: predictions are then only as good as that resolver's view.
+# TYPE acme_http01_resolver_dnssec_validating gauge
+acme_http01_resolver_dnssec_validating 1.0
+# HELP acme_http01_renewal_window_seconds Configured window: a failing domain whose certificate \
+renewal is due within it (or overdue) is urgent.
+# TYPE acme_http01_renewal_window_seconds gauge
+acme_http01_renewal_window_seconds 604800.0
+# HELP acme_http01_config_last_reload_successful 1 if the last configuration reload succeeded.
+# TYPE acme_http01_config_last_reload_successful gauge
+acme_http01_config_last_reload_successful 0.0
+# HELP acme_http01_config_last_reload_success_timestamp_seconds Unix time of the last \
+successful configuration reload.
+# TYPE acme_http01_config_last_reload_success_timestamp_seconds gauge
+acme_http01_config_last_reload_success_timestamp_seconds 1.7e+09
+# HELP acme_http01_exporter_build_info Build information; always 1.
+# TYPE acme_http01_exporter_build_info gauge
+acme_http01_exporter_build_info{python_version="PYTHON",version="VERSION"} 1.0
+# HELP acme_http01_exporter_info This replica: its vantage point (perspective) and its shard of \
+the domain list.
+# TYPE acme_http01_exporter_info gauge
+acme_http01_exporter_info{perspective="eu \\"west\\"\\\\1\\nx",shard="1",shards="3"} 1.0
+"""
+
+
+def test_exporter_gauges_exactly_in_both_formats() -> None:
+    """The same lines in both formats (a gauge is named alike in both, and no help text
+    holds a double quote), label values escaped, one family each."""
+    state = ServiceState(
+        perspective='eu "west"\\1\nx',
+        tasks=7,
+        shard=1,
+        shards=3,
+        ipv6_capable=False,
+        resolver_validating=True,
+        reload_successful=False,
+        reload_success_timestamp=1.7e9,
+        interval=60.5,
+    )
+    expected = EXPORTER_GAUGES.replace("PYTHON", platform.python_version()).replace(
+        "VERSION", __version__
+    )
+    for openmetrics in (False, True):
+        body = Exposition(small_store(), state, CollectorRegistry()).render(openmetrics).decode()
+        start = body.index("# HELP acme_http01_domains ")
+        end = body.index("# HELP acme_http01_domain_source_info ")
+        assert body[start:end] == expected, openmetrics
+
+
+def test_the_domain_count_is_the_rendered_snapshots() -> None:
+    """A reload that lands while a scrape renders: acme_http01_domains counts the domains
+    whose series that scrape holds, not the store's new list."""
+
+    class ReloadedMidScrape(ResultStore):
+        def snapshot(self) -> dict[str, DomainState]:
+            taken = super().snapshot()
+            self.set_domains(["new.example.com"])
+            return taken
+
+    store = ReloadedMidScrape()
+    store.set_domains(["a.example.com", "b.example.com"])
+    s = scrape(store)
+    assert value(s, "acme_http01_domains") == 2
+    assert {dict(k[1])["domain"] for k in s if k[0] == "acme_http01_validations_total"} == {
+        "a.example.com",
+        "b.example.com",
+    }
+
+
+def _book() -> StatusBook:
+    book = StatusBook()
+    book.get(SourceName.STATIC, "").names = 2
+    ingress = book.get(SourceName.KUBERNETES, "Ingress")
+    ingress.up, ingress.objects, ingress.names, ingress.last_sync = True, 3, 4, 1.7e9
+    ingress.skipped = {"wildcard": 2, "dns01": 1}
+    ingress.failed(DiscoveryReason.FORBIDDEN, "no")
+    return book
+
+
+def test_discovery_families_in_both_formats() -> None:
+    state = ServiceState(discovery=_book())
+    state.source_lines = source_line(
+        "a.example.com", Origin("file", "File", "", '/srv/"names".yml')
+    )
+    text = render_discovery(state)
+    om = render_discovery(state, openmetrics=True)
+    assert "# EOF" not in om  # the exposition ends it, once
+    ingress = {"source": "kubernetes", "kind": "Ingress"}
+    for samples in (parse(text), parse_openmetrics(om + "# EOF\n")):
+        assert value(samples, "acme_http01_discovery_up", **ingress) == 0
+        assert value(samples, "acme_http01_discovery_up", source="static", kind="") == 0
+        assert value(samples, "acme_http01_discovery_objects", **ingress) == 3
+        assert value(samples, "acme_http01_discovery_names", source="static", kind="") == 2
+        assert value(samples, "acme_http01_discovery_skipped_names", **ingress, reason="dns01") == 1
+        assert (
+            value(samples, "acme_http01_discovery_last_sync_timestamp_seconds", **ingress) == 1.7e9
+        )
+        errors = {k: v for k, v in samples.items() if k[0] == "acme_http01_discovery_errors_total"}
+        assert len(errors) == len(DiscoveryReason)  # none for the static list
+        assert (
+            value(samples, "acme_http01_discovery_errors_total", **ingress, reason="forbidden") == 1
+        )
+        where = {"domain": "a.example.com", "source": "file", "kind": "File", "namespace": ""}
+        where["name"] = '/srv/"names".yml'
+        assert samples[("acme_http01_domain_source_info", frozenset(where.items()))] == 1
+    assert "# TYPE acme_http01_discovery_errors_total counter\n" in text
+    assert "# TYPE acme_http01_discovery_errors counter\n" in om
+    for body in (text, om):
+        helps = re.findall(r"^# HELP (\S+) ", body, re.M)
+        assert len(helps) == len(set(helps)) == 7
+
+
+def test_discovery_is_read_when_the_collector_is_made() -> None:
+    """The statuses change on the event loop: what a scrape renders is what they were when
+    the loop made the collector, whatever happens while the scrape renders elsewhere."""
+    book = _book()
+    collector = DiscoveryCollector(book.all())
+    book.get(SourceName.KUBERNETES, "Ingress").objects = 99
+    objects = next(f for f in collector.collect() if f.name == "acme_http01_discovery_objects")
+    assert {s.labels["kind"]: s.value for s in objects.samples} == {"": 0, "Ingress": 3}
