@@ -14,6 +14,7 @@ import pytest
 
 from exporter.lab.showcase import SHOWCASE
 from tests.conftest import ROOT, subprocess_env
+from tests.integration.lab_validation import RESULT_KEYS
 from tests.integration.procs import ExporterProcess, run_cli
 
 EXE = [sys.executable, "-m", "exporter"]
@@ -77,20 +78,7 @@ def test_check_demo_json_has_every_showcase_domain(
     for domain in SHOWCASE:
         result = results[domain.name]
         assert result["success"] is domain.expect_success, domain.name
-        for key in (
-            "domain",
-            "success",
-            "policy",
-            "problem",
-            "ipv4_fallback",
-            "failed_hop",
-            "redirects",
-            "aaaa_mismatch",
-            "records",
-            "families",
-            "duration_seconds",
-        ):
-            assert key in result
+        assert RESULT_KEYS - result.keys() == set(), domain.name
 
 
 def test_check_demo_json_details(demo_json: tuple[int, dict[str, dict[str, object]]]) -> None:

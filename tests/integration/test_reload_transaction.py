@@ -54,6 +54,18 @@ def _aliases() -> str:
     return "\n".join(lines) + "\ndomains: *a8\n"
 
 
+INF, NAN = float("inf"), float("nan")
+NOT_FINITE = "invalid duration {}: must be a finite number of seconds"
+
+
+def _setting(
+    case: str, key: str, value: Any, problem: str, where: str = ""
+) -> tuple[str, Any, str]:
+    """A case of :data:`BAD`: the good document with ``key`` set to ``value``; the refusal
+    names ``where`` (``key`` unless given) and ``problem``."""
+    return (case, lambda d: {**d, key: value}, f"{where or key}: {problem}")
+
+
 # (id, how the file is made from the good document, the problem line the refusal names)
 BAD: list[tuple[str, Any, str]] = [
     (
@@ -62,35 +74,17 @@ BAD: list[tuple[str, Any, str]] = [
         "certificates.ca_file: cannot load '/nonexistent/ca.pem' as a CA bundle: "
         "No such file or directory",
     ),
-    (
-        "interval-inf",
-        lambda d: {**d, "interval": float("inf")},
-        "interval: invalid duration inf: must be a finite number of seconds",
-    ),
-    (
-        "interval-nan",
-        lambda d: {**d, "interval": float("nan")},
-        "interval: invalid duration nan: must be a finite number of seconds",
-    ),
-    (
-        "interval-1e300",
-        lambda d: {**d, "interval": 1e300},
-        "interval: 1e+300s is out of range: use 1s to 7d",
-    ),
-    (
-        "jitter-inf",
-        lambda d: {**d, "jitter": float("inf")},
-        "jitter: invalid duration inf: must be a finite number of seconds",
-    ),
-    (
-        "jitter-1e300",
-        lambda d: {**d, "jitter": 1e300},
-        "jitter: 1e+300s is out of range: use 0 to 7d",
-    ),
-    (
+    _setting("interval-inf", "interval", INF, NOT_FINITE.format("inf")),
+    _setting("interval-nan", "interval", NAN, NOT_FINITE.format("nan")),
+    _setting("interval-1e300", "interval", 1e300, "1e+300s is out of range: use 1s to 7d"),
+    _setting("jitter-inf", "jitter", INF, NOT_FINITE.format("inf")),
+    _setting("jitter-1e300", "jitter", 1e300, "1e+300s is out of range: use 0 to 7d"),
+    _setting(
         "validation-timeout-nan",
-        lambda d: {**d, "timeouts": {"validation": float("nan")}},
-        "timeouts.validation: invalid duration nan: must be a finite number of seconds",
+        "timeouts",
+        {"validation": NAN},
+        NOT_FINITE.format("nan"),
+        where="timeouts.validation",
     ),
     (
         # libyaml's own limit on flow nesting (1,000) speaks first here.
