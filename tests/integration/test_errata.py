@@ -25,10 +25,14 @@ from exporter import gocompat
 from exporter.lab import servers as L
 from exporter.lab.routing import AddressMap
 from exporter.lab.tls import lab_certificate, lab_ssl_context
-from exporter.records import Family, Outcome, PassWarning, ProblemType, Reason, ValidationResult
+from exporter.records import Family, PassWarning, ProblemType, Reason, ValidationResult
 from tests.integration.lab_validation import (
+    FAILED,
     KA,
     PATH,
+    REDIR,
+    REFUSED_REDIR,
+    RESP,
     problem,
     records,
     site,
@@ -36,12 +40,6 @@ from tests.integration.lab_validation import (
     validate,
 )
 
-RESP, REDIR, FAILED, REFUSED_REDIR = (
-    Outcome.RESPONSE,
-    Outcome.REDIRECT,
-    Outcome.FAILED,
-    Outcome.REFUSED_REDIRECT,
-)
 NXDOMAIN_HINT = " - check that a DNS record exists for this domain"
 
 
