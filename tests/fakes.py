@@ -10,9 +10,10 @@ fake alone makes sockets, a connected pair on loopback per dial.
   (addresses, a failure per family, CAA records, a delay). A name that is not in the
   table is NXDOMAIN for A and AAAA, and has no CAA records (as most names and every TLD).
 * :class:`FakeFetcher` is an ``exporter.http01.Fetch``: ``(url, address)`` to a
-  :data:`Reply` (a ``Response``, a ``Failed``, a ``BodyError``, or a :class:`Hang` that
-  waits for the validation's deadline). A request that is not in the table is a test
-  error (``AssertionError``), never an answer. Give it to ``Validator(..., fetcher=)``.
+  :data:`Reply` (a ``Response``, a ``Failed``, a ``BodyError``, an
+  ``ExporterResourceError``, or a :class:`Hang` that waits for the validation's deadline).
+  A request that is not in the table is a test error (``AssertionError``), never an
+  answer. Give it to ``Validator(..., fetcher=)``.
 * :class:`FakeDialer` is an ``exporter.dial.Dialer``: ``(address, port)`` to a
   ``DialFailure`` it raises, or a :class:`Peer`, the script of the far end of a real
   connected socket (bytes to send, then close, reset or hang). It knows nothing of the
@@ -35,6 +36,7 @@ from exporter.dial import Dialer, DialFailure
 from exporter.fetch import BodyError, Failed, Progress, Response
 from exporter.policy import DnsAnswer, DnsFailure, DnsFailureKind, Phase
 from exporter.records import Family
+from exporter.resources import ExporterResourceError
 
 __all__ = [
     "NXDOMAIN",
@@ -136,7 +138,7 @@ class Hang:
 
 
 #: What the fake fetcher does for one request.
-Reply = Response | Failed | BodyError | Hang
+Reply = Response | Failed | BodyError | ExporterResourceError | Hang
 
 
 def page(body: bytes | str) -> Response:
@@ -183,7 +185,7 @@ class FakeFetcher:
         if isinstance(reply, Hang):
             progress.phase = reply.phase
             await asyncio.Event().wait()  # until cancelled
-        if isinstance(reply, Failed | BodyError):
+        if isinstance(reply, Failed | BodyError | ExporterResourceError):
             raise reply
         assert isinstance(reply, Response)
         if reply.status == 200:

@@ -27,6 +27,7 @@ from exporter.records import (
     Reason,
     ValidationResult,
 )
+from exporter.resources import ExporterResourceError, ResourceReason
 from tests.fakes import (
     SERVFAIL,
     FakeDialer,
@@ -220,6 +221,20 @@ async def test_a_multicast_first_aaaa_is_dialled_then_the_first_a() -> None:
     ]
     assert flags(result) == (True, True, None, 0, True)
     assert V6 not in fetcher.addresses(U)
+
+
+async def test_the_exporters_own_resource_error_is_no_verdict() -> None:
+    # Out of descriptors, say: the driver lets it through (no result about the domain),
+    # on the chain's request as on the AAAA-vs-A probe's.
+    for replies in (
+        {(U, V6): ExporterResourceError(ResourceReason.DESCRIPTORS, "Too many open files")},
+        {
+            (U, V6): page(KA),
+            (U, V4): ExporterResourceError(ResourceReason.DESCRIPTORS, "Too many open files"),
+        },
+    ):
+        with pytest.raises(ExporterResourceError):
+            await run({NAME: DUAL}, replies)
 
 
 # ---------------------------------------------------------------------- redirects
