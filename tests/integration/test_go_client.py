@@ -1,6 +1,7 @@
 """Go's client as Let's Encrypt runs it, end to end through the lab: the ClientHello's
-groups and signature algorithms (the remainder of erratum 15), an alert that arrives
-encrypted after a TLS 1.3 handshake, and a reset while the body is read.
+groups and signature algorithms (the remainder of erratum 15) and a reset while the body
+is read. (An alert that arrives encrypted after a TLS 1.3 handshake, a client certificate
+required, is ``test_errata``'s ``test_certificate_required_arrives_after_a_tls13_handshake``.)
 
 Each verdict is the one a Go 1.26 client gives Boulder for the same server; each case
 fails with the local OpenSSL's defaults (it offers X448 and Ed448, which Go does not).
@@ -16,7 +17,6 @@ from exporter.lab.tls import lab_ssl_context
 from exporter.records import Outcome, ProblemType, Reason
 from tests.integration.lab_validation import KA, problem, records, site, url, validate
 from tests.integration.test_errata import (
-    client_certificate_required,
     https_hop,
     read_request,
     reset,
@@ -49,22 +49,6 @@ async def test_a_p384_only_server_with_an_rsa_certificate_passes(lab: L.Lab) -> 
     await https_hop(lab, "p384.example.com", L.raw(tls_site(ctx)))
     result = await validate(lab, "p384.example.com")
     assert result.success, result.problem
-
-
-async def test_an_encrypted_alert_after_a_tls13_handshake(lab: L.Lab) -> None:
-    # The server's alert 116 comes after the client's Finished, encrypted: the client
-    # meets it on its first read, as Go's does, and words it like a handshake alert.
-    v4 = await https_hop(lab, "mtls.example.com", L.raw(tls_site(client_certificate_required())))
-    result = await validate(lab, "mtls.example.com")
-    assert problem(result) == tls_alert_problem(v4, "mtls.example.com", "certificate required")
-    assert records(result)[1] == (
-        1,
-        url("mtls.example.com", "https"),
-        v4,
-        Outcome.FAILED,
-        None,
-        Reason.TLS_ALERT,
-    )
 
 
 async def test_a_reset_mid_body_names_our_port_as_go_does(lab: L.Lab) -> None:

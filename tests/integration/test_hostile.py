@@ -390,17 +390,18 @@ def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
     finally:
         lab.send_signal(signal.SIGTERM)
         lab.wait(30)
-    assert healthy_latency < 10.0, healthy_latency
     print(
         f"\n10,000 slow domains: {elapsed:.1f} s, healthy latency {healthy_latency:.2f} s, "
         f"RSS growth {growth:.0f} MiB"
     )
     # Mostly "Timeout after connect"; a few connects or lookups time out too when 2,000
-    # arrive at once at one server and one resolver, as they would for real.
+    # arrive at once at one server and one resolver (a full accept queue drops SYNs, and
+    # the retry comes after the 1 s dial timeout), as they would for real.
     reasons = [reason(r) for r in results]
     assert set(reasons) <= {
         (ProblemType.CONNECTION, Reason.READ_TIMEOUT),
         (ProblemType.CONNECTION, Reason.VALIDATION_TIMEOUT),
+        (ProblemType.CONNECTION, Reason.CONNECT_TIMEOUT),
         (ProblemType.DNS, Reason.DNS_TIMEOUT),
     }
     assert reasons.count((ProblemType.CONNECTION, Reason.READ_TIMEOUT)) > 0
@@ -412,8 +413,10 @@ def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
     longest = max(r.duration_seconds for r in results)
     print(f"longest validation {longest:.2f} s, event loop lateness {lag:.2f} s")
     assert longest < 2.0 + SLACK + lag
-    # Ten waves of 1,000 at 2 s each, plus the CPU to set 10,000 up.
-    assert elapsed < 60
+    # How long the fleet takes and how fast the healthy domain answers measure the machine
+    # (printed above; bench.run measures healthy latency beside slow domains, in one
+    # sitting, against a run without them); that the healthy domain passes at all while
+    # the fleet runs is the behaviour, checked in _fleet.
     assert growth < 400
 
 

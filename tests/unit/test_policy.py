@@ -853,6 +853,18 @@ URL = "http://example.com/.well-known/acme-challenge/token"
             ),
         ),
         (
+            # Boulder quotes the payload with %q as it came (va/http.go): an invalid byte is
+            # a \x escape, so filterProblemDetails finds nothing to replace.
+            200,
+            b"a\xe2\x82b\xff",
+            KA,
+            (
+                Reason.KEY_AUTHORIZATION_MISMATCH,
+                "The key authorization file from the server did not match this challenge. "
+                'Expected "token.thumb" (got "a\\xe2\\x82b\\xff")',
+            ),
+        ),
+        (
             201,
             b"token.thumb",
             KA,
@@ -888,6 +900,7 @@ URL = "http://example.com/.well-known/acme-challenge/token"
         "unicode-spaces",
         "leading-space",
         "file-separator-is-not-space",
+        "invalid-utf8-quoted-as-sent",
         "201",
         "404",
         "128-bytes",
