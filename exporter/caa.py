@@ -25,7 +25,11 @@ The rules, in the order the check meets them:
   (:func:`parse_issue_value`); one record naming ``letsencrypt.org`` whose
   ``accounturi`` and ``validationmethods`` match is enough;
 * the words: ``While processing CAA for <domain>: CAA record for <name> prevents
-  issuance`` (type ``caa``), or the DNS error text of the failing name (type ``dns``).
+  issuance`` (type ``caa``), or the DNS error text of the failing name (type ``dns``);
+* at finalize (``ra/ra.go``): a renewal that reuses an authorization validated more than
+  7 hours earlier fetches no challenge but meets the same check again, its problem
+  rewrapped as type ``caa``, ``Error finalizing order :: rechecking caa: <detail>``
+  (:func:`finalize_problem`, kept in ``CaaCheck.finalize_problem``).
 """
 
 from __future__ import annotations
@@ -348,6 +352,20 @@ def _decide(relevant: CaaAnswer, account_uris: frozenset[str]) -> tuple[Reason |
     return _REFUSAL_REASONS[best], assumed
 
 
+#: ra/ra.go caaRecheckDuration: at finalize, an authorization whose challenge was validated
+#: more than this long ago has its CAA checked again (the BRs allow 8 hours).
+CAA_RECHECK_AFTER_SECONDS: Final = 7 * 3600
+
+
+def finalize_problem(problem: Problem) -> Problem:
+    """ra.go checkAuthorizationsCAA and recheckCAA for one identifier, as the ACME client
+    reads it: the same CAA check again at finalize, its problem (a DNS one included)
+    rewrapped as type ``caa`` with ``rechecking caa: <detail>``, which the web front end
+    shows as ``Error finalizing order :: rechecking caa: <detail>`` (web/probs.go)."""
+    detail = f"Error finalizing order :: rechecking caa: {problem.detail}"
+    return Problem(ProblemType.CAA, problem.reason, detail)
+
+
 def check_caa(
     domain: str, answers: Sequence[CaaAnswer], *, account_uris: frozenset[str]
 ) -> CaaCheck:
@@ -374,7 +392,12 @@ def check_caa(
             if relevant is None:  # records could hide behind it; checkCAA L154-155: type dns
                 detail = _prefixed(identifier, text)
                 lookup = Problem(ProblemType.DNS, lookup_reason(failure), detail)
-                return CaaCheck(names=names, permitted=None, problem=lookup)
+                return CaaCheck(
+                    names=names,
+                    permitted=None,
+                    problem=lookup,
+                    finalize_problem=finalize_problem(lookup),
+                )
             ignored_errors.append((answer.name, text))  # valid UTF-8 already
         elif relevant is None and answer.records:  # parallelCAALookup L251: present
             relevant = answer
@@ -394,4 +417,5 @@ def check_caa(
         records=tuple(record.to_text() for record in relevant.records),
         ignored_errors=tuple(ignored_errors),
         account_checked=not assumed,
+        finalize_problem=None if problem is None else finalize_problem(problem),
     )

@@ -293,6 +293,10 @@ class CaaCheck(_Json):
     ignored_errors: tuple[tuple[str, str], ...] = ()
     #: False when a record pins ``accounturi`` but no account URI was configured to compare.
     account_checked: bool = True
+    #: What a renewal meets at finalize when it reuses an authorization validated more than
+    #: 7 hours earlier (no challenge is fetched then, but CAA is checked again: type ``caa``,
+    #: ``Error finalizing order :: rechecking caa: …``); ``None`` when CAA permits.
+    finalize_problem: Problem | None = None
 
     def _json_values(self) -> dict[str, Any]:
         return {"ignored_errors": [{"name": n, "detail": d} for n, d in self.ignored_errors]}

@@ -272,6 +272,12 @@ def _caa_line(result: ValidationResult) -> str | None:
         line += " (accounturi not checked: set caa.account_uris)"
     if check.problem is not None and check.problem != result.problem:
         line += f"\n    {check.problem.detail}"
+    if check.finalize_problem is not None:
+        line += (
+            "\n    a renewal that reuses an authorization (validated over 7 h earlier) fetches no"
+            f"\n    challenge and still fails at finalize: {check.finalize_problem.type}: "
+            f"{check.finalize_problem.detail}"
+        )
     return line
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from exporter import report
 from exporter.dns import DnspythonResolver
 from exporter.lab import servers as L
 from exporter.records import (
     DnsFamilyError,
     Family,
+    Problem,
     ProblemType,
     Reason,
     ValidationResult,
@@ -87,6 +89,13 @@ async def test_caa_names_another_ca(lab: L.Lab) -> None:
     assert verdict(result) == expected
     assert result.failed_hop is None  # the fetch itself succeeded
     assert result.caa is not None and result.caa.permitted is False
+    # A renewal reusing an authorization validated over 7 h earlier skips the challenge,
+    # not CAA: it fails at finalize, and check says so.
+    finalize = f"Error finalizing order :: rechecking caa: {expected[1][2]}"
+    assert result.caa.finalize_problem == Problem(
+        ProblemType.CAA, Reason.CAA_FORBIDDEN_ISSUER, finalize
+    )
+    assert f"still fails at finalize: caa: {finalize}" in report.render(result)
 
 
 async def test_caa_empty_issuer_forbids_every_ca(lab: L.Lab) -> None:
@@ -217,6 +226,13 @@ async def test_caa_servfail_fails_validation(lab: L.Lab) -> None:
     )
     assert verdict(result) == (False, (ProblemType.DNS, Reason.CAA_LOOKUP_SERVFAIL, detail))
     assert result.caa is not None and result.caa.permitted is None
+    # A renewal that reuses an older authorization fetches nothing, and still fails at
+    # finalize: the same lookup, as type caa.
+    assert result.caa.finalize_problem == Problem(
+        ProblemType.CAA,
+        Reason.CAA_LOOKUP_SERVFAIL,
+        f"Error finalizing order :: rechecking caa: {detail}",
+    )
 
 
 async def test_caa_servfail_above_the_deciding_name_is_ignored(lab: L.Lab) -> None:

@@ -10,7 +10,7 @@ import pytest
 from exporter import caa
 from exporter.caa import CaaAnswer, CaaRecord, IssueValue, caa_names, check_caa, parse_issue_value
 from exporter.policy import DnsFailure, DnsFailureKind
-from exporter.records import CaaCheck, ProblemType, Reason
+from exporter.records import CaaCheck, Problem, ProblemType, Reason
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -515,6 +515,38 @@ def test_row_42_caa_refusal_is_reported_whatever_the_web_server_does() -> None:
     assert check.problem is not None
     assert check.problem.type is ProblemType.CAA
     assert check.problem.detail == REFUSED_AT_EXAMPLE
+
+
+# ---------------------------------------------------------- the re-check at finalize
+
+
+def test_a_refusal_is_met_again_at_finalize_as_type_caa() -> None:
+    check = run({"example.com": ('0 issue "digicert.com"',)})
+    assert check.finalize_problem == Problem(
+        ProblemType.CAA,
+        Reason.CAA_FORBIDDEN_ISSUER,
+        "Error finalizing order :: rechecking caa: " + REFUSED_AT_EXAMPLE,
+    )
+
+
+def test_a_lookup_failure_at_finalize_becomes_type_caa_too() -> None:
+    # ra.recheckCAA rewraps every CAA problem, a DNS one included, as berrors.CAAError.
+    check = run({"www": TIMEOUT, "example.com": (LE,)})
+    assert check.problem is not None and check.problem.type is ProblemType.DNS
+    assert check.finalize_problem == Problem(
+        ProblemType.CAA,
+        Reason.CAA_LOOKUP_TIMEOUT,
+        "Error finalizing order :: rechecking caa: "
+        + P
+        + "DNS problem: query timed out looking up CAA for "
+        + DOMAIN,
+    )
+
+
+def test_nothing_is_met_at_finalize_when_caa_permits() -> None:
+    assert run({"www": (LE,)}).finalize_problem is None
+    assert run({}).finalize_problem is None
+    assert caa.CAA_RECHECK_AFTER_SECONDS == 7 * 3600
 
 
 # ------------------------------------------------------------- the relevant set, more

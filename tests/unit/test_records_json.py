@@ -72,6 +72,7 @@ CAA_SET = CaaCheck(
     records=('0 issue "pki.goog"', '0 iodef "mailto:a@example.com"'),
     ignored_errors=(("com", "SERVFAIL"), ("www.example.com", "timeout")),
     account_checked=False,
+    finalize_problem=Problem(ProblemType.CAA, Reason.CAA_FORBIDDEN_ISSUER, "rechecking caa: x"),
 )
 CAA_UNSET = CaaCheck(names=("example.com", "com"), permitted=True, problem=None)
 CAA_FAILED = CaaCheck(
@@ -236,6 +237,11 @@ EXPECTED: dict[str, dict[str, Any]] = {
             {"name": "www.example.com", "detail": "timeout"},
         ],
         "account_checked": False,
+        "finalize_problem": {
+            "type": "caa",
+            "reason": "caa_forbidden_issuer",
+            "detail": "rechecking caa: x",
+        },
     },
     "caa_unset": {
         "names": ["example.com", "com"],
@@ -245,6 +251,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "records": [],
         "ignored_errors": [],
         "account_checked": True,
+        "finalize_problem": None,
     },
     "caa_failed": {
         "names": ["example.com"],
@@ -254,6 +261,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "records": [],
         "ignored_errors": [],
         "account_checked": True,
+        "finalize_problem": None,
     },
     "certificate_set": {
         "address": "2001:db8::1",
