@@ -47,6 +47,7 @@ import urllib.parse
 import weakref
 from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 from exporter import __version__, markdown
 from exporter.compose import Bundle, build_validator
@@ -361,13 +362,15 @@ class Endpoints:
             )
         if not rows:
             what = "no domain is configured" if not snapshot else "no domain matches the filter"
-            rows.append(f'<tr class="empty"><td colspan="11">{what}</td></tr>')
+            span = len(_DOMAIN_COLUMNS) + 1  # and the links
+            rows.append(f'<tr class="empty"><td colspan="{span}">{what}</td></tr>')
         view = _LandingView(state, query, size)
         first_row = (page - 1) * size + 1 if total else 0
         pager = _landing_pager(view, page, pages, first_row, first_row + len(shown) - 1, total)
         return WebResponse(
             200,
             _LANDING.format(
+                style=_LANDING_STYLE,
                 version=html.escape(__version__),
                 policy=html.escape(str(self.exporter.config.policy)),
                 interval=self.exporter.config.interval,
@@ -376,6 +379,7 @@ class Endpoints:
                 summary=_landing_summary(view, counts, len(snapshot)),
                 form=_landing_form(view),
                 pager=pager,
+                header=_header(_DOMAIN_COLUMNS) + "<th></th>",
                 rows="\n".join(rows),
             ).encode(),
             "text/html; charset=utf-8",
@@ -394,18 +398,19 @@ class Endpoints:
                 if st.last_sync
                 else "never"
             )
-            cells = [
-                f"{st.source} {st.kind}",
-                "up" if st.up else "DOWN",
-                str(st.objects),
-                str(st.names),
-                skipped,
-                synced,
-                st.last_error,
-            ]
+            row = _SourceRow(
+                source=f"{st.source} {st.kind}",
+                state="up" if st.up else "DOWN",
+                objects=str(st.objects),
+                names=str(st.names),
+                skipped=skipped,
+                last_sync=synced,
+                last_error=st.last_error,
+            )
             tds = "".join(
-                f'<td class="{"down" if i == 1 and not st.up else ""}">{html.escape(c)}</td>'
-                for i, c in enumerate(cells)
+                f'<td class="{"down" if name == "state" and not st.up else ""}">'
+                f"{html.escape(getattr(row, name))}</td>"
+                for name, _ in _SOURCE_COLUMNS
             )
             rows.append(f"<tr>{tds}</tr>")
         return (
@@ -413,8 +418,7 @@ class Endpoints:
             f"{sum(st.up for st in statuses)} of {len(statuses)} up, "
             f"{len(self.exporter.skipped)} names skipped "
             '(<a href="./discovery">details</a>)</summary>'
-            "<table><thead><tr><th>source</th><th>state</th><th>objects</th><th>names</th>"
-            "<th>skipped</th><th>last sync</th><th>last error</th></tr></thead><tbody>"
+            f"<table><thead><tr>{_header(_SOURCE_COLUMNS)}</tr></thead><tbody>"
             + "".join(rows)
             + "</tbody></table></details>"
         )
@@ -622,39 +626,97 @@ def _landing_rows(
     probe = html.escape("./probe?" + urllib.parse.urlencode({"target": name, "debug": "true"}))
     links = f'<a href="./domains/{quoted}">trace</a> <a href="{probe}">run now</a>'
     if result is None:
-        cells = [name, "pending", "", "", "", "", "", "", "", ""]
+        row = _DomainRow(domain=name, verdict="pending")
     else:
         problem = result.problem
-        cells = [
-            name,
-            ("WARN" if result.warnings else "OK") if result.success else "FAIL",
-            "" if problem is None else f"{problem.type}/{problem.reason}: {problem.detail}",
-            "yes" if result.ipv4_fallback else "",
-            "yes" if result.aaaa_mismatch else "",
-            "yes" if result.failed_on_redirect_hop else "",
-            _caa_cell(result),
-            _certificate_cell(certificate),
-            ", ".join(f"{e.family} {e.reason}" for e in result.dns_family_errors if e.hop == 0),
-            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.finished_at)),
-        ]
+        row = _DomainRow(
+            domain=name,
+            verdict=("WARN" if result.warnings else "OK") if result.success else "FAIL",
+            problem="" if problem is None else f"{problem.type}/{problem.reason}: {problem.detail}",
+            ipv4_fallback="yes" if result.ipv4_fallback else "",
+            aaaa_mismatch="yes" if result.aaaa_mismatch else "",
+            redirect_hop_failure="yes" if result.failed_on_redirect_hop else "",
+            caa=_caa_cell(result),
+            certificate=_certificate_cell(certificate),
+            hidden_dns_failure=", ".join(
+                f"{e.family} {e.reason}" for e in result.dns_family_errors if e.hop == 0
+            ),
+            last_run=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.finished_at)),
+        )
     title = html.escape(verdict(result) if result else "not validated yet")
     group = _RANK_STATE[_landing_rank(result)]
     css = "fail" if group == "failing" else group
-    escaped = [html.escape(str(c)) for c in cells] + [links]
+    cells = {column: html.escape(getattr(row, column)) for column, _ in _DOMAIN_COLUMNS}
     found = [_origin_text(o) for o in origins if o.source != "static"]
     if staging:
         found.append("issued by Let's Encrypt staging")
     if found:
-        escaped[0] += f'<div class="src">{html.escape(", ".join(found))}</div>'
-    row = f'<tr class="{css}" data-domain="{html.escape(name)}" title="{title}">'
-    rows = [row + "".join(f"<td>{c}</td>" for c in escaped) + "</tr>"]
+        cells["domain"] += f'<div class="src">{html.escape(", ".join(found))}</div>'
+    tr = f'<tr class="{css}" data-domain="{html.escape(name)}" title="{title}">'
+    rows = [tr + "".join(f"<td>{c}</td>" for c in (*cells.values(), links)) + "</tr>"]
     hint = fix_hint(result) if result is not None else None
     if hint:
+        # Under every column but the first, the links' included.
         rows.append(
             f'<tr class="hint" data-domain="{html.escape(name)}"><td></td>'
-            f'<td colspan="10">{html.escape(hint)}</td></tr>'
+            f'<td colspan="{len(_DOMAIN_COLUMNS)}">{html.escape(hint)}</td></tr>'
         )
     return rows
+
+
+def _column(header: str) -> Any:
+    """A column of a landing-page table: a field of its row record, with its header."""
+    return dataclasses.field(default="", metadata={"header": header})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _DomainRow:
+    """One domain's row of the landing table, a field per column in the order shown (the
+    links follow, in a column of their own). The header, the cells, the style sheet's
+    column rules and the hint row's span all follow these fields, by name."""
+
+    domain: str = _column("domain")
+    verdict: str = _column("verdict")
+    problem: str = _column("problem")
+    ipv4_fallback: str = _column("IPv4 fallback")
+    aaaa_mismatch: str = _column("AAAA mismatch")
+    redirect_hop_failure: str = _column("redirect-hop failure")
+    caa: str = _column("CAA")
+    certificate: str = _column("certificate")
+    hidden_dns_failure: str = _column("hidden DNS failure")
+    last_run: str = _column("last run")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SourceRow:
+    """One discovery source's row of the landing page's sources table."""
+
+    source: str = _column("source")
+    state: str = _column("state")
+    objects: str = _column("objects")
+    names: str = _column("names")
+    skipped: str = _column("skipped")
+    last_sync: str = _column("last sync")
+    last_error: str = _column("last error")
+
+
+def _columns(row: type[_DomainRow] | type[_SourceRow]) -> tuple[tuple[str, str], ...]:
+    """A table's columns, in order: (field name, header)."""
+    return tuple((f.name, f.metadata["header"]) for f in dataclasses.fields(row))
+
+
+_DOMAIN_COLUMNS = _columns(_DomainRow)
+_SOURCE_COLUMNS = _columns(_SourceRow)
+
+
+def _header(columns: tuple[tuple[str, str], ...]) -> str:
+    return "".join(f"<th>{html.escape(header)}</th>" for _, header in columns)
+
+
+def _nth(column: str) -> str:
+    """The CSS pseudo-class of a landing-table column; ``links``: the column after them."""
+    names = [name for name, _ in _DOMAIN_COLUMNS] + ["links"]
+    return f":nth-child({names.index(column) + 1})"
 
 
 def _certificate_cell(check: CertificateCheck | None) -> str:
@@ -677,21 +739,17 @@ def _caa_cell(result: ValidationResult) -> str:
     return "permits" if check.account_checked else "permits (accounturi not checked)"
 
 
-_LANDING = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>acme-http01-exporter</title>
-<style>
+_LANDING_STYLE = f"""
 body{{font-family:sans-serif;margin:1.5em;color:#1d1d1d}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}}
 th{{background:#f3f3f3}} table{{font-size:14px}}
-td:nth-child(3){{min-width:18em;overflow-wrap:break-word}}
-tr:not(.hint) td:is(:nth-child(1),:nth-child(11)){{white-space:nowrap}}
-td:nth-child(11) a{{display:block}}
-tr.ok td:nth-child(2){{color:#186a1e;font-weight:bold}}
-tr.fail td:nth-child(2){{color:#b00020;font-weight:bold}}
-tr.pending td:nth-child(2){{color:#8a6d00}}
-tr.warning td:nth-child(2){{color:#c25e00;font-weight:bold}}
+td{_nth("problem")}{{min-width:18em;overflow-wrap:break-word}}
+tr:not(.hint) td:is({_nth("domain")},{_nth("links")}){{white-space:nowrap}}
+td{_nth("links")} a{{display:block}}
+tr.ok td{_nth("verdict")}{{color:#186a1e;font-weight:bold}}
+tr.fail td{_nth("verdict")}{{color:#b00020;font-weight:bold}}
+tr.pending td{_nth("verdict")}{{color:#8a6d00}}
+tr.warning td{_nth("verdict")}{{color:#c25e00;font-weight:bold}}
 tr.hint td{{color:#555;font-size:90%;border-top:none}} .warn{{background:#fde8e8;padding:8px}}
 .summary a,.summary b{{margin:0 .2em}} .summary .n{{font-weight:bold}}
 .summary .failing .n{{color:#b00020}} .summary .ok .n{{color:#186a1e}}
@@ -699,7 +757,13 @@ tr.hint td{{color:#555;font-size:90%;border-top:none}} .warn{{background:#fde8e8
 .filter{{margin:.8em 0}} .pager{{margin:.6em 0}} .pager>*{{margin-right:1em}}
 .pager .off{{color:#999}} .pager .where{{color:#333}}
 td .src{{color:#555;font-size:85%}} .sources td.down{{color:#b00020;font-weight:bold}}
-</style></head><body>
+"""
+
+_LANDING = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>acme-http01-exporter</title>
+<style>{style}</style></head><body>
 <h1>acme-http01-exporter {version}</h1>
 <p>Let's Encrypt HTTP-01 validation, predicted with the CA's own IPv6/IPv4 fallback and
 redirect rules (policy <b>{policy}</b>, every {interval:g}s).
@@ -710,10 +774,7 @@ redirect rules (policy <b>{policy}</b>, every {interval:g}s).
 {summary}
 {form}
 {pager}
-<table><thead><tr><th>domain</th><th>verdict</th><th>problem</th><th>IPv4 fallback</th>
-<th>AAAA mismatch</th><th>redirect-hop failure</th><th>CAA</th><th>certificate</th>
-<th>hidden DNS failure</th>
-<th>last run</th><th></th></tr></thead>
+<table><thead><tr>{header}</tr></thead>
 <tbody>
 {rows}
 </tbody></table>
