@@ -62,8 +62,5 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # APScheduler warns on every skipped run; those are counted in
-    # acme_http01_scheduler_skipped_runs_total, so only its errors are logged.
-    logging.getLogger("apscheduler").setLevel(logging.DEBUG if level == "debug" else logging.ERROR)
     for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,248 +1,318 @@
-"""The schedule: one APScheduler job per domain, and the guard around every validation.
+"""The schedule: when each domain's runs start, and the guard around every validation.
 
-Rule: timing and isolation only. Each domain is one job per kind of run (its
-validation; the reading of its certificate, on a slower schedule): first run
-soon after start, spread by jitter; then every interval at the domain's own
-phase, so the load is even (each time rounded up to a 100 ms tick, so that runs
-due together start in one wake-up); never two runs of one job at once; late runs
-coalesced: a run that comes due while the previous one is still going
-(a first run that met a 10 s dial timeout, say) runs once as soon as it ends.
-No two starts of one job are further apart than the interval plus the jitter
-(plus a tick when the jitter is zero and the interval is not a whole number of
-ticks), unless the previous run outlasted its slot. Jobs
-are added and removed to match the domain list, and :meth:`Scheduler.start` and
-:meth:`Scheduler.stop` are symmetric: stop cancels the runs in flight and
-waits for them. What a run does is the caller's callback. :func:`guarded`
-wraps one validation: an exporter bug becomes a failed result with reason
-``internal``; it raises only :class:`~exporter.resources.ExporterResourceError`
+Rule: timing and isolation only. A :class:`Scheduler` runs one kind of run (the
+validations; the certificate readings, on their own slower schedule, are a second
+one) for each name it was given:
+
+* a name's first run is due within ``first_within`` (default: the jitter; at least a
+  tick) of when it was added, so the first runs after a start are spread, not a burst;
+* then once an interval, at the name's own phase (a random point of the interval, so
+  the load is even) plus up to the jitter, drawn afresh each time (it never
+  accumulates): no two runs of a name are due more than ``interval + jitter`` apart
+  (``interval`` plus a tick when the jitter is under a tick);
+* never two runs of one name at once: a run that comes due while the name's previous
+  one is still going starts as soon as that one ends (once, however many slots it
+  outlasted; each such slot counts in ``acme_http01_scheduler_skipped_runs_total``
+  with reason ``max_instances``; a slot that passed while the scheduler could not wake,
+  the event loop blocked, is folded into the late run and counts as ``missed``);
+* at most ``concurrency`` runs in flight (after a lower limit, new runs wait until
+  the runs in flight are under it): a due run waits for a slot, in the order runs
+  came due, and its callback is told how late it started (the validations'
+  ``acme_http01_scheduler_delay_seconds``, waiting for a slot included).
+
+Due times are on a grid of :data:`TICK`, so that the runs due together start in one
+wake-up: one timer, at the earliest due time, for all the names. :meth:`Scheduler.sync`
+adds and removes names to match a list (a run in flight for a removed name ends on its
+own); :meth:`Scheduler.start` and :meth:`Scheduler.stop` are symmetric: stop cancels
+the runs in flight and waits for them. Time is read from a :class:`Clock`: the running
+event loop, or a fake one that a test advances.
+
+Why not APScheduler for the timing (it stays a dependency of the project; this module
+does not import it): 3.x starts every due job with no bound on how many are in flight;
+``max_instances=1`` drops a run that comes due during the previous one instead of
+running it right after (a first run that met a 10 s dial timeout would leave the domain
+a whole interval without a result); the stock interval trigger's jitter puts fire times
+off any grid; and it reads the wall clock itself, so a test cannot drive it with a fake
+clock. Keeping the rule on top of it took a custom trigger, listeners feeding
+bookkeeping beside it, and its logger silenced; here a heap of due times and one timer
+keep the rule directly, and a fake clock can drive them.
+
+:func:`guarded` wraps one validation: an exporter bug becomes a failed result with
+reason ``internal``; it raises only :class:`~exporter.resources.ExporterResourceError`
 (the exporter out of descriptors or buffers: no result at all, the caller's to count).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
-import datetime as dt
+import heapq
+import itertools
 import logging
+import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
-from apscheduler.events import (
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    EVENT_JOB_SUBMITTED,
-    JobEvent,
-    JobSubmissionEvent,
-)
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
-
-from exporter.config import DomainConfig
-from exporter.http01 import Validator
-from exporter.metrics import SelfMetrics
 from exporter.records import Mode, Problem, ProblemType, Reason, ValidationResult
 from exporter.resources import ExporterResourceError
 
-__all__ = ["PhasedInterval", "Scheduler", "guarded"]
+if TYPE_CHECKING:  # annotations only: the scheduler alone imports no HTTP, DNS or config
+    from exporter.config import DomainConfig
+    from exporter.http01 import Validator
+    from exporter.metrics import SelfMetrics
+
+__all__ = ["TICK", "Clock", "RunCallback", "Scheduler", "guarded"]
 
 log = logging.getLogger("exporter")
 
-#: A run's callback: the domain's name and when the run was due (None if unknown).
-RunCallback = Callable[[str, dt.datetime | None], Awaitable[None]]
+#: A run's callback: the name, and how many seconds after its due time the run started.
+RunCallback = Callable[[str, float], Awaitable[None]]
+
+#: Due times are on this grid (seconds), so that the runs due close together start in one
+#: wake-up: a wake-up costs about four times what one more due run adds (measured on the
+#: APScheduler schedule this replaced: 0.24 ms of CPU per run with every run its own
+#: wake-up, 0.04 ms on a 100 ms grid, at 300 runs a second). It adds at most a tick to a
+#: run's start and to a gap between two runs.
+TICK = 0.1
+#: :meth:`Scheduler.sync` yields to the event loop after this many names (about 20 ms).
+SYNC_BATCH = 5000
 
 
-#: Fire times are rounded up to this grid, so that the runs due close together start in
-#: one wake-up of the scheduler: a wake-up (its timer, the loop's thread-safe hop, the job
-#: store's next time) costs about four times what one more due job adds (measured: 0.24 ms
-#: of CPU per run with every run its own wake-up, 0.04 ms on a 100 ms grid, at 300 runs
-#: a second). It adds at most a tick to a run's start and to a gap between two runs.
-TICK = dt.timedelta(milliseconds=100)
-#: Scheduler.sync yields to the event loop after this many jobs (about 30 ms of work).
-SYNC_BATCH = 500
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+class Timer(Protocol):
+    def cancel(self) -> None: ...
 
 
-class PhasedInterval(BaseTrigger):  # type: ignore[misc]
-    """Every ``interval`` seconds at a fixed phase, plus up to ``jitter`` (the rounding up to
-    the tick included); the first run at ``first``. With one random phase per domain the
-    steady-state load is spread evenly over the interval, instead of every domain coming due
-    in the same burst after a start."""
+class Clock(Protocol):
+    """What the scheduler needs of time: an event loop has both."""
 
-    def __init__(
-        self,
-        *,
-        interval: float,
-        jitter: float,
-        first: dt.datetime,
-        anchor: dt.datetime,
-        tick: dt.timedelta = TICK,
-    ) -> None:
-        self.interval = dt.timedelta(seconds=interval)
-        self.jitter = jitter
-        self.first = first
-        self.anchor = anchor
-        self.tick = tick
-        self._drawn = max(0.0, jitter - tick.total_seconds())
+    def time(self) -> float: ...
 
-    def get_next_fire_time(
-        self, previous_fire_time: dt.datetime | None, now: dt.datetime
-    ) -> dt.datetime:
-        if previous_fire_time is None:
-            return self._on_tick(self.first)
-        # The first slot of the phase after the previous run, plus the jitter drawn a tick
-        # short, rounded up to the tick: always later than the previous run, never more
-        # than the jitter past its slot, so no gap is longer than interval + jitter (the
-        # first one after a start may be shorter).
-        periods = (previous_fire_time - self.anchor) // self.interval + 1
-        due = self.anchor + periods * self.interval
-        return self._on_tick(due + dt.timedelta(seconds=random.uniform(0, self._drawn)))
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
 
-    def _on_tick(self, when: dt.datetime) -> dt.datetime:
-        """``when`` rounded up to the tick grid (exact: timedelta arithmetic)."""
-        remainder = (when - _EPOCH) % self.tick
-        return when if not remainder else when + (self.tick - remainder)
 
-    def __str__(self) -> str:
-        return f"phased interval[{self.interval}]"
+@dataclasses.dataclass(eq=False, slots=True)
+class _Job:
+    name: str
+    #: A slot of the name's phase; the others are this plus or minus whole intervals.
+    phase: float
+    #: Its next due time, in ticks, and the number of its heap entry (-1: not scheduled,
+    #: the name was removed); the heap's other entries for it are stale.
+    tick: int = 0
+    entry: int = -1
+    #: Running, or waiting for a slot.
+    busy: bool = False
+    #: When a run came due while busy (the first such slot), to run as soon as it ends.
+    again: float | None = None
 
 
 class Scheduler:
-    """One job per (kind, domain name); each run calls ``runs[kind](name, due)``.
+    """One kind of run over a set of names: ``run(name, late)``, by the rule above."""
 
-    Kinds are independent schedules over the same names: the validations, and the
-    cheaper, rarer certificate readings.
-    """
-
-    def __init__(self, runs: Mapping[str, RunCallback], metrics: SelfMetrics) -> None:
-        self._runs = dict(runs)
+    def __init__(
+        self,
+        run: RunCallback,
+        metrics: SelfMetrics | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._run = run
         self._metrics = metrics
-        self._scheduler = AsyncIOScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=dt.UTC,
-        )
-        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
-        self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
-        self._due: dict[str, dt.datetime] = {}
-        #: Jobs that came due while their previous run was still going: they run once more
-        #: as soon as it ends, instead of waiting a whole interval for the next slot.
-        self._again: dict[str, dt.datetime | None] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._stopping = False
+        self._fixed_clock = clock
+        self._rng = rng or random.Random()
+        self._interval = self._jitter = 1.0
+        self._limit = 1
+        self._jobs: dict[str, _Job] = {}
+        self._heap: list[tuple[int, int, _Job]] = []
+        self._stale = 0
+        self._entries = itertools.count()
+        self._waiting: collections.deque[tuple[_Job, float]] = collections.deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: Timer | None = None
+        self._timer_tick = -1
+        self._started = False
+
+    @property
+    def _clock(self) -> Clock:
+        return self._fixed_clock or asyncio.get_running_loop()
 
     async def sync(
         self,
-        kind: str,
         names: Iterable[str],
         *,
         interval: float,
         jitter: float,
-        reschedule: bool,
+        concurrency: int,
+        reschedule: bool = False,
         first_within: float | None = None,
     ) -> None:
-        """Make ``kind``'s jobs match ``names``; with ``reschedule``, existing jobs take the
-        new interval and jitter, keeping their place in the cycle (no burst). A new job
-        first runs within ``first_within`` seconds (default: the jitter).
-
-        It yields to the event loop every :data:`SYNC_BATCH` jobs: adding a job costs about
-        60 µs, so 100,000 at once would keep every endpoint waiting for 6 s."""
-        prefix = f"{kind}:"
-        wanted = [prefix + name for name in names]
-        keep = set(wanted)
-        done = 0
-        # Latest first: the job store is a list by next run time, and a removal near its end
-        # moves nothing (front first, 100,000 removals moved 40 GB of pointers).
-        for job in reversed(self._scheduler.get_jobs()):
-            if job.id.startswith(prefix) and job.id not in keep:
-                job.remove()
-                done += 1
-                if done % SYNC_BATCH == 0:
-                    await asyncio.sleep(0)
-        existing = {job.id: job for job in self._scheduler.get_jobs()}
-        now = dt.datetime.now(dt.UTC)
-        period = dt.timedelta(seconds=interval)
-        for job_id in wanted:
-            done += 1
-            if done % SYNC_BATCH == 0:
+        """Make the names scheduled match ``names``. A new name first runs within
+        ``first_within`` seconds (default: the jitter). With ``reschedule`` (a new interval
+        or jitter), each name keeps its next due time, its place in the cycle, unless that
+        is more than the new interval away (then it comes sooner, spread out)."""
+        now = self._clock.time()
+        self._interval, self._jitter, self._limit = interval, jitter, concurrency
+        wanted = dict.fromkeys(names)
+        for gone in [job for name, job in self._jobs.items() if name not in wanted]:
+            self._unschedule(gone)
+            gone.again = None
+            if not gone.busy:
+                del self._jobs[gone.name]
+        spread = jitter if first_within is None else first_within
+        for count, name in enumerate(wanted, 1):
+            if count % SYNC_BATCH == 0:
                 await asyncio.sleep(0)
-            job = existing.get(job_id)
-            if job is not None:
-                if reschedule:
-                    # A new interval keeps each domain's place in the cycle (or comes
-                    # sooner, spread out, when the new interval is shorter).
-                    first = job.next_run_time
-                    if first is None or first > now + period:
-                        first = now + dt.timedelta(seconds=random.uniform(0, interval))
-                    self._scheduler.reschedule_job(
-                        job_id,
-                        trigger=PhasedInterval(
-                            interval=interval, jitter=jitter, first=first, anchor=first
-                        ),
-                    )
-                continue
-            trigger = PhasedInterval(
-                interval=interval,
-                jitter=jitter,
-                first=now
-                + dt.timedelta(
-                    seconds=random.uniform(0, jitter if first_within is None else first_within)
-                ),
-                anchor=now + dt.timedelta(seconds=random.uniform(0, interval)),
-            )
-            self._scheduler.add_job(
-                self._job, trigger=trigger, args=[job_id], id=job_id, name=job_id
-            )
+            job = self._jobs.get(name)
+            if job is None or job.entry < 0:  # new (or removed while its run goes on)
+                if job is None:
+                    job = self._jobs[name] = _Job(name, phase=0.0)
+                job.phase = now + self._rng.random() * interval
+                self._push(job, now + self._draw(spread))
+            elif reschedule:
+                due = job.tick * TICK
+                job.phase = due if due <= now + interval else now + self._rng.random() * interval
+                self._push(job, job.phase)
+        if self._stale > len(self._heap) // 2:
+            self._heap = [item for item in self._heap if item[1] == item[2].entry]
+            heapq.heapify(self._heap)
+            self._stale = 0
+        self._start_waiting()
+        self._arm()
 
     def start(self) -> None:
-        self._stopping = False
-        self._scheduler.start()
+        self._started = True
+        self._start_waiting()
+        self._arm()
 
     async def stop(self) -> None:
         """Stop scheduling, cancel the runs in flight and wait for them to end."""
-        self._stopping = True
-        # Shutting down cancels the validations in flight on purpose; APScheduler would log
-        # each cancelled job (even one not yet started) as an error.
-        logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-        for task in list(self._tasks):
+        self._started = False
+        self._arm()
+        for job, _ in self._waiting:
+            job.busy = False
+        self._waiting.clear()
+        for task in self._tasks:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _on_submitted(self, event: JobSubmissionEvent) -> None:
-        if event.scheduled_run_times:
-            self._due[event.job_id] = event.scheduled_run_times[-1]
+    # ------------------------------------------------------------------ the timing
 
-    def _on_skipped(self, event: JobEvent) -> None:
-        reason = "max_instances" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
-        if event.code == EVENT_JOB_MAX_INSTANCES and event.job_id not in self._again:
-            times = getattr(event, "scheduled_run_times", None)
-            self._again[event.job_id] = times[-1] if times else None
-        self._metrics.skipped_runs.labels(reason).inc()
-        log.debug("run skipped", extra={"fields": {"job": event.job_id, "reason": reason}})
+    def _draw(self, spread: float) -> float:
+        """A random delay that, rounded up to the tick, stays within ``spread``."""
+        return self._rng.random() * max(0.0, spread - TICK)
 
-    async def _job(self, job_id: str) -> None:
-        """One scheduled run; never raises (a cancellation at shutdown ends it quietly)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        kind, _, name = job_id.partition(":")
+    def _push(self, job: _Job, when: float, *, after: int = -1) -> None:
+        """Make ``when``, rounded up to the tick (and after tick ``after``), the job's next
+        due time."""
+        if job.entry >= 0:
+            self._stale += 1
+        job.tick = max(math.ceil(when / TICK - 1e-9), after + 1)
+        job.entry = next(self._entries)
+        heapq.heappush(self._heap, (job.tick, job.entry, job))
+
+    def _unschedule(self, job: _Job) -> None:
+        if job.entry >= 0:
+            job.entry = -1
+            self._stale += 1
+
+    def _arm(self) -> None:
+        """One timer, at the earliest due time (none while stopped)."""
+        while self._heap and self._heap[0][1] != self._heap[0][2].entry:
+            heapq.heappop(self._heap)
+            self._stale -= 1
+        tick = self._heap[0][0] if self._heap and self._started else -1
+        if tick == self._timer_tick and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_tick = tick
+        if tick >= 0:
+            self._timer = self._clock.call_at(tick * TICK, self._wake)
+
+    def _wake(self) -> None:
+        """Every job due by now: start it (or queue it, or note it for after its run), and
+        give it its next due time: the first slot of its phase after this one, plus a
+        fresh jitter."""
+        self._timer = None
+        # The tick it was set for has come (uvloop's millisecond timers may fire a little
+        # early), and any tick that has passed meanwhile.
+        now = max(self._timer_tick, math.floor(self._clock.time() / TICK))
+        while self._heap and self._heap[0][0] <= now:
+            tick, entry, job = heapq.heappop(self._heap)
+            if entry != job.entry:
+                self._stale -= 1
+                continue
+            job.entry = -1
+            due = tick * TICK
+            self._due(job, due)
+            slot = job.phase + (math.floor((due - job.phase) / self._interval) + 1) * (
+                self._interval
+            )
+            while slot <= now * TICK:  # passed while the loop could not run
+                self._skipped(job, "missed")
+                slot += self._interval
+            self._push(job, slot + self._draw(self._jitter), after=now)
+        self._arm()
+
+    # ------------------------------------------------------------------ the runs
+
+    def _skipped(self, job: _Job, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.skipped_runs.labels(reason).inc()
+        log.debug("run skipped", extra={"fields": {"name": job.name, "reason": reason}})
+
+    def _due(self, job: _Job, due: float) -> None:
+        if job.busy:
+            self._skipped(job, "max_instances")
+            if job.again is None:
+                job.again = due
+            return
+        job.busy = True
+        if self._in_flight < self._limit and self._started:
+            self._launch(job, due)
+        else:
+            self._waiting.append((job, due))
+
+    def _launch(self, job: _Job, due: float) -> None:
+        self._in_flight += 1
+        late = max(0.0, self._clock.time() - due)
+        task = asyncio.get_running_loop().create_task(self._one(job, late))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _one(self, job: _Job, late: float) -> None:
+        """One run; a crash is logged, a cancellation (by :meth:`stop`) ends it."""
         try:
-            due = self._due.pop(job_id, None)
-            while True:
-                await self._runs[kind](name, due)
-                if self._stopping or job_id not in self._again:
-                    break
-                due = self._again.pop(job_id)  # came due during that run: once more, now
-        except asyncio.CancelledError:
-            if not self._stopping:
-                raise
+            await self._run(job.name, late)
+        except Exception:
+            log.exception("scheduled run crashed", extra={"fields": {"name": job.name}})
         finally:
-            self._again.pop(job_id, None)
-            if task is not None:
-                self._tasks.discard(task)
+            self._in_flight -= 1
+            self._idle(job)
+            again, job.again = job.again, None
+            if self._started:
+                self._start_waiting()
+                if again is not None and job.entry >= 0:
+                    self._due(job, again)
+
+    def _idle(self, job: _Job) -> None:
+        job.busy = False
+        if job.entry < 0 and self._jobs.get(job.name) is job:  # removed meanwhile
+            del self._jobs[job.name]
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self._in_flight < self._limit and self._started:
+            job, due = self._waiting.popleft()
+            if job.entry < 0:  # removed while it waited
+                self._idle(job)
+            else:
+                self._launch(job, due)
 
 
 async def guarded(

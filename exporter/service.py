@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import datetime as dt
 import functools
 import gc
 import hashlib
@@ -104,15 +103,12 @@ class Exporter:
         self.state = ServiceState()
         self.metrics = SelfMetrics(self.registry)
         self.exposition = Exposition(self.store, self.state, self.registry)
-        self.scheduler = Scheduler(
-            {"validation": self._run, "certificate": self._read_certificate}, self.metrics
-        )
+        self.validations = Scheduler(self._run, self.metrics)
+        self.readings = Scheduler(self._read_certificate, self.metrics)
         self._reload_lock = asyncio.Lock()
         self._reload_waiting: asyncio.Task[tuple[bool, str]] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._checks: set[asyncio.Task[None]] = set()
-        self._semaphore = asyncio.Semaphore(config.concurrency)
-        self._readings = asyncio.Semaphore(config.certificates.concurrency)
         self.state.perspective = perspective
         self.state.shard = self.shard.index
         self.state.shards = self.shard.count
@@ -300,19 +296,19 @@ class Exporter:
         names = list(self.domains)
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, full_collection_threshold(len(names)))
-        await self.scheduler.sync(
-            "validation",
+        await self.validations.sync(
             names,
             interval=config.interval,
             jitter=config.effective_jitter,
+            concurrency=config.concurrency,
             reschedule=reschedule,
         )
         certificates = config.certificates
-        await self.scheduler.sync(
-            "certificate",
+        await self.readings.sync(  # their own slots: never a validation's
             names if certificates.enabled else [],
             interval=certificates.interval,
             jitter=min(config.effective_jitter, certificates.interval * 0.1),
+            concurrency=certificates.concurrency,
             reschedule=reschedule,
             # The first readings start at most CERTIFICATE_START_RATE a second, not in one
             # burst beside the first validations (a few seconds for a few domains).
@@ -366,10 +362,6 @@ class Exporter:
         old, new = self.config, bundle.config
         old_domains = len(self.store.snapshot())
         self.bundle = bundle
-        if new.concurrency != old.concurrency:
-            self._semaphore = asyncio.Semaphore(new.concurrency)
-        if new.certificates.concurrency != old.certificates.concurrency:
-            self._readings = asyncio.Semaphore(new.certificates.concurrency)
         self._configure_discovery()
         changed = (new.interval, new.effective_jitter, new.certificates.interval) != (
             old.interval,
@@ -401,20 +393,19 @@ class Exporter:
 
     # --------------------------------------------------------------- validations
 
-    async def _run(self, name: str, due: dt.datetime | None) -> None:
-        """One scheduled validation of ``name``: wait for a slot, validate, store, log."""
-        async with self._semaphore:
-            if due is not None:
-                delay = (dt.datetime.now(dt.UTC) - due).total_seconds()
-                self.metrics.scheduler_delay.observe(max(0.0, delay))
-            domain = self.domains.get(name)
-            if domain is None:  # removed (a reload, a source) while waiting
-                return
-            try:
-                result = await guarded(self.validator, domain, self.metrics)
-            except ExporterResourceError as exc:
-                self._own_trouble(name, exc)
-                return
+    async def _run(self, name: str, late: float | None) -> None:
+        """One scheduled validation of ``name``, ``late`` seconds after it was due (its
+        slot waited for included; None: not from the schedule): validate, store, log."""
+        if late is not None:
+            self.metrics.scheduler_delay.observe(late)
+        domain = self.domains.get(name)
+        if domain is None:  # removed (a reload, a source) while waiting
+            return
+        try:
+            result = await guarded(self.validator, domain, self.metrics)
+        except ExporterResourceError as exc:
+            self._own_trouble(name, exc)
+            return
         previous = self.store.record(result)
         _log_result(result, previous)
 
@@ -427,20 +418,19 @@ class Exporter:
             extra={"fields": {"domain": name, "reason": exc.reason.value, "error": exc.detail}},
         )
 
-    async def _read_certificate(self, name: str, due: dt.datetime | None) -> None:
+    async def _read_certificate(self, name: str, late: float) -> None:
         """One scheduled reading of ``name``'s certificate; never raises."""
-        del due  # the scheduler delay metric is about validations
-        async with self._readings:  # never takes a validation's slot
-            if name not in self.domains:  # removed (a reload, a source) while waiting
-                return
-            try:
-                check = await self.certificates.read(name)
-            except ExporterResourceError as exc:
-                self._own_trouble(name, exc)
-                return
-            except Exception:
-                log.exception("certificate reading crashed", extra={"fields": {"domain": name}})
-                return
+        del late  # the scheduler delay metric is about validations
+        if name not in self.domains:  # removed (a reload, a source) while waiting
+            return
+        try:
+            check = await self.certificates.read(name)
+        except ExporterResourceError as exc:
+            self._own_trouble(name, exc)
+            return
+        except Exception:
+            log.exception("certificate reading crashed", extra={"fields": {"domain": name}})
+            return
         self.store.record_certificate(check)
         log.debug(
             "certificate read",
@@ -466,7 +456,8 @@ class Exporter:
         async with self._domains_lock:  # a source's first names may arrive meanwhile
             self._configure_discovery()
             await self._schedule(reschedule=False)
-        self.scheduler.start()
+        self.validations.start()
+        self.readings.start()
         self._spawn_resolver_check()
         if auto_reload_interval > 0 and self.config_file is not None:
             self._watcher = asyncio.get_running_loop().create_task(
@@ -496,7 +487,8 @@ class Exporter:
         for waiting in (self._reload_waiting, self._watcher):
             if waiting is not None:
                 waiting.cancel()
-        await self.scheduler.stop()
+        await self.validations.stop()
+        await self.readings.stop()
 
 
 def _digest(path: str) -> bytes | None:
