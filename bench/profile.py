@@ -22,18 +22,16 @@ LAYERS: list[tuple[str, re.Pattern[str]]] = [
     # dnspython, "(exporter/dns.py:..." ours.
     (name, re.compile(r"\((?:" + pattern + r")[/.]"))
     for name, pattern in [
-        ("TLS (ssl, anyio's TLS stream)", r"ssl|anyio/streams/tls"),
+        ("TLS (ssl)", r"ssl"),
         ("HTTP: httpx models", r"httpx"),
-        ("HTTP: httpcore", r"httpcore"),
         ("HTTP: h11", r"h11"),
-        ("anyio", r"anyio"),
         ("DNS: dnspython", r"dns"),
-        ("scheduler: APScheduler", r"apscheduler"),
+        ("scheduler: APScheduler (the wake-up timer)", r"apscheduler"),
         ("scheduler: datetime/tz", r"tzlocal|datetime|zoneinfo"),
         ("metrics: prometheus_client", r"prometheus_client"),
         ("logging", r"logging"),
-        ("exporter: fetch", r"exporter/fetch|exporter/wire"),
-        ("exporter: dns", r"exporter/dns"),
+        ("exporter: fetch", r"exporter/fetch|exporter/connection"),
+        ("exporter: dns", r"exporter/dns|exporter/dnswire"),
         ("exporter: dial", r"exporter/dial"),
         ("exporter: driver (http01)", r"exporter/http01"),
         ("exporter: policy/caa/records", r"exporter/(?:policy|caa|records|gocompat|iana)"),

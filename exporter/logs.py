@@ -62,5 +62,7 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "asyncio"):
+    # APScheduler logs each job it adds and runs at INFO: the schedule's wake-up timer is
+    # one of its jobs, so that would be a line or more each 100 ms tick with runs.
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "asyncio", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -27,15 +27,17 @@ own); :meth:`Scheduler.start` and :meth:`Scheduler.stop` are symmetric: stop can
 the runs in flight and waits for them. Time is read from a :class:`Clock`: the running
 event loop, or a fake one that a test advances.
 
-Why not APScheduler for the timing (it stays a dependency of the project; this module
-does not import it): 3.x starts every due job with no bound on how many are in flight;
-``max_instances=1`` drops a run that comes due during the previous one instead of
-running it right after (a first run that met a 10 s dial timeout would leave the domain
-a whole interval without a result); the stock interval trigger's jitter puts fire times
-off any grid; and it reads the wall clock itself, so a test cannot drive it with a fake
-clock. Keeping the rule on top of it took a custom trigger, listeners feeding
-bookkeeping beside it, and its logger silenced; here a heap of due times and one timer
-keep the rule directly, and a fake clock can drive them.
+APScheduler keeps the time: in production the one timer is a date job of an
+``AsyncIOScheduler`` (:class:`APSchedulerClock`), a one-off wake-up as the library
+means it, on the event loop. The rule itself is this module's, not APScheduler's
+jobs', because 3.x cannot keep it: it starts every due job with no bound on how many
+are in flight; ``max_instances=1`` drops a run that comes due during the previous one
+instead of running it right after (a first run that met a 10 s dial timeout would
+leave the domain a whole interval without a result); the stock interval trigger's
+jitter puts fire times off any grid; and a job per name makes a wake-up per name.
+Keeping the rule on top of per-name jobs took a custom trigger, listeners feeding
+bookkeeping beside it, and its logger silenced; here a heap of due times keeps the
+rule directly, and a test's fake clock stands in for APScheduler and the loop.
 
 :func:`guarded` wraps one validation: an exporter bug becomes a failed result with
 reason ``internal``; it raises only :class:`~exporter.resources.ExporterResourceError`
@@ -46,7 +48,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
+import datetime as dt
 import heapq
 import itertools
 import logging
@@ -54,7 +58,10 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from exporter.records import Mode, Problem, ProblemType, Reason, ValidationResult
 from exporter.resources import ExporterResourceError
@@ -64,7 +71,7 @@ if TYPE_CHECKING:  # annotations only: the scheduler alone imports no HTTP, DNS 
     from exporter.http01 import Validator
     from exporter.metrics import SelfMetrics
 
-__all__ = ["TICK", "Clock", "RunCallback", "Scheduler", "guarded"]
+__all__ = ["TICK", "APSchedulerClock", "Clock", "RunCallback", "Scheduler", "guarded"]
 
 log = logging.getLogger("exporter")
 
@@ -91,6 +98,48 @@ class Clock(Protocol):
     def time(self) -> float: ...
 
     def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
+
+
+class APSchedulerClock:
+    """The production clock: the event loop's time, and each timer an APScheduler date
+    job on an ``AsyncIOScheduler`` that runs on the loop (started with the first timer,
+    shut down by :meth:`close`)."""
+
+    def __init__(self) -> None:
+        self._aps: AsyncIOScheduler | None = None
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> Timer:
+        if self._aps is None:
+            self._aps = AsyncIOScheduler(timezone=dt.UTC)
+            self._aps.start()
+
+        async def fire() -> None:  # a coroutine job runs on the loop, not in a thread
+            callback()
+
+        # The loop's clock is monotonic, APScheduler's the wall clock: the same delay.
+        delay = max(0.0, when - self.time())
+        run_date = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+        job = self._aps.add_job(fire, "date", run_date=run_date, misfire_grace_time=None)
+        return _JobTimer(job)
+
+    def close(self) -> None:
+        if self._aps is not None:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+
+
+class _JobTimer:
+    __slots__ = ("_job",)
+
+    def __init__(self, job: Any) -> None:
+        self._job = job
+
+    def cancel(self) -> None:
+        with contextlib.suppress(JobLookupError):  # it has fired, or its scheduler is gone
+            self._job.remove()
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -121,7 +170,10 @@ class Scheduler:
     ) -> None:
         self._run = run
         self._metrics = metrics
-        self._fixed_clock = clock
+        self._own_clock: APSchedulerClock | None = None  # closed by stop()
+        if clock is None:
+            clock = self._own_clock = APSchedulerClock()
+        self._clock = clock
         self._rng = rng or random.Random()
         self._interval = self._jitter = 1.0
         self._limit = 1
@@ -135,10 +187,6 @@ class Scheduler:
         self._timer: Timer | None = None
         self._timer_tick = -1
         self._started = False
-
-    @property
-    def _clock(self) -> Clock:
-        return self._fixed_clock or asyncio.get_running_loop()
 
     async def sync(
         self,
@@ -192,6 +240,8 @@ class Scheduler:
         """Stop scheduling, cancel the runs in flight and wait for them to end."""
         self._started = False
         self._arm()
+        if self._own_clock is not None:
+            self._own_clock.close()
         for job, _ in self._waiting:
             job.busy = False
         self._waiting.clear()

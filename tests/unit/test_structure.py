@@ -9,12 +9,14 @@ fails here, loudly, with the seam's name.
 from __future__ import annotations
 
 import ast
+import asyncio
 import ctypes
 import inspect
 import re
 import ssl
 import subprocess
 import sys
+import threading
 import tomllib
 import zipfile
 from importlib import metadata
@@ -188,44 +190,30 @@ def test_httpx_models_seam() -> None:
 
 
 def test_apscheduler_seam() -> None:
-    import datetime as dt
+    """scheduler.APSchedulerClock: each timer a date job of an AsyncIOScheduler, run on
+    the event loop; a cancelled one never runs, and cancelling a fired one is harmless."""
+    from exporter.scheduler import APSchedulerClock
 
-    from apscheduler import events
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-    from apscheduler.triggers.base import BaseTrigger
+    async def main() -> list[str]:
+        clock = APSchedulerClock()
+        fired: list[str] = []
+        loop = asyncio.get_running_loop()
+        thread = threading.get_ident()
 
-    from exporter.scheduler import PhasedInterval
+        def note(name: str) -> None:
+            assert threading.get_ident() == thread  # on the loop, not in a worker thread
+            fired.append(name)
 
-    # PhasedInterval implements exactly this.
-    assert BaseTrigger.__abstractmethods__ == {"get_next_fire_time"}
-    # The calls scheduler.Scheduler makes, as it makes them (on a scheduler not started).
-    scheduler = AsyncIOScheduler(
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-        timezone=dt.UTC,
-    )
-    assert scheduler.timezone == dt.UTC
-    now = dt.datetime.now(dt.UTC)
+        first = clock.call_at(clock.time() + 0.05, lambda: note("first"))
+        cancelled = clock.call_at(clock.time() + 0.05, lambda: note("cancelled"))
+        cancelled.cancel()
+        assert abs(clock.time() - loop.time()) < 0.01
+        await asyncio.sleep(0.3)
+        first.cancel()  # it has fired
+        clock.close()
+        return fired
 
-    def trigger() -> PhasedInterval:
-        return PhasedInterval(interval=60, jitter=1, first=now, anchor=now)
-
-    async def run(job_id: str) -> None:
-        pass
-
-    first, second = trigger(), trigger()
-    job = scheduler.add_job(run, trigger=first, args=["v:a"], id="v:a", name="v:a")
-    assert [(j.id, j.name, list(j.args), j.trigger) for j in scheduler.get_jobs()] == [
-        ("v:a", "v:a", ["v:a"], first)
-    ]
-    scheduler.reschedule_job("v:a", trigger=second)
-    assert scheduler.get_jobs()[0].trigger is second
-    job.remove()
-    assert scheduler.get_jobs() == []
-    # The listener for skipped runs is registered on MAX_INSTANCES | MISSED.
-    masks = [events.EVENT_JOB_MAX_INSTANCES, events.EVENT_JOB_MISSED, events.EVENT_JOB_SUBMITTED]
-    assert all(isinstance(mask, int) and mask > 0 for mask in masks)
-    assert masks[0] & masks[1] == masks[0] & masks[2] == masks[1] & masks[2] == 0
-    scheduler.add_listener(lambda event: None, masks[0] | masks[1])
+    assert asyncio.run(main()) == ["first"]
 
 
 def test_uvloop_seam() -> None:
