@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from exporter.records import Reason
+from exporter.records import Family, Reason
 from exporter.resources import check_own
 
 __all__ = ["DialFailure", "Dialer", "PortMap", "Router"]
@@ -68,7 +68,7 @@ class Dialer:
         if target is None:
             raise DialFailure(Reason.CONNECTION_REFUSED, f"dial {address}:{port}: refused (lab)")
         host, real_port = target
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # an IP address
+        family = socket.AF_INET6 if Family.of(host) is Family.IPV6 else socket.AF_INET
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as exc:

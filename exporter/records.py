@@ -13,6 +13,7 @@ one maps to exactly one ``type`` (see ``policy.REASON_TYPES``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -72,7 +73,12 @@ class Family(StrEnum):
         a config check or a bound socket produced, so a non-address is a bug to surface,
         not a family to guess.
         """
-        return cls.IPV6 if ipaddress.ip_address(address).version == 6 else cls.IPV4
+        return _family_of(address)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # the same addresses come back every interval
+def _family_of(address: str) -> Family:
+    return Family.IPV6 if ipaddress.ip_address(address).version == 6 else Family.IPV4
 
 
 class ProblemType(StrEnum):
