@@ -29,7 +29,8 @@ event loop, or a fake one that a test advances.
 
 APScheduler keeps the time: in production the one timer is a date job of an
 ``AsyncIOScheduler`` (:class:`APSchedulerClock`), a one-off wake-up as the library
-means it, on the event loop. The rule itself is this module's, not APScheduler's
+means it, on the event loop (with a backstop on the loop's monotonic clock, since
+APScheduler's is the wall clock, which can step backwards). The rule itself is this module's, not APScheduler's
 jobs', because 3.x cannot keep it: it starts every due job with no bound on how many
 are in flight; ``max_instances=1`` drops a run that comes due during the previous one
 instead of running it right after (a first run that met a 10 s dial timeout would
@@ -71,7 +72,7 @@ if TYPE_CHECKING:  # annotations only: the scheduler alone imports no HTTP, DNS 
     from exporter.http01 import Validator
     from exporter.metrics import SelfMetrics
 
-__all__ = ["TICK", "APSchedulerClock", "Clock", "RunCallback", "Scheduler", "guarded"]
+__all__ = ["BACKSTOP", "TICK", "APSchedulerClock", "Clock", "RunCallback", "Scheduler", "guarded"]
 
 log = logging.getLogger("exporter")
 
@@ -100,10 +101,20 @@ class Clock(Protocol):
     def call_at(self, when: float, callback: Callable[[], object], /) -> Timer: ...
 
 
+#: How late a wake-up may come when the wall clock steps backwards (see APSchedulerClock).
+BACKSTOP = 1.0
+
+
 class APSchedulerClock:
     """The production clock: the event loop's time, and each timer an APScheduler date
     job on an ``AsyncIOScheduler`` that runs on the loop (started with the first timer,
-    shut down by :meth:`close`)."""
+    shut down by :meth:`close`).
+
+    APScheduler compares its run dates with the wall clock, the loop with a monotonic
+    one: after a step of the wall clock backwards, a date job would wait as long again.
+    So each timer has a backstop on the loop's own clock, :data:`BACKSTOP` after it is
+    due; whichever comes first runs the callback, once.
+    """
 
     def __init__(self) -> None:
         self._aps: AsyncIOScheduler | None = None
@@ -115,15 +126,17 @@ class APSchedulerClock:
         if self._aps is None:
             self._aps = AsyncIOScheduler(timezone=dt.UTC)
             self._aps.start()
+        timer = _JobTimer(callback)
 
         async def fire() -> None:  # a coroutine job runs on the loop, not in a thread
-            callback()
+            timer.fire()
 
         # The loop's clock is monotonic, APScheduler's the wall clock: the same delay.
         delay = max(0.0, when - self.time())
         run_date = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
-        job = self._aps.add_job(fire, "date", run_date=run_date, misfire_grace_time=None)
-        return _JobTimer(job)
+        timer.job = self._aps.add_job(fire, "date", run_date=run_date, misfire_grace_time=None)
+        timer.backstop = asyncio.get_running_loop().call_at(when + BACKSTOP, timer.fire)
+        return timer
 
     def close(self) -> None:
         if self._aps is not None:
@@ -132,14 +145,27 @@ class APSchedulerClock:
 
 
 class _JobTimer:
-    __slots__ = ("_job",)
+    """A date job and its backstop: the callback runs once, at the first of the two."""
 
-    def __init__(self, job: Any) -> None:
-        self._job = job
+    __slots__ = ("_callback", "backstop", "job")
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self._callback: Callable[[], object] | None = callback
+        self.job: Any = None
+        self.backstop: asyncio.TimerHandle | None = None
+
+    def fire(self) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            self.cancel()
+            callback()
 
     def cancel(self) -> None:
+        self._callback = None
+        if self.backstop is not None:
+            self.backstop.cancel()
         with contextlib.suppress(JobLookupError):  # it has fired, or its scheduler is gone
-            self._job.remove()
+            self.job.remove()
 
 
 @dataclasses.dataclass(eq=False, slots=True)

@@ -189,31 +189,51 @@ def test_httpx_models_seam() -> None:
     assert headers.get("location") == "/x" and headers.get("content-encoding") == "gzip"
 
 
-def test_apscheduler_seam() -> None:
+def test_apscheduler_seam(monkeypatch: pytest.MonkeyPatch) -> None:
     """scheduler.APSchedulerClock: each timer a date job of an AsyncIOScheduler, run on
-    the event loop; a cancelled one never runs, and cancelling a fired one is harmless."""
-    from exporter.scheduler import APSchedulerClock
+    the event loop; a cancelled one never runs, and cancelling a fired one is harmless.
+    APScheduler reads the wall clock: stepped back an hour, its job waits, and the
+    loop's backstop runs the callback BACKSTOP late, once."""
+    import datetime as dt
 
-    async def main() -> list[str]:
+    from apscheduler.schedulers import base
+
+    from exporter.scheduler import BACKSTOP, APSchedulerClock
+
+    async def main() -> list[tuple[str, float]]:
         clock = APSchedulerClock()
-        fired: list[str] = []
-        loop = asyncio.get_running_loop()
+        fired: list[tuple[str, float]] = []
         thread = threading.get_ident()
+        start = clock.time()
 
         def note(name: str) -> None:
             assert threading.get_ident() == thread  # on the loop, not in a worker thread
-            fired.append(name)
+            fired.append((name, clock.time() - start))
 
-        first = clock.call_at(clock.time() + 0.05, lambda: note("first"))
-        cancelled = clock.call_at(clock.time() + 0.05, lambda: note("cancelled"))
+        first = clock.call_at(start + 0.05, lambda: note("first"))
+        cancelled = clock.call_at(start + 0.05, lambda: note("cancelled"))
         cancelled.cancel()
-        assert abs(clock.time() - loop.time()) < 0.01
         await asyncio.sleep(0.3)
         first.cancel()  # it has fired
+        assert [name for name, _ in fired] == ["first"]
+        assert fired[0][1] < BACKSTOP  # APScheduler's job, not the backstop
+
+        class HourBehind(dt.datetime):
+            @classmethod
+            def now(cls, tz: dt.tzinfo | None = None) -> HourBehind:  # type: ignore[override]
+                real = dt.datetime.now(tz)
+                return cls.fromtimestamp(real.timestamp() - 3600, tz)
+
+        monkeypatch.setattr(base, "datetime", HourBehind)
+        start = clock.time()
+        clock.call_at(start + 0.05, lambda: note("stepped"))
+        await asyncio.sleep(BACKSTOP + 0.5)
         clock.close()
         return fired
 
-    assert asyncio.run(main()) == ["first"]
+    fired = asyncio.run(main())
+    assert [name for name, _ in fired] == ["first", "stepped"]
+    assert BACKSTOP <= fired[1][1] < BACKSTOP + 0.5
 
 
 def test_uvloop_seam() -> None:
