@@ -28,17 +28,18 @@ the runs in flight and waits for them. Time is read from a :class:`Clock`: the r
 event loop, or a fake one that a test advances.
 
 APScheduler keeps the time: in production the one timer is a date job of an
-``AsyncIOScheduler`` (:class:`APSchedulerClock`), a one-off wake-up as the library
-means it, on the event loop (with a backstop on the loop's monotonic clock, since
-APScheduler's is the wall clock, which can step backwards). The rule itself is this module's, not APScheduler's
-jobs', because 3.x cannot keep it: it starts every due job with no bound on how many
-are in flight; ``max_instances=1`` drops a run that comes due during the previous one
-instead of running it right after (a first run that met a 10 s dial timeout would
-leave the domain a whole interval without a result); the stock interval trigger's
-jitter puts fire times off any grid; and a job per name makes a wake-up per name.
-Keeping the rule on top of per-name jobs took a custom trigger, listeners feeding
-bookkeeping beside it, and its logger silenced; here a heap of due times keeps the
-rule directly, and a test's fake clock stands in for APScheduler and the loop.
+``AsyncIOScheduler`` (:class:`APSchedulerClock`), a one-off wake-up as the library means
+it, on the event loop (with a backstop on the loop's monotonic clock, since
+APScheduler's is the wall clock, which can step backwards). The rule itself is this
+module's, not APScheduler's jobs', because 3.x cannot keep it: it starts every due job
+with no bound on how many are in flight; ``max_instances=1`` drops a run that comes due
+during the previous one instead of running it right after (a first run that met a 10 s
+dial timeout would leave the domain a whole interval without a result); the stock
+interval trigger's jitter puts fire times off any grid; and a job per name makes a
+wake-up per name. Keeping the rule on top of per-name jobs took a custom trigger,
+listeners feeding bookkeeping beside it, and its logger silenced; here a heap of due
+times keeps the rule directly, and a test's fake clock stands in for APScheduler and the
+loop.
 
 :func:`guarded` wraps one validation: an exporter bug becomes a failed result with
 reason ``internal``; it raises only :class:`~exporter.resources.ExporterResourceError`
