@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from exporter import __version__
+from exporter import __version__, gocompat
 from exporter.compose import (
     Bundle,
     build_bundle,
@@ -40,7 +40,7 @@ from exporter.discovery.manager import discover_once
 from exporter.discovery.status import StatusBook
 from exporter.endpoints import Endpoints, Routes, external_url, route_prefix, telemetry_path
 from exporter.logs import setup_logging
-from exporter.records import CertificateCheck, FallbackPolicy, Family, ValidationResult
+from exporter.records import CertificateCheck, FallbackPolicy, ValidationResult
 from exporter.report import render, resolver_warning
 from exporter.resources import ExporterResourceError, raise_nofile_limit
 from exporter.scheduler import guarded
@@ -460,12 +460,12 @@ async def _serve(
     fields = {"external_url": routes.external, "route_prefix": routes.prefix}
     log.info("routes", extra={"fields": {**fields, "telemetry_path": routes.telemetry}})
     for bound_host, bound_port in server.addresses:
-        shown = f"[{bound_host}]" if Family.of(bound_host) is Family.IPV6 else bound_host
-        log.info("listening", extra={"fields": {"address": f"{scheme}://{shown}:{bound_port}/"}})
+        shown = gocompat.join_host_port(bound_host, bound_port)
+        log.info("listening", extra={"fields": {"address": f"{scheme}://{shown}/"}})
     if showcase is not None:
         bound_host, bound_port = server.addresses[0]
-        shown = f"[{bound_host}]" if Family.of(bound_host) is Family.IPV6 else bound_host
-        base = f"{scheme}://{shown}:{bound_port}" + routes.prefix.rstrip("/")
+        base = f"{scheme}://{gocompat.join_host_port(bound_host, bound_port)}"
+        base += routes.prefix.rstrip("/")
         print(
             f"\nacme-http01-exporter demo: {len(SHOWCASE)} showcase domains on a loopback lab",
             file=sys.stderr,

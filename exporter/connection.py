@@ -30,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import functools
 import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Generator
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import h11
 
@@ -128,13 +129,19 @@ def _openssl_ctrl(ctx: ssl.SSLContext, command: int, value: str) -> bool:
 
     CPython's context object holds its ``SSL_CTX *`` right after the object header.
     """
+    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    return bool(_ssl_ctx_ctrl()(pointer, command, 0, value.encode("ascii")))
+
+
+@functools.cache
+def _ssl_ctx_ctrl() -> Any:
+    """OpenSSL's ``SSL_CTX_ctrl``, from the library ``_ssl`` is linked with."""
     import _ssl
 
     ctrl = ctypes.CDLL(_ssl.__file__).SSL_CTX_ctrl
     ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
     ctrl.restype = ctypes.c_long
-    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
-    return bool(ctrl(pointer, command, 0, value.encode("ascii")))
+    return ctrl
 
 
 def _is_reset(exc: OSError) -> bool:

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from exporter import gocompat
 from exporter.config import Config, FileSource, Sources, parse
 from exporter.lab import servers as L
 from exporter.lab.tls import lab_ssl_context
-from exporter.records import Family
 
 __all__ = ["SHOWCASE", "Showcase", "ShowcaseDomain", "start_showcase"]
 
@@ -242,7 +242,7 @@ def lab_config(lab: L.Lab, domains: list[Any], **overrides: Any) -> dict[str, An
         if endpoint is None:
             return None
         host, port = endpoint
-        return f"[{host}]:{port}" if Family.of(host) is Family.IPV6 else f"{host}:{port}"
+        return gocompat.join_host_port(host, port)
 
     document: dict[str, Any] = {
         "interval": "30s",
