@@ -342,7 +342,9 @@ def test_every_value_is_escaped(demo: ExporterProcess) -> None:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProcess]:
     """10,000 domains: the showcase's 13 (some pass) and names the lab's DNS answers
     NXDOMAIN for (fast failures), validated once (a long interval). CAA and certificate
-    reading are off: the page is under test here, not the lab DNS server's speed."""
+    reading are off: the page is under test here, not the lab DNS server's speed. The
+    timeouts are generous so that a busy machine does not turn a showcase domain's pass
+    into a timeout; the NXDOMAIN names fail at once whatever they are."""
     tool("chromium", "chromium")
     directory = tmp_path_factory.mktemp("fleet")
     lab = LabProcess(directory)
@@ -353,7 +355,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProcess]
             interval="1h",
             jitter="2s",
             concurrency=300,
-            timeouts={"dial": "1s", "validation": "4s"},
+            timeouts={"dial": "3s", "validation": "20s"},
             caa={"enabled": False},
             certificates={"enabled": False},
             domains=domains,
@@ -375,7 +377,12 @@ def test_fleet_first_page_paging_and_filters(fleet: ExporterProcess) -> None:
     total = counts(page)
     assert total["all"] == FLEET and total["pending"] == 0
     assert total["failing"] + total["warning"] + total["ok"] == FLEET
-    assert total["warning"] >= 3 and total["ok"] + total["warning"] >= 5
+    # The counts are the stored results' (the same function decides a warning), and both
+    # kinds of pass are there, so the order of the last page below says something.
+    stored = [json.loads(fleet.request(f"/domains/{d.name}")[1]) for d in SHOWCASE]
+    passed = [doc for doc in stored if doc["problem"] is None and doc["success"]]
+    assert total["warning"] == sum(1 for doc in passed if doc["warnings"]) >= 1
+    assert total["ok"] == sum(1 for doc in passed if not doc["warnings"]) >= 1
     assert len(page.rows) == PAGE_SIZE
     pages = -(-FLEET // PAGE_SIZE)
     assert page.where == f"page 1 of {pages} · rows 1–{PAGE_SIZE} of {FLEET:,}"
