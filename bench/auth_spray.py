@@ -41,7 +41,8 @@ from pathlib import Path
 import bcrypt
 import yaml
 
-from bench.run import EXPORTER_CORE, LAB_CORE, PY, ROOT, cpu_seconds, free_port, quantile, stop
+from bench.run import EXPORTER_CORE, LAB_CORE, PY, ROOT, cpu_seconds, quantile, stop
+from exporter.lab.ports import free_port
 
 USER = "prometheus"
 TIMEOUT = 30.0

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.run import free_port
+from exporter.lab.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

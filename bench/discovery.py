@@ -55,7 +55,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.run import free_port
+from exporter.lab.ports import free_port
 from tests.kubeobjects import acme_cluster_issuer
 
 ROOT = Path(__file__).resolve().parents[1]

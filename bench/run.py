@@ -31,7 +31,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.profile import summarise
+from exporter.lab.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -63,12 +63,6 @@ EXTRA_ARGS: list[str] = []
 
 
 # ------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

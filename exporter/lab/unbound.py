@@ -22,7 +22,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -34,8 +33,9 @@ import dns.exception
 import dns.message
 
 from exporter.lab.dnssec import Hierarchy
+from exporter.lab.ports import free_port
 
-__all__ = ["Unbound", "UnboundNotFound", "find_unbound", "free_port", "render_config"]
+__all__ = ["Unbound", "UnboundNotFound", "find_unbound", "render_config"]
 
 #: Unbound answers these itself (RFC 6761, 6762, 7686, 8375) unless told ``nodefault``.
 _DEFAULT_LOCAL_ZONES = ("localhost.", "test.", "invalid.", "onion.", "home.arpa.")
@@ -56,21 +56,6 @@ def find_unbound() -> str:
         "the unbound binary is not installed (Debian: apt-get install unbound; "
         "scripts/test.sh installs it when run as root)"
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on ``host`` right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise OSError(f"no free port on {host}")
 
 
 def render_config(
@@ -161,6 +146,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+#: Starts tried, each on a new port, when the port was taken between pick and bind.
+_BIND_ATTEMPTS = 3
+
+
+class _PortTaken(Exception):
+    """Unbound could not bind its port: another process took it after the pick."""
+
+
 class Unbound:
     """``unbound -d`` for a started :class:`~exporter.lab.dnssec.Hierarchy`.
 
@@ -233,6 +226,23 @@ class Unbound:
             self._temporary = tempfile.mkdtemp(prefix="lab-unbound-")
             self._directory = Path(self._temporary)
         self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            for attempt in range(1, _BIND_ATTEMPTS + 1):
+                try:
+                    await self._start_once(timeout)
+                    return
+                except _PortTaken:
+                    if attempt == _BIND_ATTEMPTS:
+                        raise RuntimeError(
+                            f"unbound found its port taken {attempt} times "
+                            f"(last {self.host}:{self.port}):\n{self.log()}"
+                        ) from None
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_once(self, timeout: float) -> None:
+        """One start on a newly picked port; the process is ended again if it fails."""
         self.port = free_port(self.host)
         self.config_path.write_text(self.config())
         started = time.perf_counter()
@@ -250,7 +260,7 @@ class Unbound:
         try:
             await self._wait_ready(started + timeout)
         except BaseException:
-            await self.stop()
+            await self._end_process()
             raise
         self.start_seconds = time.perf_counter() - started
 
@@ -259,6 +269,8 @@ class Unbound:
         probe = dns.message.make_query("localhost.", "A")
         while True:
             if self.process.returncode is not None:
+                if "could not open ports" in self.log():
+                    raise _PortTaken
                 raise RuntimeError(
                     f"unbound exited with status {self.process.returncode}:\n{self.log()}"
                 )
@@ -273,6 +285,13 @@ class Unbound:
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL after 5 s; always reaped. Removes a temporary directory."""
+        await self._end_process()
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary = None
+            self._directory = None
+
+    async def _end_process(self) -> None:
         process, self.process = self.process, None
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -283,10 +302,6 @@ class Unbound:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-        if self._temporary is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
-            self._temporary = None
-            self._directory = None
 
     async def __aenter__(self) -> Unbound:
         await self.start()

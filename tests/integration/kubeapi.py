@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.lab.ports import free_port
 from tests.conftest import ROOT
-from tests.integration.procs import free_port
 
 SCRIPT = ROOT / "scripts" / "kube-servers.sh"
 # The cold build of kube-apiserver takes about 5 minutes on 2 cores; a slow machine, more.

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.lab.ports import free_port
 from tests.conftest import ROOT, subprocess_env
 
 EXE = [sys.executable, "-m", "exporter"]
@@ -199,13 +199,6 @@ def tool(name: str, package: str = "prometheus") -> str:
             pytest.fail(f"{name} is required in CI (Debian package {package})")
         pytest.skip(f"{name} not installed")
     return path
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for a server a test starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_prometheus(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:

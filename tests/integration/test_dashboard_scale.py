@@ -34,8 +34,9 @@ from typing import Any, TextIO
 
 import pytest
 
+from exporter.lab.ports import free_port
 from tests.conftest import ROOT
-from tests.integration.procs import free_port, tool, wait_for
+from tests.integration.procs import tool, wait_for
 
 DASHBOARD = ROOT / "grafana" / "dashboard.json"
 DOMAINS = 10_000

@@ -972,7 +972,7 @@ def test_chart_unbound_conf_runs_in_a_real_unbound() -> None:
     unbound = required("unbound", Path("/usr/sbin/unbound"))
     if not Path("/usr/share/dns/root.key").is_file() and not os.environ.get("CI"):
         pytest.skip("dns-root-data not installed (run scripts/test.sh)")
-    from exporter.lab.unbound import free_port
+    from exporter.lab.ports import free_port
 
     as_pod_user: list[str] = []
     if os.geteuid() == 0 and shutil.which("setpriv"):

@@ -34,6 +34,7 @@ from exporter.compose import build_validator
 from exporter.config import parse
 from exporter.lab import servers as L
 from exporter.lab.dnssec import Hierarchy, LabZone
+from exporter.lab.ports import free_port
 from exporter.lab.showcase import lab_config
 from exporter.lab.unbound import Unbound, UnboundNotFound, find_unbound, render_config
 from exporter.records import Family, Reason, ValidationResult
@@ -465,3 +466,46 @@ async def test_everything_stays_on_loopback_and_stops(signed: Signed) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not directory.exists()
+
+
+async def test_a_port_taken_after_the_pick_is_picked_again(
+    signed: Signed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the pick of a port and Unbound's bind another process may take it; the start
+    then tries again on a new port instead of failing the test that needed a resolver."""
+    signed.zone("signed.com.").a("www", "192.0.2.1")
+    await signed.dns.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        held = int(taken.getsockname()[1])
+        picks: list[int] = []
+
+        def pick(host: str = "127.0.0.1") -> int:
+            picks.append(held if not picks else free_port(host))
+            return picks[-1]
+
+        monkeypatch.setattr("exporter.lab.unbound.free_port", pick)
+        signed.unbound = Unbound(signed.dns)
+        await signed.unbound.start()
+        assert len(picks) == 2 and signed.unbound.port == picks[1] != held
+        assert "could not open ports" not in signed.unbound.log()
+        response = await query(signed.unbound.address, "www.signed.com.", "A")
+        assert response.rcode() == dns.rcode.NOERROR
+
+
+async def test_a_port_always_taken_fails_with_unbound_s_words(
+    signed: Signed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await signed.dns.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        held = int(taken.getsockname()[1])
+        monkeypatch.setattr("exporter.lab.unbound.free_port", lambda host="127.0.0.1": held)
+        signed.unbound = Unbound(signed.dns)
+        with pytest.raises(RuntimeError, match="port taken 3 times") as raised:
+            await signed.unbound.start()
+    assert f"(last 127.0.0.1:{held})" in str(raised.value)
+    assert "fatal error: could not open ports" in str(raised.value)
+    assert signed.unbound.process is None
+    with pytest.raises(RuntimeError, match="not started"):
+        signed.unbound.directory.exists()  # the temporary directory is gone
