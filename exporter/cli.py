@@ -202,7 +202,11 @@ async def _lab(args: argparse.Namespace) -> int:
     showcase = await start_showcase()
     try:
         document = showcase.config.model_dump(mode="json", exclude_defaults=True)
-        Path(args.write_config).write_text(yaml.safe_dump(document, sort_keys=False))
+        # Whole or not at all: a reader polling for the file never sees it half written.
+        target = Path(args.write_config)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(yaml.safe_dump(document, sort_keys=False))
+        partial.replace(target)
         print(f"lab DNS on {showcase.lab.dns.host}:{showcase.lab.dns.port}")
         print(f"config written to {args.write_config}; showcase domains:")
         for domain in SHOWCASE:
@@ -443,6 +447,15 @@ async def _serve(
         registry=exporter.registry,
     )
     scheme = "https" if web_config is not None and web_config.ssl_context else "http"
+    # The handlers come before the listening socket: a SIGTERM or a SIGHUP sent as soon
+    # as the address is logged must not meet the default action (the process's end). A
+    # SIGHUP before the exporter has started is kept and served once it has.
+    stop = asyncio.Event()
+    early_reload: list[bool] = []
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, early_reload.append, True)
     try:
         await server.start()
     except OSError as exc:
@@ -451,6 +464,10 @@ async def _serve(
             await showcase.stop()
         return 1
     await exporter.start(auto_reload_interval=args.auto_reload_interval)
+    # A SIGHUP while a reload waits to start joins it (exporter.request_reload).
+    loop.add_signal_handler(signal.SIGHUP, exporter.request_reload)
+    if early_reload:
+        exporter.request_reload()
     # What exists now (modules, the config, the schedule) lives as long as the process:
     # moved out of the cyclic collector's sight, full collections scan only what the
     # validations made since.
@@ -477,12 +494,6 @@ async def _serve(
             f"     {base}/domains/aaaa-timeout-https.example.com\n",
             file=sys.stderr,
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    # A SIGHUP while a reload waits to start joins it (exporter.request_reload).
-    loop.add_signal_handler(signal.SIGHUP, exporter.request_reload)
     await stop.wait()
     log.info("shutting down")
     await server.stop()
