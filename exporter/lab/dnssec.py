@@ -715,6 +715,7 @@ class _UDP(asyncio.DatagramProtocol):
             query = dns.message.from_wire(data)
         except dns.exception.DNSException:
             return
+        self.server.source_ports.append(addr[1])
         response = self.server.respond(query, addr[0], "udp")
         limit = max(512, query.payload if query.edns >= 0 else 512)
         try:
@@ -736,6 +737,8 @@ class AuthServer:
         self.port = 0
         #: (client address, "udp" or "tcp", question) per query received.
         self.queries: list[tuple[str, str, str]] = []
+        #: The client's source port per query received (UDP and TCP).
+        self.source_ports: list[int] = []
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
 
@@ -753,7 +756,9 @@ class AuthServer:
         )
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client = str(writer.get_extra_info("peername")[0])
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0])
+        self.source_ports.append(int(peer[1]))
         await serve_dns_over_tcp(reader, writer, lambda query: self.respond(query, client, "tcp"))
 
     async def stop(self) -> None:
@@ -824,6 +829,11 @@ class Hierarchy:
     def queries(self) -> list[tuple[str, str, str]]:
         """Every query any server received: (client address, transport, question)."""
         return [query for server in self.servers for query in server.queries]
+
+    @property
+    def source_ports(self) -> list[int]:
+        """The source port of every query any server received."""
+        return [port for server in self.servers for port in server.source_ports]
 
     async def start(self) -> None:
         if self.servers:

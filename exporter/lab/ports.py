@@ -5,7 +5,8 @@ Between the pick and the child's bind the port is free for anyone; a port from t
 ephemeral range (``net.ipv4.ip_local_port_range``) can be taken meanwhile by any
 outgoing connection or ``bind(0)`` on the machine (a resolver query, a lab server), and
 the child then dies with "address already in use". Below that range only an explicit
-bind takes a port, so the pick is random among those and checked free for TCP and UDP.
+bind takes a port, so the pick is random among those and checked free for TCP and UDP
+(the lab's Unbound, which binds a random source port per query, is kept out of them).
 Where the range leaves fewer than :data:`MINIMUM_SPAN` ports below it, the kernel's own
 ``bind(0)`` pick is used instead. Servers the lab binds in this process keep ``bind(0)``:
 they hold their socket from the start, so nothing can take their port.

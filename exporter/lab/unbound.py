@@ -33,7 +33,7 @@ import dns.exception
 import dns.message
 
 from exporter.lab.dnssec import Hierarchy
-from exporter.lab.ports import free_port
+from exporter.lab.ports import ephemeral_range, free_port
 
 __all__ = ["Unbound", "UnboundNotFound", "find_unbound", "render_config"]
 
@@ -114,6 +114,10 @@ def render_config(
         "neg-cache-size: 1m",
         "infra-cache-numhosts: 1000",
         "outgoing-range: 256",
+        # No outgoing query from below the ephemeral range: the ports there are where
+        # exporter.lab.ports picks ports for child processes, and a query's random source
+        # port must not take one between the pick and the child's bind.
+        f"outgoing-port-avoid: 0-{ephemeral_range()[0] - 1}",
         "num-queries-per-thread: 128",
         *[f'local-zone: "{zone}" nodefault' for zone in nodefault],
         *extra,
