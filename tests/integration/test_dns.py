@@ -44,9 +44,9 @@ async def test_servfail(lab: L.Lab) -> None:
 async def test_no_answer_times_out(lab: L.Lab) -> None:
     lab.zone.add("drop.example.com", a=["192.0.2.1"], drop={"A"})
     started = time.monotonic()
-    answer = await resolver(lab, timeout=0.5).lookup("drop.example.com", Family.IPV4)
+    answer = await resolver(lab, timeout=1.0).lookup("drop.example.com", Family.IPV4)
     assert answer == DnsAnswer(Family.IPV4, failure=DnsFailure(DnsFailureKind.TIMEOUT))
-    assert time.monotonic() - started < 1.5
+    assert 0.9 <= time.monotonic() - started < 3.5  # the timeout, once
 
 
 async def test_cname_chain_is_followed(lab: L.Lab) -> None:

@@ -133,13 +133,13 @@ async def test_101_to_a_server_that_keeps_the_connection_open(lab: L.Lab) -> Non
         await asyncio.sleep(5)
 
     v4 = await site(lab, NAME, L.raw(run))
-    result = await validate(lab, NAME, budget=2.0)
+    result = await validate(lab, NAME, budget=10.0)
     assert problem(result) == (
         ProblemType.UNAUTHORIZED,
         Reason.BAD_STATUS,
         f"{v4}: Invalid response from {url(NAME)}: 101",
     )
-    assert result.duration_seconds < 1.5
+    assert result.duration_seconds < 4.0  # not the 5 s the server holds it, nor the budget
 
 
 @pytest.mark.parametrize(
