@@ -2,8 +2,10 @@
 
 Every case runs a real server on loopback that misbehaves in one way, next to a healthy
 domain validated at the same time, and asserts: the verdict and reason Let's Encrypt
-would give, the time taken (under the validation deadline plus a small slack), bounded
-memory, and that the healthy domain was not slowed down.
+would give, the time taken (at the one timer the case is about, or long before any
+timer), the CPU spent, bounded memory, and that the healthy domain was not slowed down.
+Times are allowed the lateness this process saw meanwhile; CPU time is not, it does not
+grow on a busy machine.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import resource
 import socket
 import struct
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -27,8 +31,17 @@ from exporter.lab import servers as L
 from exporter.records import ProblemType, Reason, ValidationResult
 from tests.integration.lab_validation import KA, TOKEN, site, validator
 
-BUDGET = 1.5  # the validation deadline used here
-SLACK = 0.75
+BUDGET = 1.5  # the validation deadline of the cases that end at it
+SLACK = 0.75  # what ending there may add: the verdict, the healthy domain's answer
+#: The timers of every other case, each ruled out by ending long before it: a case that
+#: waited for a dial, a TLS handshake, a DNS query or the validation's deadline would take
+#: 10 s at least.
+PATIENT: dict[str, float] = {"dial": 10.0, "tls": 10.0, "resolver_timeout": 10.0, "budget": 20.0}
+EARLY = 5.0  # seconds: half the shortest of those timers
+#: Seconds of CPU this process may spend on a case, both validations and the lab's
+#: servers included (a few hundredths normally; decoding a bomb, reading a body or headers
+#: without limit, or a parser that rescans what it has, cost far more on any machine).
+CPU = 0.5
 
 Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -37,25 +50,73 @@ def max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def judge(
-    lab: L.Lab, name: str, **settings: Any
-) -> tuple[ValidationResult, float, ValidationResult]:
-    """Validate ``name`` next to a healthy domain; returns (result, seconds, healthy result)."""
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One case's validation, next to a healthy domain's."""
+
+    result: ValidationResult
+    elapsed: float  # seconds, until both had their verdict
+    cpu: float  # seconds of this process's CPU meanwhile
+    #: how late this process was scheduled meanwhile: the worst lateness of a thread's
+    #: 10 ms sleeps. A busy machine delays it; Python work on the event loop does not
+    #: (the thread takes the GIL at the next switch interval), but one long call holding
+    #: the GIL does (copying a gigabyte): what that hides here, the CPU bound catches.
+    lag: float
+
+    def ended_early(self) -> None:
+        """It waited for no timer (each is 10 s at least) and burnt no CPU."""
+        assert self.elapsed < EARLY, self
+        assert self.cpu < CPU, self
+
+    def ended_at(self, deadline: float) -> None:
+        """It ended at ``deadline``, no sooner and no later than the slack and the
+        machine's lateness allow, and burnt no CPU meanwhile."""
+        assert deadline - 0.1 < self.elapsed < deadline + SLACK + self.lag, self
+        assert self.cpu < CPU, self
+
+
+@contextlib.contextmanager
+def thread_lateness() -> Iterator[Callable[[], float]]:
+    """A thread sleeping 10 ms at a time; gives its worst lateness so far."""
+    worst = [0.0]
+    stop = threading.Event()
+
+    def tick() -> None:
+        while True:
+            due = time.monotonic() + 0.01
+            if stop.wait(0.01):
+                return
+            worst[0] = max(worst[0], time.monotonic() - due)
+
+    ticker = threading.Thread(target=tick, name="lateness", daemon=True)
+    ticker.start()
+    try:
+        yield lambda: worst[0]
+    finally:
+        stop.set()
+        ticker.join()
+
+
+async def judge(lab: L.Lab, name: str, **settings: Any) -> Run:
+    """Validate ``name`` next to a healthy domain, with the :data:`PATIENT` timers unless
+    ``settings`` say otherwise; the healthy domain must pass, and as fast as alone."""
     healthy = await lab.host(4, L.serve(), L.serve())
     lab.zone.add("healthy.example.net", a=[healthy])
-    v = validator(lab, dial=1.0, budget=BUDGET, **settings)
-    started = time.monotonic()
+    v = validator(lab, **{**PATIENT, **settings})
 
     async def timed_healthy() -> ValidationResult:
         await asyncio.sleep(0.2)  # while the hostile one is in flight
         return await v.validate("healthy.example.net", token=TOKEN, key_authorization=KA)
 
-    result, good = await asyncio.gather(
-        v.validate(name, token=TOKEN, key_authorization=KA), timed_healthy()
-    )
-    elapsed = time.monotonic() - started
-    assert good.success and good.duration_seconds < 0.5, good
-    return result, elapsed, good
+    gc.collect()  # what earlier tests left is not collected within the measure
+    with thread_lateness() as lag:
+        started, cpu = time.monotonic(), time.process_time()
+        result, good = await asyncio.gather(
+            v.validate(name, token=TOKEN, key_authorization=KA), timed_healthy()
+        )
+        run = Run(result, time.monotonic() - started, time.process_time() - cpu, lag())
+    assert good.success and good.duration_seconds < 0.5 + run.lag, (good, run)
+    return run
 
 
 def reason(result: ValidationResult) -> tuple[ProblemType, Reason] | None:
@@ -152,35 +213,38 @@ async def test_trickling_headers_stop_at_the_deadline(lab: L.Lab) -> None:
     address = await site(
         lab, "slow.example.com", L.raw(trickle(b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"))
     )
-    result, elapsed, _ = await judge(lab, "slow.example.com")
+    run = await judge(lab, "slow.example.com", budget=BUDGET)
+    result = run.result
     assert reason(result) == (ProblemType.CONNECTION, Reason.READ_TIMEOUT)
     assert result.problem is not None and result.problem.detail == (
         f"{address}: Fetching http://slow.example.com/.well-known/acme-challenge/{TOKEN}: "
         "Timeout after connect (your server may be slow or overloaded)"
     )
-    assert BUDGET - 0.1 < elapsed < BUDGET + SLACK
+    run.ended_at(BUDGET)
 
 
 async def test_trickling_body_stops_at_the_deadline(lab: L.Lab) -> None:
     address = await site(
         lab, "slowbody.example.com", L.raw(trickle(HEAD_200 + b"Content-Length: 100\r\n\r\n", b"x"))
     )
-    result, elapsed, _ = await judge(lab, "slowbody.example.com")
+    run = await judge(lab, "slowbody.example.com", budget=BUDGET)
+    result = run.result
     assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_READ_ERROR)
     assert result.problem is not None and result.problem.detail == (
         f"{address}: Error reading HTTP response body: context deadline exceeded"
     )
-    assert elapsed < BUDGET + SLACK
+    run.ended_at(BUDGET)
 
 
 async def test_endless_headers_are_cut_off(lab: L.Lab) -> None:
     before = max_rss_mib()
     await site(lab, "headers.example.com", L.raw(endless_headers()))
-    result, elapsed, _ = await judge(lab, "headers.example.com")
+    run = await judge(lab, "headers.example.com")
+    result = run.result
     assert reason(result) == (ProblemType.CONNECTION, Reason.PROTOCOL_ERROR)
     assert result.problem is not None
     assert result.problem.detail.endswith("Error getting validation data")
-    assert elapsed < BUDGET + SLACK
+    run.ended_early()
     assert max_rss_mib() - before < 50
 
 
@@ -188,13 +252,14 @@ async def test_endless_headers_are_cut_off(lab: L.Lab) -> None:
 async def test_huge_bodies_are_read_128_bytes_at_most(lab: L.Lab, chunked: bool) -> None:
     before = max_rss_mib()
     address = await site(lab, "huge.example.com", L.raw(huge_body(chunked)))
-    result, elapsed, _ = await judge(lab, "huge.example.com")
+    run = await judge(lab, "huge.example.com")
+    result = run.result
     assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_TOO_LARGE)
     assert result.problem is not None and result.problem.detail == (
         f"{address}: Invalid response from http://huge.example.com/.well-known/acme-challenge/"
         f'{TOKEN}: "' + "z" * 128 + '"'
     )
-    assert elapsed < 1.0
+    run.ended_early()
     assert max_rss_mib() - before < 50
 
 
@@ -207,10 +272,11 @@ async def test_gzip_bomb_is_decoded_128_bytes_at_most(lab: L.Lab) -> None:
     header = HEAD_200 + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
     before = max_rss_mib()
     await site(lab, "bomb.example.com", L.raw(reply(header + bomb)))
-    result, elapsed, _ = await judge(lab, "bomb.example.com")
+    run = await judge(lab, "bomb.example.com")
+    result = run.result
     assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_TOO_LARGE)
     assert max_rss_mib() - before < 50
-    assert elapsed < 1.0
+    run.ended_early()
 
 
 @pytest.mark.parametrize(
@@ -232,7 +298,8 @@ async def test_gzip_bomb_is_decoded_128_bytes_at_most(lab: L.Lab) -> None:
 )
 async def test_malformed_responses(lab: L.Lab, data: bytes, expected: tuple[Any, Any]) -> None:
     address = await site(lab, "malformed.example.com", L.raw(reply(data)))
-    result, elapsed, _ = await judge(lab, "malformed.example.com")
+    run = await judge(lab, "malformed.example.com")
+    result = run.result
     assert reason(result) == expected
     url = f"http://malformed.example.com/.well-known/acme-challenge/{TOKEN}"
     message = {
@@ -241,17 +308,18 @@ async def test_malformed_responses(lab: L.Lab, data: bytes, expected: tuple[Any,
         Reason.BAD_STATUS: f"Invalid response from {url}: 301",
     }[expected[1]]
     assert result.problem is not None and result.problem.detail == f"{address}: {message}"
-    assert elapsed < 1.0
+    run.ended_early()
 
 
 async def test_reset_mid_headers(lab: L.Lab) -> None:
     await site(lab, "reset.example.com", L.raw(reply(b"HTTP/1.1 200 OK\r\nX-A", "reset")))
-    result, elapsed, _ = await judge(lab, "reset.example.com")
+    run = await judge(lab, "reset.example.com")
+    result = run.result
     # Part of the head had arrived: Go's client reports a broken response, not the reset.
     assert reason(result) == (ProblemType.CONNECTION, Reason.PROTOCOL_ERROR)
     assert result.problem is not None
     assert result.problem.detail.endswith(": Error getting validation data")
-    assert elapsed < 1.0
+    run.ended_early()
 
 
 async def test_reset_mid_body(lab: L.Lab) -> None:
@@ -260,38 +328,42 @@ async def test_reset_mid_body(lab: L.Lab) -> None:
         "resetbody.example.com",
         L.raw(reply(HEAD_200 + b"Content-Length: 100\r\n\r\nabc", "reset")),
     )
-    result, elapsed, _ = await judge(lab, "resetbody.example.com")
+    run = await judge(lab, "resetbody.example.com")
+    result = run.result
     assert reason(result) == (ProblemType.UNAUTHORIZED, Reason.BODY_READ_ERROR)
     assert result.problem is not None
     assert result.problem.detail.startswith(f"{address}: Error reading HTTP response body: ")
-    assert elapsed < 1.0
+    run.ended_early()
 
 
 async def test_tls_server_sending_garbage(lab: L.Lab) -> None:
     await site(
         lab, "garbage.example.com", L.redirect("https://{host}{path}"), L.raw(garbage_then_hang())
     )
-    result, elapsed, _ = await judge(lab, "garbage.example.com")
+    run = await judge(lab, "garbage.example.com")
+    result = run.result
     assert reason(result) == (ProblemType.CONNECTION, Reason.TLS_ERROR)
     assert result.failed_hop == 1
-    assert elapsed < 1.0
+    run.ended_early()
 
 
 async def test_tls_handshake_stalled_past_the_deadline(lab: L.Lab) -> None:
     await site(lab, "stall.example.com", L.redirect("https://{host}{path}"), L.raw(stall()))
-    result, elapsed, _ = await judge(lab, "stall.example.com")
+    run = await judge(lab, "stall.example.com", budget=BUDGET)
+    result = run.result
     assert reason(result) == (ProblemType.CONNECTION, Reason.READ_TIMEOUT)
-    assert BUDGET - 0.1 < elapsed < BUDGET + SLACK
+    run.ended_at(BUDGET)
 
 
 async def test_tls_handshake_timeout(lab: L.Lab) -> None:
     await site(lab, "stall.example.com", L.redirect("https://{host}{path}"), L.raw(stall()))
-    result, elapsed, _ = await judge(lab, "stall.example.com", tls=0.5)
+    run = await judge(lab, "stall.example.com", tls=1.0)
+    result = run.result
     assert reason(result) == (ProblemType.CONNECTION, Reason.TLS_HANDSHAKE_TIMEOUT)
     assert result.problem is not None and result.problem.detail.endswith(
         "Timeout after connect (your server may be slow or overloaded)"
     )
-    assert elapsed < 1.2
+    run.ended_at(1.0)  # the handshake's timeout, not the validation's deadline
 
 
 # ----------------------------------------------------------------------- Location
@@ -319,9 +391,10 @@ async def test_hostile_locations(lab: L.Lab, location: str, expected: Any) -> No
         return L.Reply(200, KA.encode())
 
     await site(lab, "loc.example.com", handler)
-    result, elapsed, _ = await judge(lab, "loc.example.com")
+    run = await judge(lab, "loc.example.com")
+    result = run.result
     assert reason(result) == expected, result.problem
-    assert elapsed < 1.0
+    run.ended_early()
 
 
 async def test_redirect_chain_changing_scheme_and_host_on_every_hop(lab: L.Lab) -> None:
@@ -338,14 +411,15 @@ async def test_redirect_chain_changing_scheme_and_host_on_every_hop(lab: L.Lab) 
     lab.zone.add("h0.example.org", a=[address])
     for i in range(1, hops + 1):
         lab.zone.add(f"h{i}.example.org", a=[address])
-    result, elapsed, _ = await judge(lab, "h0.example.org")
+    run = await judge(lab, "h0.example.org")
+    result = run.result
     assert result.success, result.problem
     assert result.redirects == hops
     assert [r.hostname for r in result.records] == [f"h{i}.example.org" for i in range(hops + 1)]
     assert [r.url.split(":")[0] for r in result.records[1:]] == [
         "https" if i % 2 else "http" for i in range(1, hops + 1)
     ]
-    assert elapsed < 2.0
+    run.ended_early()
 
 
 # ------------------------------------------------------------------- fleet of slow
