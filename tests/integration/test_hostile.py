@@ -457,7 +457,7 @@ def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
 
         document = yaml.safe_load((tmp_path / "lab.yml").read_text())
         document["timeouts"] = {"dial": "1s", "validation": "2s"}
-        document["resolver"]["timeout"] = "5s"  # longer than the deadline: it must cut them
+        document["resolver"]["timeout"] = "30s"  # far longer than the deadline: it must cut them
         document["caa"] = {"enabled": False}  # this case is about the fetch's deadline
         config = parse(document)
         results, healthy_latency, elapsed, growth, lag = asyncio.run(_fleet(config, count))
@@ -480,13 +480,14 @@ def test_ten_thousand_domains_on_one_slow_server(tmp_path: Any) -> None:
     }
     assert reasons.count((ProblemType.CONNECTION, Reason.READ_TIMEOUT)) > 0
     print("outcomes:", {str(r[1]): reasons.count(r) for r in set(reasons) if r})
-    # The deadline holds: no validation outlasts it by more than the slack plus the event
-    # loop's own worst lateness meanwhile (a timer cannot fire on a loop busy elsewhere; on
-    # a 2-core machine shared with other work that lateness reached 1.5 s). A deadline not
-    # applied (to the lookups, say: their own timeout is 5 s) fails this at any lag.
+    # The deadline holds: no validation outlasts it by more than the slack plus twice the
+    # event loop's own worst lateness meanwhile (a timer cannot fire on a loop busy
+    # elsewhere, and the verdict takes further turns of that loop after it; on a 2-core
+    # machine shared with other work that lateness reached 2 s). A deadline not applied (to
+    # the lookups, say: their own timeout is 30 s) fails this at any lag seen.
     longest = max(r.duration_seconds for r in results)
     print(f"longest validation {longest:.2f} s, event loop lateness {lag:.2f} s")
-    assert longest < 2.0 + SLACK + lag
+    assert longest < 2.0 + SLACK + 2 * lag
     # How long the fleet takes and how fast the healthy domain answers measure the machine
     # (printed above; bench.run measures healthy latency beside slow domains, in one
     # sitting, against a run without them); that the healthy domain passes at all while
