@@ -1,4 +1,4 @@
-"""The dashboard at 10,000 domains: every query bounded in series and under a second.
+"""The dashboard at 10,000 domains: every query bounded in the series it returns and reads.
 
 Three hours of every per-domain series of 10,000 domains (a realistic mix: about 10 %
 failing for ten reasons, some only lately; AAAA mismatches, IPv4 fallbacks, CAA refusals, DNS
@@ -9,15 +9,19 @@ serves that TSDB on 127.0.0.1, and every query of grafana/dashboard.json (panel 
 variables) runs against it as Grafana sends it: ``$domain`` one domain, the other variables
 All (``.*``), range panels over the default 6 h. Each query must return a bounded number of
 series (the fleet is never drawn one series per domain; per-domain panels show only
-``$domain``) and answer in under a second (wall time over the HTTP API, best of 3). The
-counts the fleet panels show and the order of the two tables are checked against the
-generator's own truth. The figures are printed:
+``$domain``) and read a bounded number of samples (Prometheus' own count,
+``totalQueryableSamples`` of ``stats=all``, against what the series the panel may touch
+hold: see ``sample_budget``). That count, unlike the query's time, does not depend on how
+busy the machine is; the wall time (over the HTTP API, best of 3) is printed and bounded
+only by a backstop far above it. The counts the fleet panels show and the order of the two
+tables are checked against the generator's own truth. The figures are printed:
 
     .venv/bin/python -m pytest -q tests/integration/test_dashboard_scale.py
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
@@ -48,8 +52,9 @@ SCRAPE = 60  # seconds between samples; also the data source's scrape interval i
 INTERVAL = 300  # the exporter's validation interval
 RANGE = 6 * 3600  # the dashboard's default time range
 SCREEN_PX = 1800  # a 24-column row on a 1920 px screen: Grafana's maxDataPoints ~ width
-LIMIT = 1.0  # seconds, per query
+BACKSTOP = 10.0  # seconds, per query: the slowest takes well under one on an idle machine
 FLEET_MAX = 20  # series of a fleet query (by reason, by shard): never one per domain
+PER_DOMAIN = 4  # series of $domain a per-domain panel may return (or a selector of it read)
 DAY = 86400
 
 # (type, reason, flags): the failing kinds, each about 1 % of the fleet. Flags: hop (fails on a
@@ -376,6 +381,18 @@ def write_exporter_series(w: Writer, start: int) -> None:
             )
 
 
+def exporter_series() -> Counter[str]:
+    """The number of exporter-level series (those without a ``domain``) of each name."""
+    out = io.StringIO()
+    write_exporter_series(Writer(out, [0]), 0)  # one sample per series
+    lines = out.getvalue().splitlines()
+    return Counter(line.partition("{")[0] for line in lines if not line.startswith("#"))
+
+
+#: Series of each exporter-level name: a few per shard, never one per domain.
+EXPORTER_SERIES = exporter_series()
+
+
 # ------------------------------------------------------------------ Prometheus
 
 
@@ -503,10 +520,14 @@ def step_for(panel: dict[str, Any]) -> int:
     return max(minimum, math.ceil(RANGE / width_px))
 
 
+def rate_interval(step: int) -> int:
+    """Grafana's ``$__rate_interval``."""
+    return max(step + SCRAPE, 4 * SCRAPE)
+
+
 def substitute(expr: str, domain: str, step: int, **selected: str) -> str:
     """The variables as Grafana fills them in: All is ``.*``, a selected value is escaped."""
-    rate_interval = max(step + SCRAPE, 4 * SCRAPE)  # Grafana's $__rate_interval
-    expr = expr.replace("$__rate_interval", f"{rate_interval}s")
+    expr = expr.replace("$__rate_interval", f"{rate_interval(step)}s")
     for name in ("cluster", "job", "perspective", "instance"):
         value = selected.get(name)
         expr = expr.replace(f"${name}", ".*" if value is None else regex_escape(value))
@@ -523,6 +544,41 @@ class Measured:
     series: list[Any]  # series, or a variable's values
     seconds: float
     expr: str
+    step: int = 0  # of a range query; 0: an instant query (or a variable)
+    samples: int | None = None  # read by the query (a variable's values: not counted)
+    row: str = ""  # the title of the row the panel is in
+    reads: str = ""  # what the query may read: see sample_budget
+    budget: int = 0  # the samples it may read
+
+
+def sample_budget(m: Measured, fleet: Fleet) -> tuple[str, int]:
+    """The kind of ``m``'s panel and the samples its query may read.
+
+    At each step a selector reads one sample of each series it matches (the latest within
+    the lookback), or under ``[$__rate_interval]`` every sample of that window; any other
+    window counts as one sample, so a longer one goes over. An exporter-level selector
+    matches at most the EXPORTER_SERIES of its name. A per-domain selector matches, by the
+    panel's kind: in a per-domain panel (the ``$domain`` row), at most PER_DOMAIN series of
+    ``$domain``; in an instant fleet or table query, the current series of every domain; in a
+    fleet panel drawn over time, at most the failing domains' series, never every domain's.
+    A query that reads every domain where its kind must not (a per-domain panel without its
+    ``$domain`` filter, a fleet panel over time of every domain, a range function over the
+    fleet in a table) reads 10,000 samples per step, or a window's worth per domain, and
+    goes over.
+    """
+    steps = RANGE // m.step + 1 if m.step else 1
+    window = rate_interval(m.step or SCRAPE) // SCRAPE + 1  # both ends hold a sample
+    if "$domain" in m.row or "$domain" in m.expr:
+        kind, per_domain = "domain", PER_DOMAIN
+    elif not m.step:
+        kind, per_domain = "fleet now", DOMAINS
+    else:
+        kind, per_domain = "fleet over time", sum(1 for d in fleet.domains if d.failure is not None)
+    per_step = 0
+    selectors = re.findall(r"(acme_http01_\w+)\{[^}]*\}(\[\$__rate_interval\])?", m.expr)
+    for name, ranged in selectors:
+        per_step += EXPORTER_SERIES.get(name, per_domain) * (window if ranged else 1)
+    return kind, steps * per_step
 
 
 def chosen_domain(fleet: Fleet) -> Domain:
@@ -547,6 +603,7 @@ def measured(served: Served) -> list[Measured]:
     domain = chosen_domain(served.fleet).name
     end = served.fleet.end
     out: list[Measured] = []
+    row = ""
     for variable in board["templating"]["list"]:
         if variable["type"] != "query":
             continue
@@ -565,32 +622,43 @@ def measured(served: Served) -> list[Measured]:
         )
         out.append(Measured(f"${variable['name']}", "var", "values", data, seconds, selector))
     for panel in board["panels"]:
+        if panel["type"] == "row":
+            row = panel["title"]
         for target in panel.get("targets", []):
             step = step_for(panel)
             expr = substitute(target["expr"], domain, step)
             if target.get("instant"):
-                data, seconds = best_of_3(
-                    served.base, "/api/v1/query", {"query": expr, "time": str(end)}
-                )
-                kind = "instant"
+                params = {"query": expr, "time": str(end), "stats": "all"}
+                data, seconds = best_of_3(served.base, "/api/v1/query", params)
+                kind, step = "instant", 0
             else:
                 params = {
                     "query": expr,
                     "start": str(end - RANGE),
                     "end": str(end),
                     "step": str(step),
+                    "stats": "all",
                 }
                 data, seconds = best_of_3(served.base, "/api/v1/query_range", params)
                 kind = f"range {step}s"
-            out.append(
-                Measured(
-                    panel["title"], target["refId"], kind, data["result"], seconds, target["expr"]
-                )
+            samples = data["stats"]["samples"]["totalQueryableSamples"]
+            m = Measured(
+                panel["title"],
+                target["refId"],
+                kind,
+                data["result"],
+                seconds,
+                target["expr"],
+                step,
+                samples,
+                row,
             )
+            m.reads, m.budget = sample_budget(m, served.fleet)
+            out.append(m)
     return out
 
 
-def test_every_query_is_bounded_and_fast(
+def test_every_query_is_bounded_in_series_and_samples(
     served: Served, measured: list[Measured], capsys: pytest.CaptureFixture[str]
 ) -> None:
     domain = chosen_domain(served.fleet).name
@@ -603,12 +671,14 @@ def test_every_query_is_bounded_and_fast(
         f"{DOMAINS} domains: {live['value'][1]} series at the end, {served.samples:,} samples "
         f"({HOURS} h, every {SCRAPE} s); $domain={domain}; "
         + ", ".join(f"{k} {v:.1f} s" for k, v in served.setup_seconds.items()),
-        f"{'panel':<44} {'ref':<4} {'query':<10} {'series':>6} {'seconds':>8}",
+        f"{'panel':<44} {'ref':<4} {'query':<10} {'series':>6} {'seconds':>8} "
+        f"{'samples':>9} {'bound':>9} kind",
     ]
-    lines += [
-        f"{m.panel[:44]:<44} {m.ref:<4} {m.kind:<10} {len(m.series):>6} {m.seconds:>8.3f}"
-        for m in measured
-    ]
+    for m in measured:
+        line = f"{m.panel[:44]:<44} {m.ref:<4} {m.kind:<10} {len(m.series):>6} {m.seconds:>8.3f}"
+        if m.samples is not None:
+            line += f" {m.samples:>9} {m.budget:>9} {m.reads}"
+        lines.append(line)
     slowest = max(measured, key=lambda m: m.seconds)
     lines.append(f"slowest: {slowest.panel} {slowest.ref} {slowest.seconds:.3f} s")
     with capsys.disabled():
@@ -617,13 +687,16 @@ def test_every_query_is_bounded_and_fast(
     problems = []
     for m in measured:
         where = f"{m.panel} {m.ref}"
-        if m.seconds >= LIMIT:
+        if m.seconds >= BACKSTOP:
             problems.append(f"{where}: {m.seconds:.3f} s")
         if m.ref == "var":
             continue
+        assert m.samples is not None, where
+        if m.samples > m.budget:
+            problems.append(f"{where}: {m.samples} samples read, at most {m.budget} ({m.reads})")
         if "$domain" in m.expr:  # a per-domain panel: that domain only
             domains = {s["metric"].get("domain") for s in m.series}
-            if domains != {domain} or len(m.series) > 4:
+            if domains != {domain} or len(m.series) > PER_DOMAIN:
                 problems.append(f"{where}: {len(m.series)} series of {domains}")
             continue
         limits = [int(k) for k in re.findall(r"(?:topk|bottomk)\((\d+),", m.expr)]
