@@ -7,7 +7,7 @@ The committed JSON is what users import and what the Helm chart ships; a test fa
 when it differs from this generator's output.
 
 Built for 10,000 domains (tests/integration/test_dashboard_scale.py runs every query against
-a Prometheus holding that many and bounds the series each returns and its time):
+a Prometheus holding that many and bounds the series each returns and the samples it reads):
 
 * the fleet panels aggregate (counts, counts by reason);
 * the two tables list the worst ``TABLE_ROWS`` domains (failing first, then at risk) and the
