@@ -118,10 +118,23 @@ async def test_a_body_cut_short_is_a_body_error() -> None:
 async def test_a_peer_that_hangs_leaves_the_phase_for_the_deadline(
     sent: bytes, phase: Phase
 ) -> None:
+    # Once the peer has the whole request and the fetch is in ``phase``, the fetch stays
+    # there, running, until a deadline 0.1 s later cancels it. The deadline starts only
+    # then: a stall of this process cannot end the fetch before it gets there.
     progress = Progress()
     async with FakeDialer({(V4, 80): Peer(sent, end="hang")}) as dialer:
+
+        def there() -> bool:
+            asked = bool(dialer.dials) and b"\r\n\r\n" in dialer.dials[0].received
+            return asked and progress.phase is phase
+
+        fetching = asyncio.create_task(fetcher(dialer).fetch(U, V4, progress))
+        loop = asyncio.get_running_loop()
+        cap = loop.time() + 5
+        while not (there() or fetching.done()) and loop.time() < cap:
+            await asyncio.sleep(0.005)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(fetcher(dialer).fetch(U, V4, progress), 0.3)
+            await asyncio.wait_for(fetching, 0.1)
     assert progress.phase is phase
 
 
