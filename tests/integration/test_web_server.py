@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import logging
+import select
 import socket
 import ssl
-import threading
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +20,14 @@ from prometheus_client import CollectorRegistry
 
 from exporter.web import DEFAULT_MAX_CONNECTIONS, WebRequest, WebResponse, WebServer
 from exporter.webconfig import WebConfigWatcher, load_web_config
-from tests.integration.procs import ExporterProcess, LabProcess, write_config
+from tests.integration.procs import (
+    ExporterProcess,
+    LabProcess,
+    parse,
+    value,
+    wait_for,
+    write_config,
+)
 from tests.unit.test_resources import out_of_descriptors
 from tests.unit.test_webconfig import make_pki
 
@@ -231,29 +240,44 @@ async def test_stop_cancels_a_hung_request_after_the_grace_quietly(
 
 
 def test_sigterm_lets_a_probe_in_flight_finish(lab_process: LabProcess, tmp_path: Path) -> None:
-    """A ``/probe`` that is validating (a 4 s IPv6 dial timeout, then the IPv4 fallback)
+    """A ``/probe`` that is validating (a 5 s IPv6 dial timeout, then the IPv4 fallback)
     when the exporter gets SIGTERM still gets its answer; the exporter exits 0, quietly."""
     document = lab_process.config(
-        interval="60s", jitter="500ms", timeouts={"dial": "4s", "validation": "10s"}
+        interval="60s",
+        jitter="500ms",
+        timeouts={"dial": "5s", "validation": "10s"},
+        domains=[
+            d for d in lab_process.document["domains"] if d["name"] == "aaaa-timeout.example.com"
+        ],
     )
     exporter = ExporterProcess("--config.file", str(write_config(tmp_path / "c.yml", document)))
-    answers: list[tuple[int, str, dict[str, str]]] = []
+    assert exporter.base is not None
+    host, port = urllib.parse.urlsplit(exporter.base).netloc.rsplit(":", 1)
+    probe = http.client.HTTPConnection(host, int(port), timeout=30)
+    watch = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def open_connections() -> float | None:
+        # One kept-alive connection for these scrapes, so it counts as exactly one.
+        watch.request("GET", "/metrics")
+        return value(parse(watch.getresponse().read().decode()), "acme_http01_web_connections")
+
     try:
         exporter.wait_ready(40)
-        probe = threading.Thread(
-            target=lambda: answers.append(
-                exporter.request("/probe?target=aaaa-timeout.example.com")
-            )
-        )
-        probe.start()
-        time.sleep(1.5)  # the probe is waiting on its IPv6 dial
-        assert not answers
+        wait_for(lambda: open_connections() == 1, 10, "connections left open", exporter)
+        # The request is sent before the exporter is seen to hold its connection, so from
+        # then on only the exporter's own next steps stand between it and the validation.
+        probe.request("GET", "/probe?target=aaaa-timeout.example.com")
+        wait_for(lambda: open_connections() == 2, 10, "the probe was not accepted", exporter)
+        watch.close()
+        time.sleep(0.5)  # reading the request: a few turns of the exporter's event loop
+        assert not select.select([probe.sock], [], [], 0)[0]  # waiting on its IPv6 dial
         assert exporter.stop() == 0
-        probe.join(30)
+        answer = probe.getresponse()
+        status, body = answer.status, answer.read().decode()
     finally:
+        probe.close()
+        watch.close()
         exporter.stop()
-    assert len(answers) == 1
-    status, body, _ = answers[0]
     assert status == 200, body
     assert 'acme_http01_validation_success{domain="aaaa-timeout.example.com"} 1' in body
     assert not [line for line in exporter.raw if "Traceback" in line]
