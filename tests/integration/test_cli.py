@@ -15,7 +15,7 @@ import pytest
 from exporter.lab.showcase import SHOWCASE
 from tests.conftest import ROOT, subprocess_env
 from tests.integration.lab_validation import RESULT_KEYS
-from tests.integration.procs import ExporterProcess, run_cli
+from tests.integration.procs import ExporterProcess, run_cli, wait_for
 
 EXE = [sys.executable, "-m", "exporter"]
 
@@ -220,7 +220,16 @@ def test_web_max_connections_flag_caps_the_served_exporter(tmp_path: Path) -> No
         for sock in held:
             sock.close()
         held.clear()
-        time.sleep(0.5)
+
+        def slot_free() -> bool:
+            # Until the exporter has seen the three closes, a request is refused: a 503,
+            # or a reset when its bytes arrive after the refused socket was closed.
+            try:
+                return exporter.request("/metrics")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(slot_free, 10, "the closed connections' slots were not freed", exporter)
         _, samples = exporter.scrape()
         assert samples[("acme_http01_web_connections_refused_total", frozenset())] >= 1
     finally:
