@@ -429,24 +429,35 @@ def test_fleet_first_page_paging_and_filters(fleet: ExporterProcess) -> None:
     assert clamped.where.startswith(f"page {pages} of {pages}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_fleet_page_is_fast(fleet: ExporterProcess) -> None:
     """Only the page shown is rendered: the server's time and the bytes stay small at
-    10,000 domains, and the browser renders it about as fast as the 13-domain demo's."""
+    10,000 domains, and the browser renders it about as fast as the 13-domain demo's.
+    The server's time is its CPU time, which a busy machine does not stretch."""
     server = []
+    cpu_before = cpu_seconds(fleet.proc.pid)
     for _ in range(20):
         started = time.perf_counter()
         status, body, _ = fleet.request("/")
         server.append(time.perf_counter() - started)
         assert status == 200
+    cpu = (cpu_seconds(fleet.proc.pid) - cpu_before) / len(server)
     size = len(body.encode())
     browser_times = [rendered(fleet, "/")[1] for _ in range(3)]
     served = statistics.median(server)
     shown = statistics.median(browser_times)
     print(
-        f"\n10,000 domains, GET /: median {served * 1000:.1f} ms, {size / 1024:.0f} KiB; "
+        f"\n10,000 domains, GET /: median {served * 1000:.1f} ms, "
+        f"{cpu * 1000:.1f} ms of CPU, {size / 1024:.0f} KiB; "
         f"chromium --dump-dom: median {shown:.2f} s "
         f"(of {', '.join(f'{t:.2f}' for t in browser_times)})"
     )
     assert size < 250_000  # a page of 100 domains (10,000 rows were 9.7 MB)
-    assert served < 0.5
+    assert cpu < 0.5
+    assert served < 2.0  # and no wait of its own
     assert shown < 20  # a browser start included; 10,000 rows took about 6.5 s
