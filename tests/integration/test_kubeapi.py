@@ -158,8 +158,9 @@ def test_compaction_makes_a_watch_from_an_old_resource_version_gone(kube_api: Ku
     for name in ("a", "b", "c"):
         kube_api.apply(ingress(ns, name, f"{name}.example"))
 
-    # Before: the watch from the old resourceVersion replays what happened since.
-    status, events = kube_api.watch(path, old, timeout=2)
+    # Before: the watch from the old resourceVersion replays what happened since. The
+    # replay comes at once; the watch lasts its timeout, long enough for a busy server.
+    status, events = kube_api.watch(path, old, timeout=5)
     assert not is_gone(status, events), events
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
         ("ADDED", "a"),
@@ -174,7 +175,7 @@ def test_compaction_makes_a_watch_from_an_old_resource_version_gone(kube_api: Ku
     assert is_gone(status, events), (status, events)
     # A watch from the current revision is fine.
     kube_api.apply(ingress(ns, "d", "d.example"))
-    status, events = kube_api.watch(path, str(revision), timeout=2)
+    status, events = kube_api.watch(path, str(revision), timeout=5)
     assert not is_gone(status, events), events
     assert [e["object"]["metadata"]["name"] for e in events] == ["d"]
 
