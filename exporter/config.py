@@ -574,12 +574,15 @@ def read_stable(path: str | Path, source: str | None = None) -> bytes:
     A file is stable when it was last modified at least :data:`SETTLE_SECONDS` before it
     was read and its modification time, size and inode were the same before and after
     the reading; one changed more recently is read again after the settle time and used
-    only when both readings are the same. A file still changing after
-    :data:`STABLE_WAIT_SECONDS` is refused. Raises :class:`ConfigError`.
+    only when both readings are the same, bytes, modification time, size and inode (equal
+    bytes alone may be the same prefix of two rewrites). An empty reading is never taken
+    as settled by its modification time: a truncation can show the size 0 before the new
+    time. A file still changing after :data:`STABLE_WAIT_SECONDS` is refused. Raises
+    :class:`ConfigError`.
     """
     source = str(path) if source is None else source
     deadline = time.monotonic() + STABLE_WAIT_SECONDS
-    previous: bytes | None = None
+    previous: tuple[bytes, tuple[int, int, int]] | None = None
     while True:
         try:
             before = os.stat(path)
@@ -596,13 +599,10 @@ def read_stable(path: str | Path, source: str | None = None) -> bytes:
             after = os.stat(path)
         except OSError as exc:
             raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
-        same = (before.st_mtime_ns, before.st_size, before.st_ino) == (
-            after.st_mtime_ns,
-            after.st_size,
-            after.st_ino,
-        )
-        settled = time.time_ns() - after.st_mtime_ns >= SETTLE_SECONDS * 1e9
-        if same and (settled or data == previous):
+        identity = (after.st_mtime_ns, after.st_size, after.st_ino)
+        same = (before.st_mtime_ns, before.st_size, before.st_ino) == identity
+        settled = bool(data) and time.time_ns() - after.st_mtime_ns >= SETTLE_SECONDS * 1e9
+        if same and (settled or previous == (data, identity)):
             return data
         if time.monotonic() >= deadline:
             raise ConfigError(
@@ -612,7 +612,7 @@ def read_stable(path: str | Path, source: str | None = None) -> bytes:
                     "not applied (write it elsewhere and rename it over)"
                 ],
             )
-        previous = data if same else None
+        previous = (data, identity) if same else None
         time.sleep(SETTLE_SECONDS)
 
 

@@ -268,6 +268,43 @@ def test_a_file_written_just_now_is_read_again(
         assert pauses == expected, age
 
 
+def test_equal_bytes_of_another_write_are_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two readings a pause apart agree only when the bytes and the file's time, size and
+    inode do: the same bytes may be the same first part of two rewrites of the file."""
+    now = time.time_ns()
+    monkeypatch.setattr(exporter.config.time, "time_ns", lambda: now)
+    path = tmp_path / "c.yml"
+    path.write_text("domains: []\n")
+    os.utime(path, ns=(now, now))  # just written: read again after a pause
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        if not pauses:  # rewritten during the first pause, same bytes, a new time
+            path.write_text("domains: []\n")
+            os.utime(path, ns=(now - 1, now - 1))
+        pauses.append(seconds)
+
+    monkeypatch.setattr(exporter.config.time, "sleep", pause)
+    assert read_stable(path) == b"domains: []\n"
+    assert pauses == [exporter.config.SETTLE_SECONDS] * 2
+
+
+def test_an_empty_reading_is_never_settled_by_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A truncation can show the size 0 before the file's new time: an empty reading with
+    an old time is read again after a pause, and taken only when it is still empty."""
+    pauses: list[float] = []
+    monkeypatch.setattr(exporter.config.time, "sleep", pauses.append)
+    path = tmp_path / "c.yml"
+    path.write_bytes(b"")
+    os.utime(path, ns=(0, 0))
+    assert read_stable(path) == b""
+    assert pauses == [exporter.config.SETTLE_SECONDS]
+
+
 def test_a_file_that_keeps_changing_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
