@@ -137,6 +137,20 @@ class ExporterProcess:
     def wait_ready(self, timeout: float = 30) -> None:
         wait_for(lambda: self.request("/-/ready")[0] == 200, timeout, "never ready", self)
 
+    def logged(
+        self, match: Callable[[dict[str, Any]], bool], count: int = 1, timeout: float = 15
+    ) -> list[dict[str, Any]]:
+        """The log entries ``match`` accepts, once there are at least ``count`` of them.
+
+        A thread reads the log from the exporter's stderr: an entry may trail the reply of
+        the request that caused it, so a test waits for it here instead of looking once."""
+
+        def matching() -> list[dict[str, Any]]:
+            return [entry for entry in list(self.logs) if match(entry)]
+
+        wait_for(lambda: len(matching()) >= count, timeout, f"fewer than {count} entries", self)
+        return matching()
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
