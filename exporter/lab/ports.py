@@ -18,6 +18,8 @@ import random
 import socket
 from pathlib import Path
 
+from exporter.records import Family
+
 __all__ = ["MINIMUM_SPAN", "ephemeral_range", "free_port"]
 
 #: The lowest port picked (well-known and registered exporter ports stay untouched).
@@ -38,8 +40,12 @@ def ephemeral_range(path: Path = _RANGE) -> tuple[int, int]:
     return low, high
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if Family.of(host) is Family.IPV6 else socket.AF_INET
+
+
 def _free_for_both(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = _family(host)
     with (
         socket.socket(family, socket.SOCK_STREAM) as tcp,
         socket.socket(family, socket.SOCK_DGRAM) as udp,
@@ -60,9 +66,8 @@ def free_port(host: str = "127.0.0.1") -> int:
             port = _random.randrange(FLOOR, low)
             if _free_for_both(host, port):
                 return port
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50):
-        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+        with socket.socket(_family(host), socket.SOCK_DGRAM) as udp:
             udp.bind((host, 0))
             port = int(udp.getsockname()[1])
         if _free_for_both(host, port):

@@ -17,9 +17,8 @@ import gc
 import resource
 import socket
 import struct
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -30,6 +29,7 @@ from exporter.http01 import Validator
 from exporter.lab import servers as L
 from exporter.records import ProblemType, Reason, ValidationResult
 from tests.integration.lab_validation import KA, TOKEN, site, validator
+from tests.timing import loop_lateness, thread_lateness
 
 BUDGET = 1.5  # the validation deadline of the cases that end at it
 SLACK = 0.75  # what ending there may add: the verdict, the healthy domain's answer
@@ -73,28 +73,6 @@ class Run:
         machine's lateness allow, and burnt no CPU meanwhile."""
         assert deadline - 0.1 < self.elapsed < deadline + SLACK + self.lag, self
         assert self.cpu < CPU, self
-
-
-@contextlib.contextmanager
-def thread_lateness() -> Iterator[Callable[[], float]]:
-    """A thread sleeping 10 ms at a time; gives its worst lateness so far."""
-    worst = [0.0]
-    stop = threading.Event()
-
-    def tick() -> None:
-        while True:
-            due = time.monotonic() + 0.01
-            if stop.wait(0.01):
-                return
-            worst[0] = max(worst[0], time.monotonic() - due)
-
-    ticker = threading.Thread(target=tick, name="lateness", daemon=True)
-    ticker.start()
-    try:
-        yield lambda: worst[0]
-    finally:
-        stop.set()
-        ticker.join()
 
 
 async def judge(lab: L.Lab, name: str, **settings: Any) -> Run:
@@ -502,36 +480,26 @@ async def _fleet(
     v = build_validator(config)
     semaphore = asyncio.Semaphore(1000)
     before = max_rss_mib()
-    loop = asyncio.get_running_loop()
-    lateness = [0.0]
+    async with loop_lateness(0.05) as lateness:
 
-    async def ticker() -> None:
-        while True:
-            due = loop.time() + 0.05
-            await asyncio.sleep(0.05)
-            lateness[0] = max(lateness[0], loop.time() - due)
+        async def one(name: str) -> ValidationResult:
+            async with semaphore:
+                return await v.validate(name, token=TOKEN, key_authorization=KA)
 
-    ticking = asyncio.create_task(ticker())
-
-    async def one(name: str) -> ValidationResult:
-        async with semaphore:
-            return await v.validate(name, token=TOKEN, key_authorization=KA)
-
-    started = time.monotonic()
-    fleet = asyncio.gather(*(one(f"slow{i}.example.com") for i in range(count)))
-    await asyncio.sleep(3.0)  # the fleet is in full swing
-    # A healthy domain, validated with the production deadline while one core is busy
-    # starting 10,000 validations: it must still pass, not be starved.
-    patient = Validator(
-        dataclasses.replace(build_settings(config), validation_timeout=20.0),
-        build_resolver(config),
-        Dialer(build_router(config)),
-    )
-    probe_started = time.monotonic()
-    good = await patient.validate("healthy.example.net", token=TOKEN, key_authorization=KA)
-    healthy_latency = time.monotonic() - probe_started
-    assert good.success, good.problem
-    results = await fleet
-    ticking.cancel()
-    elapsed = time.monotonic() - started
-    return results, healthy_latency, elapsed, max_rss_mib() - before, lateness[0]
+        started = time.monotonic()
+        fleet = asyncio.gather(*(one(f"slow{i}.example.com") for i in range(count)))
+        await asyncio.sleep(3.0)  # the fleet is in full swing
+        # A healthy domain, validated with the production deadline while one core is busy
+        # starting 10,000 validations: it must still pass, not be starved.
+        patient = Validator(
+            dataclasses.replace(build_settings(config), validation_timeout=20.0),
+            build_resolver(config),
+            Dialer(build_router(config)),
+        )
+        probe_started = time.monotonic()
+        good = await patient.validate("healthy.example.net", token=TOKEN, key_authorization=KA)
+        healthy_latency = time.monotonic() - probe_started
+        assert good.success, good.problem
+        results = await fleet
+        elapsed = time.monotonic() - started
+        return results, healthy_latency, elapsed, max_rss_mib() - before, lateness()

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import loop_lateness
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "exporter"
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -202,14 +204,6 @@ def test_apscheduler_seam(monkeypatch: pytest.MonkeyPatch) -> None:
 
     lateness = [0.0]
 
-    async def tick() -> None:
-        """The loop's worst lateness: how much later than due a timer may run here."""
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + 0.01
-            await asyncio.sleep(0.01)
-            lateness[0] = max(lateness[0], loop.time() - due)
-
     async def main() -> list[tuple[str, float]]:
         clock = APSchedulerClock()
         fired: list[tuple[str, float]] = []
@@ -235,11 +229,11 @@ def test_apscheduler_seam(monkeypatch: pytest.MonkeyPatch) -> None:
                 return cls.fromtimestamp(real.timestamp() - 3600, tz)
 
         monkeypatch.setattr(base, "datetime", HourBehind)
-        ticker = asyncio.create_task(tick())
-        start = clock.time()
-        clock.call_at(start + 0.05, lambda: note("stepped"))
-        await asyncio.sleep(BACKSTOP + 0.5)
-        ticker.cancel()
+        async with loop_lateness(0.01) as late:  # how much later than due a timer runs here
+            start = clock.time()
+            clock.call_at(start + 0.05, lambda: note("stepped"))
+            await asyncio.sleep(BACKSTOP + 0.5)
+            lateness[0] = late()
         clock.close()
         return fired
 
