@@ -56,6 +56,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.lab.ports import free_port
+from exporter.lab.process import cpu_seconds
 from tests.kubeobjects import acme_cluster_issuer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,12 +235,6 @@ def _rss_mib(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def _cpu(pid: int) -> float:
-    """CPU seconds (user + system) ``pid`` has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def _connections(pid: int, port: int) -> int:
     """The established TCP connections of ``pid`` to 127.0.0.1:``port``."""
     inodes = set()
@@ -398,10 +393,10 @@ def _wait_quiet(
     for ``quiet`` seconds; the time from ``since`` until its busy period ended."""
     deadline = time.perf_counter() + timeout
     last_busy = time.perf_counter()
-    cpu = _cpu(pid)
+    cpu = cpu_seconds(pid)
     while time.perf_counter() < deadline:
         time.sleep(0.25)
-        now_cpu = _cpu(pid)
+        now_cpu = cpu_seconds(pid)
         if now_cpu - cpu > 0.25 * (idle_share + 0.04) + 1 / TICK:
             last_busy = time.perf_counter()
         cpu = now_cpu
@@ -487,9 +482,9 @@ def measure_kubernetes(
         try:
             # The idle window: no change in the cluster.
             idle_from, _ = _api_metrics(api)
-            cpu0, t0 = _cpu(pid), time.perf_counter()
+            cpu0, t0 = cpu_seconds(pid), time.perf_counter()
             time.sleep(args.idle)
-            cpu1, t1 = _cpu(pid), time.perf_counter()
+            cpu1, t1 = cpu_seconds(pid), time.perf_counter()
             idle_to, watches = _api_metrics(api)
             out["idle_requests"] = _by_verb(idle_from, idle_to)
             out["idle_watches_open"] = {
@@ -524,18 +519,18 @@ def measure_kubernetes(
                 host = _name(total + args.changes + k)
                 obj = _ingress(_namespace(0), f"quiet-{k}", [host], {"app": "change"})
                 for present in (True, False):
-                    cpu_a, start = _cpu(pid), time.perf_counter()
+                    cpu_a, start = cpu_seconds(pid), time.perf_counter()
                     _change(api, obj, present)
                     time.sleep(1.0)
                     idle = out["idle_cpu_share"] * (time.perf_counter() - start)
-                    cpu_per.append(_cpu(pid) - cpu_a - idle)
+                    cpu_per.append(cpu_seconds(pid) - cpu_a - idle)
             out["add_s"], out["remove_s"] = adds, removes
             out["cpu_per_change"] = statistics.mean(cpu_per)
             out["change_stall"] = max(stalls)
 
             # A burst: every Ingress relabelled at once, its names unchanged.
             ingresses = args.ingresses
-            cpu_a, start = _cpu(pid), time.perf_counter()
+            cpu_a, start = cpu_seconds(pid), time.perf_counter()
             out["burst_apply_s"] = _parallel(
                 api.apply,
                 [_ingress_object(i, {"app": "web", "rev": "2"}) for i in range(ingresses)],
@@ -544,7 +539,7 @@ def measure_kubernetes(
             ended = start + busy
             out["burst_busy_s"] = busy
             out["burst_cpu_s"] = (
-                _cpu(pid) - cpu_a - out["idle_cpu_share"] * (time.perf_counter() - start)
+                cpu_seconds(pid) - cpu_a - out["idle_cpu_share"] * (time.perf_counter() - start)
             )
             out["burst_stall"] = beat.slowest(start, ended)
             out["burst_events"] = ingresses

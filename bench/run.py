@@ -49,10 +49,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.profile import summarise
 from exporter.lab.ports import free_port
+from exporter.lab.process import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-TICK = os.sysconf("SC_CLK_TCK")
 EXPORTER_CORE, LAB_CORE = "0", "1"
 STAMP = 'acme_http01_last_validation_timestamp_seconds{domain="'
 DURATION = 'acme_http01_validation_duration_seconds{domain="'
@@ -72,11 +72,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def peak_rss_mib(pid: int) -> float:

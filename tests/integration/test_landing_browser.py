@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.lab.process import cpu_seconds
 from exporter.lab.showcase import DEMO_FILE_NAMES, SHOWCASE
 from tests.conftest import ROOT
 from tests.integration.procs import ExporterProcess, LabProcess, tool, wait_for, write_config
@@ -427,12 +428,6 @@ def test_fleet_first_page_paging_and_filters(fleet: ExporterProcess) -> None:
     assert len(big.rows) == 1000 and big.where.startswith("page 3 of 10 · rows 2,001–3,000")
     clamped, _ = rendered(fleet, "/?page=100000")
     assert clamped.where.startswith(f"page {pages} of {pages}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """The CPU time (user and system) process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_fleet_page_is_fast(fleet: ExporterProcess) -> None:
